@@ -1,0 +1,61 @@
+#pragma once
+// Reading and writing TorchScript files: the format a PyTorch user brings
+// (torch.jit.trace or torch.jit.script, then .save), and the one `mipin train`
+// writes.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mipin/model/network.h"
+
+namespace mipin {
+
+// Facts about a model that its weights do not tell. Stored as the extra file
+// "mipin.json" inside the TorchScript archive; a model without it still loads.
+struct ModelMetadata {
+  std::vector<int64_t> input_shape;  // per example: [C, H, W] or [features]
+  std::string architecture;          // zoo name, or empty
+  std::string data;                  // data set it was trained on, or empty
+  double test_accuracy = -1;         // < 0: unknown
+};
+
+struct ImportOptions {
+  // Overrides the input shape stored in the file.
+  std::vector<int64_t> input_shape;
+  // Fold BatchNorm2d into the preceding Conv2d (on by default; attribution
+  // rules assume folded networks).
+  bool fold_batchnorm = true;
+
+  ImportOptions& with_input_shape(std::vector<int64_t> shape) {
+    input_shape = std::move(shape);
+    return *this;
+  }
+  ImportOptions& with_fold_batchnorm(bool fold) {
+    fold_batchnorm = fold;
+    return *this;
+  }
+};
+
+struct ImportedModel {
+  Network network;
+  ModelMetadata metadata;
+  std::string path;
+  // What the import changed, for the user to read: a dropped softmax, folded
+  // BatchNorm layers, an inferred input shape.
+  std::vector<std::string> notices;
+};
+
+// Loads a TorchScript file and maps its inlined graph's aten ops onto a
+// Network. Throws mipin::Error naming the file and, for an op that has no
+// layer, the op (e.g. "aten::sigmoid").
+ImportedModel load_torchscript(const std::string& path, const ImportOptions& options = {});
+
+// Writes the network as a TorchScript module (loadable by torch.jit.load and
+// by load_torchscript), atomically.
+void save_torchscript(const Network& network, const std::string& path,
+                      const ModelMetadata& metadata);
+
+std::string metadata_to_json(const ModelMetadata& metadata);
+ModelMetadata metadata_from_json(const std::string& text, const std::string& origin);
+
+}  // namespace mipin

@@ -1,0 +1,24 @@
+#pragma once
+// Small built-in models for the demo and the tests.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mipin/model/network.h"
+
+namespace mipin {
+
+// Names accepted by make_architecture: "mlp", "cnn", "vgg-mini".
+std::vector<std::string> architecture_names();
+
+// A freshly initialised network (PyTorch's default initialisation, drawn from
+// LibTorch's global generator: seed it first for reproducible weights).
+//   mlp:      flatten - linear 256 - relu - linear 128 - relu - linear K
+//   cnn:      conv 32 (3x3, pad 1) - relu - maxpool 2 - conv 64 - relu - maxpool 2
+//             - flatten - linear 128 - relu - linear K   (the design's demo CNN)
+//   vgg-mini: 2 x [conv - batchnorm - relu] x 2 blocks (16, 32 channels) with
+//             max pooling, then linear 128 - relu - dropout - linear K
+Network make_architecture(const std::string& name, const std::vector<int64_t>& input_shape,
+                          int64_t num_classes);
+
+}  // namespace mipin

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mipin needs, only when some are missing.
+# Usage: scripts/install-deps.sh            (build, demo and tests)
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config git
+  # LibTorch, and OpenBLAS so that it does not fall back to the slow reference BLAS
+  libtorch-dev libopenblas0-openmp
+  # libraries
+  libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
+  # the built-in data set
+  dataset-fashion-mnist
+  # tests export models from Python exactly as users do
+  python3 python3-torch python3-torchvision python3-numpy python3-pil
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,93 @@
+// mipin info: the layer list mipin imported from a TorchScript file.
+#include <iostream>
+
+#include "common.h"
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/error.h"
+
+namespace mipin::cli {
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  std::string input_shape;
+  CommonOptions common;
+};
+
+void run_info(const InfoOptions& o) {
+  apply_common_options(o.common);
+  ImportOptions import;
+  if (!o.input_shape.empty()) import.with_input_shape(parse_shape(o.input_shape));
+  const ImportedModel m = load_torchscript(o.model, import);
+  const Network& net = m.network;
+  MIPIN_CHECK(!net.input_shape().empty(), "cannot tell the input shape of '", o.model,
+              "' (it has no mipin.json metadata and does not start with a Linear layer); pass "
+              "--input-shape, e.g. --input-shape 3,224,224");
+  const auto shapes = net.shapes(net.input_shape());
+
+  nlohmann::json layers = nlohmann::json::array();
+  std::map<std::string, int> counts;
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& layer = net.layer(i);
+    counts[to_string(layer.kind())]++;
+    layers.push_back({{"index", i},
+                      {"type", to_string(layer.kind())},
+                      {"description", layer.describe()},
+                      {"output_shape", shapes[i + 1]},
+                      {"parameters", layer.parameter_count()}});
+  }
+  if (o.common.json) {
+    print_json({{"model", o.model},
+                {"input_shape", net.input_shape()},
+                {"num_classes", net.num_classes()},
+                {"parameters", net.parameter_count()},
+                {"fingerprint", net.fingerprint()},
+                {"layer_counts", counts},
+                {"notices", m.notices},
+                {"layers", layers}});
+    return;
+  }
+  std::cout << o.model << ": " << net.size() << " layers, " << net.parameter_count()
+            << " parameters, input " << shape_string(net.input_shape()) << ", "
+            << net.num_classes() << " classes\n";
+  for (const auto& notice : m.notices) std::cout << "note: " << notice << "\n";
+  std::cout << "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%4s  %-58s %-18s %12s\n", "#", "layer", "output", "parameters");
+  std::cout << line;
+  for (size_t i = 0; i < net.size(); ++i) {
+    std::snprintf(line, sizeof line, "%4zu  %-58s %-18s %12lld\n", i,
+                  net.layer(i).describe().c_str(), shape_string(shapes[i + 1]).c_str(),
+                  static_cast<long long>(net.layer(i).parameter_count()));
+    std::cout << line;
+  }
+  std::cout << "\n";
+  bool first = true;
+  for (const auto& [kind, count] : counts) {
+    std::cout << (first ? "" : ", ") << count << " " << kind;
+    first = false;
+  }
+  std::cout << "\nfingerprint " << net.fingerprint() << "\n";
+}
+
+}  // namespace
+
+void register_info_command(CLI::App& app) {
+  auto options = std::make_shared<InfoOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "info",
+      "Show the layers mipin imports from a TorchScript model, with output shapes and\n"
+      "parameter counts. BatchNorm is folded into the convolution before it and a final\n"
+      "softmax is dropped, exactly as every other command sees the model.\n\n"
+      "Example: mipin info cnn.pt\n"
+      "         mipin info vgg16.pt --input-shape 3,224,224 --json");
+  cmd->add_option("model", options->model, "TorchScript file (torch.jit.trace/script + save)")
+      ->required();
+  cmd->add_option("--input-shape", options->input_shape,
+                  "Shape of one input, e.g. 3,224,224 (default: stored in the file by mipin or "
+                  "the export script, or the first Linear layer's width)");
+  add_common_options(*cmd, options->common);
+  cmd->callback([options] { run_info(*options); });
+}
+
+}  // namespace mipin::cli

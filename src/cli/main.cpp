@@ -1,0 +1,36 @@
+// The `mipin` command: subcommands over the library.
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "common.h"
+#include "mipin/util/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "mipin explains trained neural networks faithfully.\n\n"
+      "Typical session:\n"
+      "  mipin train --arch cnn --data fashion-mnist --out cnn.pt   # or bring a TorchScript file\n"
+      "  mipin info cnn.pt                                          # what mipin sees in it\n\n"
+      "Run 'mipin <command> --help' for the options of each command.",
+      "mipin"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mipin 0.1.0");
+  mipin::cli::register_train_command(app);
+  mipin::cli::register_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const mipin::Error& e) {
+    std::cerr << "mipin: error: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "mipin: error: " << e.what_without_backtrace() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "mipin: error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

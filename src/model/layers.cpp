@@ -1,0 +1,314 @@
+#include "mipin/model/layers.h"
+
+#include <torch/torch.h>
+
+#include "mipin/model/network.h"
+#include "mipin/util/error.h"
+
+namespace mipin {
+namespace {
+
+std::string pair_string(const Pair& p) {
+  return p[0] == p[1] ? std::to_string(p[0]) : std::to_string(p[0]) + "x" + std::to_string(p[1]);
+}
+
+std::string script_list(const Pair& p) {
+  return "[" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + "]";
+}
+
+at::Tensor clone_or_undefined(const at::Tensor& t) {
+  return t.defined() ? t.detach().clone().set_requires_grad(t.requires_grad()) : t;
+}
+
+// Output length of a sliding window along one axis (PyTorch's formula).
+int64_t window_output(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
+                      bool ceil_mode) {
+  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
+  if (span < 0) return 0;  // the window does not fit even once
+  int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  // With ceil_mode the last window must start inside the input or left padding.
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+void require_chw(const std::vector<int64_t>& in, const std::string& what) {
+  MIPIN_CHECK(in.size() == 3, what, " expects an input of shape [C, H, W], found ",
+              shape_string(in));
+}
+
+std::vector<int64_t> pooled_shape(const std::vector<int64_t>& in, const Pair& kernel,
+                                  const Pair& stride, const Pair& padding, const Pair& dilation,
+                                  bool ceil_mode, const std::string& what) {
+  require_chw(in, what);
+  std::vector<int64_t> out{in[0], 0, 0};
+  for (int a = 0; a < 2; ++a) {
+    out[a + 1] = window_output(in[a + 1], kernel[a], stride[a], padding[a], dilation[a], ceil_mode);
+    MIPIN_CHECK(out[a + 1] > 0, what, " cannot take an input of shape ", shape_string(in),
+                ": the window is larger than the (padded) input");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string to_string(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::Linear: return "Linear";
+    case LayerKind::Conv2d: return "Conv2d";
+    case LayerKind::ReLU: return "ReLU";
+    case LayerKind::MaxPool2d: return "MaxPool2d";
+    case LayerKind::AvgPool2d: return "AvgPool2d";
+    case LayerKind::AdaptiveAvgPool2d: return "AdaptiveAvgPool2d";
+    case LayerKind::Flatten: return "Flatten";
+    case LayerKind::BatchNorm2d: return "BatchNorm2d";
+    case LayerKind::Dropout: return "Dropout";
+  }
+  return "?";
+}
+
+std::vector<at::Tensor> Layer::trainable_parameters() const {
+  std::vector<at::Tensor> out;
+  for (auto& t : tensors()) {
+    if (t.trainable && t.tensor.defined()) out.push_back(t.tensor);
+  }
+  return out;
+}
+
+int64_t Layer::parameter_count() const {
+  int64_t n = 0;
+  for (auto& t : tensors()) {
+    if (t.trainable && t.tensor.defined()) n += t.tensor.numel();
+  }
+  return n;
+}
+
+// ---- Linear -------------------------------------------------------------
+at::Tensor Linear::forward(const at::Tensor& x, LayerRecord*) const {
+  return torch::linear(x, weight, bias);
+}
+
+std::vector<int64_t> Linear::output_shape(const std::vector<int64_t>& in) const {
+  MIPIN_CHECK(in.size() == 1 && in[0] == in_features(), describe(),
+              " expects an input of shape [", in_features(), "], found ", shape_string(in));
+  return {out_features()};
+}
+
+std::string Linear::describe() const {
+  return "Linear(" + std::to_string(in_features()) + ", " + std::to_string(out_features()) +
+         (bias.defined() ? "" : ", bias=False") + ")";
+}
+
+std::string Linear::torchscript(const std::string& x, const std::string& prefix) const {
+  return "torch.linear(" + x + ", self." + prefix + "weight, " +
+         (bias.defined() ? "self." + prefix + "bias" : "None") + ")";
+}
+
+std::unique_ptr<Layer> Linear::clone() const {
+  auto copy = std::make_unique<Linear>(*this);
+  copy->weight = clone_or_undefined(weight);
+  copy->bias = clone_or_undefined(bias);
+  return copy;
+}
+
+std::vector<NamedTensor> Linear::tensors() const {
+  return {{"weight", weight, true}, {"bias", bias, true}};
+}
+
+// ---- Conv2d -------------------------------------------------------------
+at::Tensor Conv2d::forward(const at::Tensor& x, LayerRecord*) const {
+  return torch::conv2d(x, weight, bias, stride, padding, dilation, groups);
+}
+
+std::vector<int64_t> Conv2d::output_shape(const std::vector<int64_t>& in) const {
+  require_chw(in, describe());
+  MIPIN_CHECK(in[0] == in_channels(), describe(), " expects ", in_channels(),
+              " input channels, found an input of shape ", shape_string(in));
+  const Pair kernel{weight.size(2), weight.size(3)};
+  std::vector<int64_t> out{out_channels(), 0, 0};
+  for (int a = 0; a < 2; ++a) {
+    out[a + 1] = window_output(in[a + 1], kernel[a], stride[a], padding[a], dilation[a], false);
+    MIPIN_CHECK(out[a + 1] > 0, describe(), " cannot take an input of shape ", shape_string(in),
+                ": the kernel is larger than the padded input");
+  }
+  return out;
+}
+
+std::string Conv2d::describe() const {
+  std::string s = "Conv2d(" + std::to_string(in_channels()) + ", " +
+                  std::to_string(out_channels()) + ", kernel=" +
+                  pair_string({weight.size(2), weight.size(3)}) + ", stride=" + pair_string(stride) +
+                  ", padding=" + pair_string(padding);
+  if (dilation != Pair{1, 1}) s += ", dilation=" + pair_string(dilation);
+  if (groups != 1) s += ", groups=" + std::to_string(groups);
+  if (!bias.defined()) s += ", bias=False";
+  return s + ")";
+}
+
+std::string Conv2d::torchscript(const std::string& x, const std::string& prefix) const {
+  return "torch.conv2d(" + x + ", self." + prefix + "weight, " +
+         (bias.defined() ? "self." + prefix + "bias" : "None") + ", " + script_list(stride) +
+         ", " + script_list(padding) + ", " + script_list(dilation) + ", " +
+         std::to_string(groups) + ")";
+}
+
+std::unique_ptr<Layer> Conv2d::clone() const {
+  auto copy = std::make_unique<Conv2d>(*this);
+  copy->weight = clone_or_undefined(weight);
+  copy->bias = clone_or_undefined(bias);
+  return copy;
+}
+
+std::vector<NamedTensor> Conv2d::tensors() const {
+  return {{"weight", weight, true}, {"bias", bias, true}};
+}
+
+// ---- ReLU ---------------------------------------------------------------
+at::Tensor ReLU::forward(const at::Tensor& x, LayerRecord*) const { return torch::relu(x); }
+
+std::string ReLU::torchscript(const std::string& x, const std::string&) const {
+  return "torch.relu(" + x + ")";
+}
+
+// ---- MaxPool2d ----------------------------------------------------------
+at::Tensor MaxPool2d::forward(const at::Tensor& x, LayerRecord* record) const {
+  if (record == nullptr) {
+    return torch::max_pool2d(x, kernel, stride, padding, dilation, ceil_mode);
+  }
+  auto [out, indices] =
+      torch::max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode);
+  record->switches = indices;
+  return out;
+}
+
+std::vector<int64_t> MaxPool2d::output_shape(const std::vector<int64_t>& in) const {
+  return pooled_shape(in, kernel, stride, padding, dilation, ceil_mode, describe());
+}
+
+std::string MaxPool2d::describe() const {
+  std::string s = "MaxPool2d(kernel=" + pair_string(kernel) + ", stride=" + pair_string(stride);
+  if (padding != Pair{0, 0}) s += ", padding=" + pair_string(padding);
+  if (dilation != Pair{1, 1}) s += ", dilation=" + pair_string(dilation);
+  if (ceil_mode) s += ", ceil_mode=True";
+  return s + ")";
+}
+
+std::string MaxPool2d::torchscript(const std::string& x, const std::string&) const {
+  return "torch.max_pool2d(" + x + ", " + script_list(kernel) + ", " + script_list(stride) + ", " +
+         script_list(padding) + ", " + script_list(dilation) + ", " +
+         (ceil_mode ? "True" : "False") + ")";
+}
+
+// ---- AvgPool2d ----------------------------------------------------------
+at::Tensor AvgPool2d::forward(const at::Tensor& x, LayerRecord*) const {
+  return torch::avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad);
+}
+
+std::vector<int64_t> AvgPool2d::output_shape(const std::vector<int64_t>& in) const {
+  return pooled_shape(in, kernel, stride, padding, {1, 1}, ceil_mode, describe());
+}
+
+std::string AvgPool2d::describe() const {
+  std::string s = "AvgPool2d(kernel=" + pair_string(kernel) + ", stride=" + pair_string(stride);
+  if (padding != Pair{0, 0}) s += ", padding=" + pair_string(padding);
+  if (ceil_mode) s += ", ceil_mode=True";
+  if (!count_include_pad) s += ", count_include_pad=False";
+  return s + ")";
+}
+
+std::string AvgPool2d::torchscript(const std::string& x, const std::string&) const {
+  return "torch.avg_pool2d(" + x + ", " + script_list(kernel) + ", " + script_list(stride) + ", " +
+         script_list(padding) + ", " + (ceil_mode ? "True" : "False") + ", " +
+         (count_include_pad ? "True" : "False") + ")";
+}
+
+// ---- AdaptiveAvgPool2d --------------------------------------------------
+at::Tensor AdaptiveAvgPool2d::forward(const at::Tensor& x, LayerRecord*) const {
+  return torch::adaptive_avg_pool2d(x, output_size);
+}
+
+std::vector<int64_t> AdaptiveAvgPool2d::output_shape(const std::vector<int64_t>& in) const {
+  require_chw(in, describe());
+  return {in[0], output_size[0], output_size[1]};
+}
+
+std::string AdaptiveAvgPool2d::describe() const {
+  return "AdaptiveAvgPool2d(output_size=" + pair_string(output_size) + ")";
+}
+
+std::string AdaptiveAvgPool2d::torchscript(const std::string& x, const std::string&) const {
+  return "torch.adaptive_avg_pool2d(" + x + ", " + script_list(output_size) + ")";
+}
+
+// ---- Flatten ------------------------------------------------------------
+at::Tensor Flatten::forward(const at::Tensor& x, LayerRecord*) const { return x.flatten(1); }
+
+std::vector<int64_t> Flatten::output_shape(const std::vector<int64_t>& in) const {
+  int64_t n = 1;
+  for (auto d : in) n *= d;
+  return {n};
+}
+
+std::string Flatten::torchscript(const std::string& x, const std::string&) const {
+  return "torch.flatten(" + x + ", 1)";
+}
+
+// ---- BatchNorm2d --------------------------------------------------------
+at::Tensor BatchNorm2d::forward(const at::Tensor& x, LayerRecord*) const {
+  return torch::batch_norm(x, weight, bias, running_mean, running_var, training_, momentum, eps,
+                           false);
+}
+
+std::vector<int64_t> BatchNorm2d::output_shape(const std::vector<int64_t>& in) const {
+  require_chw(in, describe());
+  MIPIN_CHECK(in[0] == running_mean.size(0), describe(), " expects ", running_mean.size(0),
+              " channels, found an input of shape ", shape_string(in));
+  return in;
+}
+
+std::string BatchNorm2d::describe() const {
+  return "BatchNorm2d(" + std::to_string(running_mean.size(0)) + ")";
+}
+
+std::string BatchNorm2d::torchscript(const std::string& x, const std::string& prefix) const {
+  const std::string p = "self." + prefix;
+  return "torch.batch_norm(" + x + ", " + p + "weight, " + p + "bias, " + p + "running_mean, " +
+         p + "running_var, False, " + std::to_string(momentum) + ", " + std::to_string(eps) +
+         ", False)";
+}
+
+std::unique_ptr<Layer> BatchNorm2d::clone() const {
+  auto copy = std::make_unique<BatchNorm2d>(*this);
+  copy->weight = clone_or_undefined(weight);
+  copy->bias = clone_or_undefined(bias);
+  copy->running_mean = clone_or_undefined(running_mean);
+  copy->running_var = clone_or_undefined(running_var);
+  return copy;
+}
+
+std::vector<NamedTensor> BatchNorm2d::tensors() const {
+  return {{"weight", weight, true},
+          {"bias", bias, true},
+          {"running_mean", running_mean, false},
+          {"running_var", running_var, false}};
+}
+
+// ---- Dropout ------------------------------------------------------------
+at::Tensor Dropout::forward(const at::Tensor& x, LayerRecord*) const {
+  return training_ ? torch::dropout(x, p, true) : x;
+}
+
+std::string Dropout::describe() const {
+  std::ostringstream s;
+  s << "Dropout(p=" << p << ")";
+  return s.str();
+}
+
+std::string Dropout::torchscript(const std::string& x, const std::string&) const {
+  // Exported models are for inference (train=False), yet keep the layer
+  // visible to anyone reading the graph.
+  std::ostringstream s;
+  s << "torch.dropout(" << x << ", " << p << ", False)";
+  return s.str();
+}
+
+}  // namespace mipin

@@ -1,0 +1,64 @@
+#include "mipin/util/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <optional>
+
+namespace mipin {
+namespace {
+std::optional<bool>& enabled_override() {
+  static std::optional<bool> value;
+  return value;
+}
+bool enabled() {
+  if (enabled_override()) return *enabled_override();
+  return isatty(STDERR_FILENO) == 1;
+}
+}  // namespace
+
+void Progress::set_enabled(bool on) { enabled_override() = on; }
+
+Progress::Progress(std::string label, int64_t total)
+    : label_(std::move(label)), total_(total < 1 ? 1 : total),
+      start_(std::chrono::steady_clock::now()), last_draw_(start_) {
+  draw(true);
+}
+
+Progress::~Progress() { finish(); }
+
+void Progress::advance(int64_t steps) {
+  done_ += steps;
+  if (done_ > total_) done_ = total_;
+  draw(false);
+}
+
+void Progress::set_status(std::string status) { status_ = std::move(status); }
+
+void Progress::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (!enabled()) return;
+  draw(true);
+  std::fputc('\n', stderr);
+  std::fflush(stderr);
+}
+
+void Progress::draw(bool force) {
+  if (!enabled()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && done_ < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  constexpr int kWidth = 30;
+  const double fraction = static_cast<double>(done_) / static_cast<double>(total_);
+  const int filled = static_cast<int>(fraction * kWidth);
+  std::string bar(static_cast<size_t>(filled), '#');
+  bar.resize(kWidth, '.');
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : 0.0;
+  std::fprintf(stderr, "\r%-18s [%s] %3d%%  %5.0fs elapsed, %4.0fs left  %s\x1b[K", label_.c_str(),
+               bar.c_str(), static_cast<int>(fraction * 100), elapsed, eta, status_.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace mipin

@@ -1,0 +1,85 @@
+#include "mipin/zoo/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <random>
+
+#include "mipin/util/error.h"
+#include "mipin/util/progress.h"
+
+namespace mipin {
+
+TrainResult train(Network& network, const Dataset& data, const TrainOptions& options) {
+  MIPIN_CHECK(options.epochs >= 1, "epochs must be at least 1, found ", options.epochs);
+  MIPIN_CHECK(options.batch_size >= 1, "batch size must be at least 1, found ", options.batch_size);
+  MIPIN_CHECK(data.size() > 0, "the training data '", data.name(), "' is empty");
+  MIPIN_CHECK(data.num_classes() <= network.num_classes(), "the data '", data.name(), "' has ",
+              data.num_classes(), " classes but the model outputs ", network.num_classes());
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t n = options.max_examples > 0 ? std::min(options.max_examples, data.size())
+                                             : data.size();
+  torch::manual_seed(options.seed);
+  std::mt19937_64 shuffle_rng(options.seed);
+
+  auto parameters = network.trainable_parameters();
+  for (auto& p : parameters) p.set_requires_grad(true);
+  torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(options.learning_rate));
+  network.set_training(true);
+
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
+  TrainResult result;
+  result.examples_seen = n;
+  for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
+    std::shuffle(order.begin(), order.end(), shuffle_rng);
+    std::unique_ptr<Progress> progress;
+    if (options.show_progress) {
+      progress = std::make_unique<Progress>(
+          "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options.epochs), batches);
+    }
+    double loss_sum = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      const auto first = order.begin() + b * options.batch_size;
+      const auto last = order.begin() + std::min((b + 1) * options.batch_size, n);
+      const Batch batch = data.gather(std::vector<int64_t>(first, last));
+      optimizer.zero_grad();
+      const at::Tensor loss = torch::cross_entropy_loss(network.forward(batch.inputs), batch.labels);
+      loss.backward();
+      optimizer.step();
+      const double l = loss.item<double>();
+      MIPIN_CHECK(std::isfinite(l), "training diverged (loss ", l, ") in epoch ", epoch + 1,
+                  "; try a smaller learning rate");
+      loss_sum += l * static_cast<double>(last - first);
+      if (progress) {
+        char status[32];
+        std::snprintf(status, sizeof status, "loss %.4f", l);
+        progress->set_status(status);
+        progress->advance();
+      }
+    }
+    result.final_loss = loss_sum / static_cast<double>(n);
+  }
+  network.set_training(false);
+  for (auto& p : parameters) p.set_requires_grad(false);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+double accuracy(const Network& network, const Dataset& data, int64_t max_examples,
+                int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = max_examples > 0 ? std::min(max_examples, data.size()) : data.size();
+  MIPIN_CHECK(n > 0, "cannot measure accuracy on the empty data set '", data.name(), "'");
+  int64_t correct = 0;
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    const Batch batch = data.get(begin, std::min(begin + batch_size, n));
+    correct += network.forward(batch.inputs).argmax(1).eq(batch.labels).sum().item<int64_t>();
+  }
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+}  // namespace mipin

@@ -1,0 +1,70 @@
+#include "support/test_support.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace mipin::test {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path_ = (fs::temp_directory_path() / ("mipin-test-" + std::to_string(rd()))).string();
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+CommandResult run_command(const std::string& command_line) {
+  TempDir dir;
+  const std::string out = dir.file("stdout"), err = dir.file("stderr");
+  const std::string full = command_line + " >" + out + " 2>" + err + " </dev/null";
+  const int status = std::system(full.c_str());
+  CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_text(out);
+  result.err = read_text(err);
+  return result;
+}
+
+CommandResult run_cli(const std::string& args) {
+  return run_command(std::string("'") + MIPIN_CLI + "' " + args);
+}
+
+CommandResult run_python(const std::string& script) {
+  TempDir dir;
+  const std::string path = dir.file("script.py");
+  write_text(path, script);
+  return run_command(std::string("'") + MIPIN_PYTHON + "' " + path);
+}
+
+std::string test_model(const std::string& file_name) {
+  const std::string path = std::string(MIPIN_TEST_MODELS_DIR) + "/" + file_name;
+  if (!fs::exists(path)) {
+    throw std::runtime_error("test model " + path +
+                             " is missing: run the export_test_models test first (ctest fixture)");
+  }
+  return path;
+}
+
+}  // namespace mipin::test

@@ -1,0 +1,43 @@
+#pragma once
+// Shared helpers for the test suite: temporary directories, running the
+// command-line tool and Python, and locating exported test models.
+#include <string>
+
+namespace mipin::test {
+
+// A fresh directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs a shell command line, capturing stdout and stderr separately.
+CommandResult run_command(const std::string& command_line);
+
+// Runs the built `mipin` executable with the given argument string.
+CommandResult run_cli(const std::string& args);
+
+// Runs Debian's python3 (the one with torch and numpy) on a script given as text.
+CommandResult run_python(const std::string& script);
+
+// Path of a model exported by scripts/export_test_models.py.
+std::string test_model(const std::string& file_name);
+
+void write_text(const std::string& path, const std::string& text);
+std::string read_text(const std::string& path);
+
+}  // namespace mipin::test

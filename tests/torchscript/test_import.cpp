@@ -1,0 +1,170 @@
+// Import parity: the Network built from a TorchScript file computes the same
+// logits as the TorchScript module itself.
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "mipin/model/layers.h"
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/error.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+
+std::map<LayerKind, int> count_kinds(const Network& net) {
+  std::map<LayerKind, int> counts;
+  for (size_t i = 0; i < net.size(); ++i) counts[net.layer(i).kind()]++;
+  return counts;
+}
+
+// Max |a - b| relative to the logits' scale (max |b|).
+double relative_difference(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / std::max(1e-12, b.abs().max().item<double>());
+}
+
+at::Tensor module_logits(const std::string& path, const at::Tensor& x) {
+  torch::jit::Module module = torch::jit::load(path);
+  module.eval();
+  torch::NoGradGuard no_grad;
+  return module.forward({x}).toTensor();
+}
+
+struct ParityCase {
+  std::string file;
+  int64_t batch;
+  bool has_softmax;
+};
+
+class ImportParity : public ::testing::TestWithParam<ParityCase> {};
+
+TEST_P(ImportParity, NetworkMatchesTorchScriptModule) {
+  const ParityCase c = GetParam();
+  const std::string path = test::test_model(c.file);
+  const ImportedModel imported = load_torchscript(path);
+  ASSERT_FALSE(imported.network.input_shape().empty());
+  std::vector<int64_t> shape{c.batch};
+  for (auto d : imported.network.input_shape()) shape.push_back(d);
+  torch::manual_seed(42);
+  const at::Tensor x = torch::randn(shape);
+  at::Tensor expected = module_logits(path, x);
+  torch::NoGradGuard no_grad;
+  const at::Tensor ours = imported.network.forward(x);
+  if (c.has_softmax) {
+    // mipin explains logits: the dropped softmax is the only difference.
+    const bool log = expected.le(0).all().item<bool>();
+    expected = log ? expected : expected.log();
+    ASSERT_EQ(imported.notices.empty(), false);
+    const at::Tensor ours_log = torch::log_softmax(ours, 1);
+    EXPECT_LE(relative_difference(ours_log, expected), 1e-4) << c.file;
+  } else {
+    EXPECT_LE(relative_difference(ours, expected), 1e-4) << c.file;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ExportedModels, ImportParity,
+    ::testing::Values(ParityCase{"zoo_cnn.pt", 8, false}, ParityCase{"zoo_cnn_scripted.pt", 8, false},
+                      ParityCase{"zoo_mlp.pt", 8, false}, ParityCase{"zoo_vgg_mini.pt", 8, false},
+                      ParityCase{"mlp_scripted.pt", 8, true}, ParityCase{"view_cnn.pt", 4, true},
+                      ParityCase{"view_cnn_scripted.pt", 4, true}, ParityCase{"vgg16.pt", 2, false},
+                      ParityCase{"vgg11_bn.pt", 2, false}),
+    [](const auto& info) {
+      std::string name = info.param.file.substr(0, info.param.file.find('.'));
+      return name;
+    });
+
+TEST(Import, Vgg16HasThirteenConvolutionsAndThreeLinearLayers) {
+  const ImportedModel m = load_torchscript(test::test_model("vgg16.pt"));
+  auto counts = count_kinds(m.network);
+  EXPECT_EQ(counts[LayerKind::Conv2d], 13);
+  EXPECT_EQ(counts[LayerKind::Linear], 3);
+  EXPECT_EQ(counts[LayerKind::MaxPool2d], 5);
+  EXPECT_EQ(m.network.num_classes(), 1000);
+  EXPECT_EQ(m.network.input_shape(), (std::vector<int64_t>{3, 224, 224}));
+}
+
+TEST(Import, Vgg11BatchNormIsFoldedAway) {
+  const ImportedModel m = load_torchscript(test::test_model("vgg11_bn.pt"));
+  auto counts = count_kinds(m.network);
+  EXPECT_EQ(counts[LayerKind::BatchNorm2d], 0);
+  EXPECT_EQ(counts[LayerKind::Conv2d], 8);
+  // Without folding the same file keeps its 8 BatchNorm2d layers.
+  const ImportedModel raw =
+      load_torchscript(test::test_model("vgg11_bn.pt"), ImportOptions{}.with_fold_batchnorm(false));
+  EXPECT_EQ(count_kinds(raw.network)[LayerKind::BatchNorm2d], 8);
+}
+
+TEST(Import, HandWrittenForwardMapsEveryLayerType) {
+  const ImportedModel m = load_torchscript(test::test_model("view_cnn.pt"));
+  auto counts = count_kinds(m.network);
+  EXPECT_EQ(counts[LayerKind::AvgPool2d], 1);
+  EXPECT_EQ(counts[LayerKind::AdaptiveAvgPool2d], 1);
+  EXPECT_EQ(counts[LayerKind::Flatten], 1);
+  const auto& conv2 = static_cast<const Conv2d&>(m.network.layer(2));
+  EXPECT_EQ(conv2.groups, 2);
+  EXPECT_EQ(conv2.dilation, (Pair{2, 2}));
+  EXPECT_FALSE(conv2.bias.defined());
+  const auto& conv1 = static_cast<const Conv2d&>(m.network.layer(0));
+  EXPECT_EQ(conv1.stride, (Pair{2, 2}));
+}
+
+TEST(Import, UnsupportedOpIsNamed) {
+  try {
+    load_torchscript(test::test_model("unsupported_sigmoid.pt"));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("aten::sigmoid"), std::string::npos) << e.what();
+  }
+  try {
+    load_torchscript(test::test_model("unsupported_residual.pt"));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("aten::add"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("residual"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Import, InputShapeOverrideIsValidated) {
+  const std::string path = test::test_model("zoo_cnn.pt");
+  for (std::vector<int64_t> wrong : {std::vector<int64_t>{3, 28, 28}, {1, 32, 32}}) {
+    try {
+      load_torchscript(path, ImportOptions{}.with_input_shape(wrong));
+      FAIL() << "expected an error for input shape " << shape_string(wrong);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cannot take inputs of shape"), std::string::npos)
+          << e.what();
+    }
+  }
+  const ImportedModel m = load_torchscript(path);
+  try {
+    m.network.forward(torch::randn({1, 1, 32, 32}));
+    FAIL() << "expected an input shape error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input shape mismatch"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Export, SavedNetworkReloadsWithSameLogitsInMipinAndPython) {
+  test::TempDir dir;
+  const ImportedModel m = load_torchscript(test::test_model("zoo_vgg_mini.pt"),
+                                           ImportOptions{}.with_fold_batchnorm(false));
+  const std::string out = dir.file("resaved.pt");
+  ModelMetadata meta;
+  meta.input_shape = m.network.input_shape();
+  save_torchscript(m.network, out, meta);
+  torch::manual_seed(3);
+  const at::Tensor x = torch::randn({4, 1, 28, 28});
+  torch::NoGradGuard no_grad;
+  const at::Tensor expected = m.network.forward(x);
+  EXPECT_LE(relative_difference(load_torchscript(out).network.forward(x), expected), 1e-5);
+  EXPECT_LE(relative_difference(module_logits(out, x), expected), 1e-5);
+  // Python loads it as a user would.
+  const auto r = test::run_python("import torch\nm = torch.jit.load('" + out +
+                                  "')\nprint(tuple(m(torch.zeros(2, 1, 28, 28)).shape))\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(2, 10)"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace mipin

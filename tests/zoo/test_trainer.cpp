@@ -1,0 +1,75 @@
+// The zoo and the trainer: architectures build, training learns, and the same
+// seed gives the same model.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "mipin/data/dataset.h"
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/error.h"
+#include "mipin/zoo/architectures.h"
+#include "mipin/zoo/trainer.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+
+// Two classes of 1x8x8 images told apart by which half is brighter.
+std::unique_ptr<Dataset> halves(int64_t n, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  at::Tensor labels = torch::randint(0, 2, {n}, gen, torch::kLong);
+  at::Tensor x = torch::rand({n, 1, 8, 8}, gen) * 0.5;
+  const at::Tensor left = labels.eq(0).view({n, 1, 1, 1}).to(torch::kFloat);
+  x.slice(3, 0, 4).add_(left * 0.5);
+  x.slice(3, 4, 8).add_((1 - left) * 0.5);
+  return make_tensor_dataset("halves", x, labels, {}, 2);
+}
+
+TEST(Zoo, EveryArchitectureBuildsForItsInputAndClassCount) {
+  for (const auto& name : architecture_names()) {
+    torch::manual_seed(0);
+    const Network net = make_architecture(name, {1, 28, 28}, 10);
+    EXPECT_EQ(net.num_classes(), 10) << name;
+    EXPECT_EQ(net.forward(torch::randn({2, 1, 28, 28})).sizes().vec(),
+              (std::vector<int64_t>{2, 10}))
+        << name;
+  }
+  EXPECT_THROW(make_architecture("resnet", {1, 28, 28}, 10), Error);
+  EXPECT_THROW(make_architecture("cnn", {784}, 10), Error);
+}
+
+TEST(Trainer, LearnsASeparableTaskAndIsReproducible) {
+  const auto train_data = halves(512, 1);
+  const auto test_data = halves(256, 2);
+  auto run = [&](uint64_t seed) {
+    torch::manual_seed(seed);
+    Network net = make_architecture("cnn", {1, 8, 8}, 2);
+    train(net, *train_data,
+          TrainOptions{}.with_epochs(2).with_batch_size(32).with_seed(seed).with_progress(false));
+    return net;
+  };
+  const Network a = run(7);
+  const Network b = run(7);
+  const Network c = run(8);
+  EXPECT_EQ(a.fingerprint(), b.fingerprint());
+  EXPECT_NE(a.fingerprint(), c.fingerprint());
+  EXPECT_GE(accuracy(a, *test_data), 0.95);
+}
+
+TEST(Trainer, BatchNormStatisticsAreLearnedAndExported) {
+  const auto data = halves(256, 3);
+  torch::manual_seed(0);
+  Network net = make_architecture("vgg-mini", {1, 8, 8}, 2);
+  train(net, *data, TrainOptions{}.with_epochs(1).with_batch_size(64).with_progress(false));
+  test::TempDir dir;
+  ModelMetadata meta;
+  meta.input_shape = net.input_shape();
+  save_torchscript(net, dir.file("m.pt"), meta);
+  const ImportedModel reloaded = load_torchscript(dir.file("m.pt"));
+  const Batch batch = data->get(0, 16);
+  const at::Tensor expected = net.forward(batch.inputs);
+  EXPECT_LE((reloaded.network.forward(batch.inputs) - expected).abs().max().item<double>(),
+            1e-4 * expected.abs().max().item<double>());
+}
+
+}  // namespace
+}  // namespace mipin
