@@ -52,4 +52,40 @@ std::vector<int64_t> parse_shape(const std::string& text) {
 
 void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }
 
+ImportedModel load_model(const std::string& path, const std::string& input_shape, bool quiet) {
+  ImportOptions options;
+  if (!input_shape.empty()) options.with_input_shape(parse_shape(input_shape));
+  ImportedModel m = load_torchscript(path, options);
+  if (!quiet) {
+    for (const auto& notice : m.notices) std::cerr << "note: " << notice << "\n";
+  }
+  return m;
+}
+
+Inverse load_inverse_for(const std::string& path, const Network& network,
+                         const std::string& model_path) {
+  Inverse inverse = Inverse::load(path);
+  try {
+    inverse.check_compatible(network, model_path);
+  } catch (const Error& e) {
+    MIPIN_FAIL("'", path, "': ", e.what());
+  }
+  return inverse;
+}
+
+void check_data_fits_model(const Dataset& data, const Network& network,
+                           const std::string& model_path) {
+  const auto shape = data.sample_shape();
+  if (!network.input_shape().empty()) {
+    MIPIN_CHECK(shape == network.input_shape(), "shape mismatch: the data '", data.name(),
+                "' has examples of shape ", shape_string(shape), " but the model '", model_path,
+                "' takes ", shape_string(network.input_shape()));
+  } else {
+    network.shapes(shape);
+  }
+  const int64_t classes = network.num_classes();
+  MIPIN_CHECK(data.num_classes() <= classes, "the data '", data.name(), "' has ",
+              data.num_classes(), " classes but the model '", model_path, "' outputs ", classes);
+}
+
 }  // namespace mipin::cli

@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "mipin/data/dataset.h"
+#include "mipin/inverse/inverse.h"
+#include "mipin/torchscript/model_file.h"
+
 namespace mipin::cli {
 
 // Options every subcommand takes.
@@ -26,8 +30,23 @@ std::vector<int64_t> parse_shape(const std::string& text);
 // Prints JSON to stdout (for --json).
 void print_json(const nlohmann::json& value);
 
+// Loads a TorchScript model as every command sees it (BatchNorm folded,
+// final softmax dropped); prints the import notices unless quiet.
+ImportedModel load_model(const std::string& path, const std::string& input_shape, bool quiet);
+
+// Loads an inverse and refuses it unless it was fitted for this model.
+Inverse load_inverse_for(const std::string& path, const Network& network,
+                         const std::string& model_path);
+
+// Refuses a data set whose examples the model cannot take, naming both shapes.
+void check_data_fits_model(const Dataset& data, const Network& network,
+                           const std::string& model_path);
+
 // Each subcommand registers itself; main() calls these in order.
 void register_train_command(CLI::App& app);
 void register_info_command(CLI::App& app);
+void register_fit_command(CLI::App& app);
+void register_explain_command(CLI::App& app);
+void register_evaluate_command(CLI::App& app);
 
 }  // namespace mipin::cli

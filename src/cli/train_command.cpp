@@ -18,7 +18,7 @@ struct TrainCommandOptions {
   std::string data = "fashion-mnist";
   std::string out;
   int64_t epochs = 3;
-  int64_t batch_size = 128;
+  int64_t batch_size = 64;
   double learning_rate = 1e-3;
   uint64_t seed = 1;
   int64_t examples = 0;

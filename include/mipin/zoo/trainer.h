@@ -10,7 +10,7 @@ namespace mipin {
 
 struct TrainOptions {
   int64_t epochs = 3;
-  int64_t batch_size = 128;
+  int64_t batch_size = 64;
   double learning_rate = 1e-3;
   uint64_t seed = 1;
   int64_t max_examples = 0;  // 0: the whole training split

@@ -1,0 +1,18 @@
+#pragma once
+// The plain gradient of the target logit with respect to the input (saliency).
+#include "mipin/attribution/method.h"
+#include "mipin/attribution/rule.h"
+
+namespace mipin {
+
+// Rules: the transpose of every layer's (locally) linear map.
+Composite gradient_composite();
+
+class Gradient final : public AttributionMethod {
+ public:
+  std::string name() const override { return "gradient"; }
+  at::Tensor attribute(const Network& network, const at::Tensor& x,
+                       const at::Tensor& targets) const override;
+};
+
+}  // namespace mipin

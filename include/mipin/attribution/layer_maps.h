@@ -1,0 +1,30 @@
+#pragma once
+// The linear maps that several rule sets share: transposes (gradients) of
+// each layer's forward map, and the unpooling/reshaping steps that move a
+// signal from a layer's output back to its input geometry.
+#include <ATen/core/Tensor.h>
+
+#include "mipin/attribution/rule.h"
+#include "mipin/model/layers.h"
+
+namespace mipin::maps {
+
+// x -> conv2d(x, W) transposed, applied to s: conv_transpose2d(s, W) sized to
+// the layer's recorded input.
+at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
+                          const at::Tensor& input);
+// Scatters s to the recorded argmax positions (overlapping windows add up).
+at::Tensor unpool_max(const LayerRecord& record, const at::Tensor& signal);
+// Transpose of average pooling (the gradient): each cell gets s / window size.
+at::Tensor avg_pool_transpose(const AvgPool2d& pool, const LayerRecord& record,
+                              const at::Tensor& signal);
+at::Tensor adaptive_avg_pool_transpose(const LayerRecord& record, const at::Tensor& signal);
+// Pseudo-inverse reading of pooling: every cell of a window gets the pooled value.
+at::Tensor avg_pool_spread(const AvgPool2d& pool, const LayerRecord& record,
+                           const at::Tensor& signal);
+at::Tensor adaptive_avg_pool_spread(const LayerRecord& record, const at::Tensor& signal);
+at::Tensor unflatten(const LayerRecord& record, const at::Tensor& signal);
+// Transpose of an (eval-mode) batch norm: per-channel scale.
+at::Tensor batchnorm_transpose(const BatchNorm2d& bn, const at::Tensor& signal);
+
+}  // namespace mipin::maps

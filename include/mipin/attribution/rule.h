@@ -1,0 +1,62 @@
+#pragma once
+// Attribution as a backward pass: a Rule maps the signal arriving at a
+// layer's output to the signal at its input, using what the forward pass
+// recorded. A Composite says which rule each layer gets. Adding a method means
+// writing rules and a composite, never touching the engine.
+#include <ATen/core/Tensor.h>
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "mipin/model/layer.h"
+
+namespace mipin {
+
+struct RuleContext {
+  const Layer& layer;
+  const LayerRecord& record;  // input, output and switches of this layer
+  size_t index;               // position of the layer in the network
+};
+
+class Rule {
+ public:
+  virtual ~Rule() = default;
+  // signal: [N, ...output shape]; returns [N, ...input shape].
+  virtual at::Tensor backward(const RuleContext& context, const at::Tensor& signal) const = 0;
+};
+
+// A rule written as a lambda, for rules with no state of their own.
+class FunctionRule final : public Rule {
+ public:
+  using Function = std::function<at::Tensor(const RuleContext&, const at::Tensor&)>;
+  explicit FunctionRule(Function f) : f_(std::move(f)) {}
+  at::Tensor backward(const RuleContext& context, const at::Tensor& signal) const override {
+    return f_(context, signal);
+  }
+
+ private:
+  Function f_;
+};
+
+// Maps layer types to rules; a rule for one layer position overrides its type's.
+class Composite {
+ public:
+  explicit Composite(std::string name) : name_(std::move(name)) {}
+
+  Composite& with(LayerKind kind, std::shared_ptr<const Rule> rule);
+  Composite& with_layer(size_t index, std::shared_ptr<const Rule> rule);
+
+  // Throws mipin::Error naming the method and the layer when no rule applies.
+  const Rule& rule_for(const Layer& layer, size_t index) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::map<LayerKind, std::shared_ptr<const Rule>> by_kind_;
+  std::map<size_t, std::shared_ptr<const Rule>> by_index_;
+};
+
+}  // namespace mipin

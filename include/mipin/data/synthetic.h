@@ -1,0 +1,35 @@
+#pragma once
+// Synthetic data with known ground truth.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "mipin/data/dataset.h"
+
+namespace mipin {
+
+// The linear signal/distractor toy that motivates PatternNet (Kindermans et
+// al. 2018): x = a_s s + a_d d + noise, s = +-1 decides the label (s > 0 is
+// class 1), the distractor d ~ N(0, 1) is independent of it. A linear model
+// must cancel a_d, so its weights (the gradient) point away from a_s, while
+// the part of x the output carries is exactly a_s s.
+struct LinearToyOptions {
+  int64_t dimension = 16;
+  double signal_distractor_cosine = 0.7;  // angle between a_s and a_d
+  double distractor_scale = 1.0;
+  double noise = 0.05;
+  uint64_t seed = 0;         // fixes the directions a_s and a_d
+  uint64_t sample_seed = 1;  // fixes the examples: use another for a test split
+};
+
+struct LinearToy {
+  std::unique_ptr<Dataset> data;  // inputs [N, dimension], labels 0/1
+  at::Tensor signal;              // a_s s per example, [N, dimension]
+  at::Tensor signal_direction;    // a_s (unit)
+  at::Tensor distractor_direction;  // a_d (unit)
+};
+
+LinearToy make_linear_toy(int64_t examples, const LinearToyOptions& options = {});
+
+}  // namespace mipin

@@ -1,0 +1,102 @@
+#pragma once
+// MIP-IN: an inverse network, fitted layer by layer from the top, that maps a
+// network's output back to the part of the input the output carries (the
+// source signal). See DESIGN.md section 1.2 for the reading implemented.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mipin/attribution/method.h"
+#include "mipin/attribution/rule.h"
+#include "mipin/data/dataset.h"
+#include "mipin/inverse/options.h"
+#include "mipin/model/network.h"
+
+namespace mipin {
+
+// How well one layer's inverse reconstructs that layer's input.
+struct LayerFit {
+  size_t index = 0;
+  std::string layer;   // description
+  std::string solver;  // "exact" | "iterative"
+  double r2 = 0;       // 1 - SSE / SST over the fitting data
+  double mse = 0;      // mean squared reconstruction error per value
+  double seconds = 0;
+};
+
+class Inverse {
+ public:
+  Inverse() = default;
+  Inverse(InverseOptions options, std::string model_fingerprint)
+      : options_(options), model_fingerprint_(std::move(model_fingerprint)) {}
+
+  // The learned operator U of layer `index` (Linear: [in, out]; Conv2d: the
+  // shape of its weight, applied as a transposed convolution).
+  void set_operator(size_t index, at::Tensor op) { operators_[index] = std::move(op); }
+  const std::map<size_t, at::Tensor>& operators() const { return operators_; }
+
+  // MIP-IN's rules: learned operators for Linear/Conv2d, forward ReLU gates
+  // (per relu mode), unpooling to switches, pooling pseudo-inverses, reshapes.
+  Composite composite() const;
+  // s^L for the whole output: the logits or their softmax, per options.
+  at::Tensor top_signal(const at::Tensor& logits) const;
+
+  // Source signal of the full top signal, [N, ...input shape].
+  at::Tensor source_signal(const Network& network, const at::Tensor& x) const;
+  // Class-wise source signal: s^L = top[target] e_target.
+  at::Tensor explain(const Network& network, const at::Tensor& x, const at::Tensor& targets) const;
+
+  // Refuses a network other than the one the inverse was fitted for.
+  void check_compatible(const Network& network, const std::string& model_name = "") const;
+
+  void save(const std::string& path) const;
+  // Throws mipin::Error for a missing, truncated or corrupt file.
+  static Inverse load(const std::string& path);
+
+  const InverseOptions& options() const { return options_; }
+  const std::string& model_fingerprint() const { return model_fingerprint_; }
+  std::vector<LayerFit>& fits() { return fits_; }
+  const std::vector<LayerFit>& fits() const { return fits_; }
+  std::string data_name;
+  std::string model_name;
+  int64_t examples = 0;
+  double seconds = 0;
+
+ private:
+  InverseOptions options_;
+  std::string model_fingerprint_;
+  std::map<size_t, at::Tensor> operators_;
+  std::vector<LayerFit> fits_;  // top layer first
+};
+
+// s^L for the whole output: the logits themselves or their softmax.
+at::Tensor make_top_signal(TopSignal top, const at::Tensor& logits);
+
+// A fitted layer's inverse applied to the signal at its output: U s for
+// Linear, conv_transpose2d(s, U) with the layer's geometry for Conv2d.
+// layer_input is the recorded input (it fixes the output size).
+at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
+                                  const at::Tensor& signal, const at::Tensor& layer_input);
+
+// Fits the inverse on up to options.examples examples of `data`, streaming
+// batches so memory does not grow with the number of examples.
+Inverse fit_inverse(const Network& network, const Dataset& data, const InverseOptions& options = {});
+
+// MIP-IN as an AttributionMethod (the inverse must outlive it).
+class MipIn final : public AttributionMethod {
+ public:
+  explicit MipIn(const Inverse& inverse) : inverse_(inverse) {}
+  std::string name() const override { return "mipin"; }
+  at::Tensor attribute(const Network& network, const at::Tensor& x,
+                       const at::Tensor& targets) const override {
+    return inverse_.explain(network, x, targets);
+  }
+
+ private:
+  const Inverse& inverse_;
+};
+
+}  // namespace mipin

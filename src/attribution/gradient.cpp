@@ -1,0 +1,64 @@
+#include "mipin/attribution/gradient.h"
+
+#include <torch/torch.h>
+
+#include "mipin/attribution/engine.h"
+#include "mipin/attribution/layer_maps.h"
+
+namespace mipin {
+namespace {
+
+template <typename L>
+const L& as(const RuleContext& c) {
+  return static_cast<const L&>(c.layer);
+}
+
+std::shared_ptr<const Rule> rule(FunctionRule::Function f) {
+  return std::make_shared<FunctionRule>(std::move(f));
+}
+
+}  // namespace
+
+Composite gradient_composite() {
+  Composite c("gradient");
+  c.with(LayerKind::Linear, rule([](const RuleContext& ctx, const at::Tensor& s) {
+     return s.matmul(as<Linear>(ctx).weight);
+   }))
+      .with(LayerKind::Conv2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        const auto& conv = as<Conv2d>(ctx);
+        return maps::conv_transpose(conv, conv.weight, s, ctx.record.input);
+      }))
+      .with(LayerKind::ReLU, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return s * ctx.record.input.gt(0).to(s.scalar_type());
+      }))
+      .with(LayerKind::MaxPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::unpool_max(ctx.record, s);
+      }))
+      .with(LayerKind::AvgPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::avg_pool_transpose(as<AvgPool2d>(ctx), ctx.record, s);
+      }))
+      .with(LayerKind::AdaptiveAvgPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::adaptive_avg_pool_transpose(ctx.record, s);
+      }))
+      .with(LayerKind::Flatten, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::unflatten(ctx.record, s);
+      }))
+      .with(LayerKind::BatchNorm2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::batchnorm_transpose(as<BatchNorm2d>(ctx), s);
+      }))
+      .with(LayerKind::Dropout,
+            rule([](const RuleContext&, const at::Tensor& s) { return s; }));
+  return c;
+}
+
+at::Tensor Gradient::attribute(const Network& network, const at::Tensor& x,
+                               const at::Tensor& targets) const {
+  torch::NoGradGuard no_grad;
+  ForwardRecord record;
+  const at::Tensor logits = network.forward(x, &record);
+  const at::Tensor top =
+      one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
+  return propagate(network, record, gradient_composite(), top);
+}
+
+}  // namespace mipin

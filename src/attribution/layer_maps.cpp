@@ -1,0 +1,97 @@
+#include "mipin/attribution/layer_maps.h"
+
+#include <torch/torch.h>
+
+#include "mipin/util/error.h"
+
+namespace mipin::maps {
+
+at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
+                          const at::Tensor& input) {
+  // The forward map floors partial windows away; output_padding restores the
+  // rows and columns that no window reached so the result matches the input.
+  std::vector<int64_t> output_padding(2);
+  for (int a = 0; a < 2; ++a) {
+    const int64_t k = weight.size(2 + a);
+    const int64_t reached = (signal.size(2 + a) - 1) * conv.stride[a] - 2 * conv.padding[a] +
+                            conv.dilation[a] * (k - 1) + 1;
+    output_padding[a] = input.size(2 + a) - reached;
+  }
+  if (output_padding[0] < std::max(conv.stride[0], conv.dilation[0]) &&
+      output_padding[1] < std::max(conv.stride[1], conv.dilation[1])) {
+    return torch::conv_transpose2d(signal, weight, {}, conv.stride, conv.padding, output_padding,
+                                   conv.groups, conv.dilation);
+  }
+  // Rows beyond the reach of any window (e.g. stride 2 with a large remainder)
+  // receive nothing: pad explicitly.
+  at::Tensor out = torch::conv_transpose2d(signal, weight, {}, conv.stride, conv.padding,
+                                           at::IntArrayRef{0, 0}, conv.groups, conv.dilation);
+  return torch::constant_pad_nd(out, {0, input.size(3) - out.size(3), 0, input.size(2) - out.size(2)});
+}
+
+at::Tensor unpool_max(const LayerRecord& record, const at::Tensor& signal) {
+  MIPIN_CHECK(record.switches.defined(),
+              "max pooling switches were not recorded: run the forward pass with a record");
+  const at::Tensor& input = record.input;
+  at::Tensor out = torch::zeros({input.size(0), input.size(1), input.size(2) * input.size(3)},
+                                signal.options());
+  out.scatter_add_(2, record.switches.flatten(2), signal.flatten(2));
+  return out.view_as(input);
+}
+
+at::Tensor avg_pool_transpose(const AvgPool2d& pool, const LayerRecord& record,
+                              const at::Tensor& signal) {
+  return at::avg_pool2d_backward(signal.contiguous(), record.input, pool.kernel, pool.stride,
+                                 pool.padding, pool.ceil_mode, pool.count_include_pad,
+                                 c10::nullopt);
+}
+
+at::Tensor adaptive_avg_pool_transpose(const LayerRecord& record, const at::Tensor& signal) {
+  return at::_adaptive_avg_pool2d_backward(signal.contiguous(), record.input);
+}
+
+at::Tensor avg_pool_spread(const AvgPool2d& pool, const LayerRecord& record,
+                           const at::Tensor& signal) {
+  // The transpose hands each cell s / divisor. Scaling s by each window's own
+  // divisor first undoes that division. Without count_include_pad the divisor
+  // is the number of real (unpadded) cells, which pooling a ones image counts.
+  const at::Tensor ones = torch::ones_like(record.input.select(0, 0).unsqueeze(0));
+  const int64_t area = pool.kernel[0] * pool.kernel[1];
+  at::Tensor divisor = pool.count_include_pad
+                           ? torch::full_like(signal.select(0, 0).unsqueeze(0), double(area))
+                           : torch::avg_pool2d(ones, pool.kernel, pool.stride, pool.padding,
+                                               pool.ceil_mode, true) *
+                                 double(area);
+  return avg_pool_transpose(pool, record, signal * divisor);
+}
+
+at::Tensor adaptive_avg_pool_spread(const LayerRecord& record, const at::Tensor& signal) {
+  // Window sizes of adaptive pooling vary per output cell: count them.
+  const at::Tensor& input = record.input;
+  const int64_t out_h = signal.size(2), out_w = signal.size(3);
+  const int64_t in_h = input.size(2), in_w = input.size(3);
+  auto extent = [](int64_t i, int64_t out, int64_t in) {
+    const int64_t start = (i * in) / out;
+    const int64_t end = ((i + 1) * in + out - 1) / out;
+    return end - start;
+  };
+  at::Tensor area = torch::empty({1, 1, out_h, out_w}, signal.options());
+  auto a = area.accessor<float, 4>();
+  for (int64_t i = 0; i < out_h; ++i) {
+    for (int64_t j = 0; j < out_w; ++j) {
+      a[0][0][i][j] = static_cast<float>(extent(i, out_h, in_h) * extent(j, out_w, in_w));
+    }
+  }
+  return adaptive_avg_pool_transpose(record, signal * area);
+}
+
+at::Tensor unflatten(const LayerRecord& record, const at::Tensor& signal) {
+  return signal.reshape(record.input.sizes());
+}
+
+at::Tensor batchnorm_transpose(const BatchNorm2d& bn, const at::Tensor& signal) {
+  const at::Tensor scale = bn.weight / torch::sqrt(bn.running_var + bn.eps);
+  return signal * scale.view({1, -1, 1, 1});
+}
+
+}  // namespace mipin::maps

@@ -1,0 +1,117 @@
+// The fitted inverse as a file: the operators, the options, the model's
+// fingerprint, the data it was fitted on and the per-layer fit quality.
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "mipin/inverse/inverse.h"
+#include "mipin/util/atomic_file.h"
+#include "mipin/util/error.h"
+
+namespace mipin {
+namespace {
+
+constexpr const char* kFormat = "mipin-inverse/1";
+
+nlohmann::json options_json(const InverseOptions& o) {
+  return {{"solver", to_string(o.solver)},
+          {"alpha", o.alpha},
+          {"relu_mode", to_string(o.relu_mode)},
+          {"fit_on", to_string(o.fit_on)},
+          {"top", to_string(o.top)},
+          {"batch_size", o.batch_size},
+          {"max_exact_dimension", o.max_exact_dimension},
+          {"iterative_iterations", o.iterative_iterations}};
+}
+
+InverseOptions options_from_json(const nlohmann::json& j) {
+  InverseOptions o;
+  o.solver = parse_solver(j.at("solver"));
+  o.alpha = j.at("alpha");
+  o.relu_mode = parse_relu_mode(j.at("relu_mode"));
+  o.fit_on = parse_fit_on(j.at("fit_on"));
+  o.top = parse_top_signal(j.at("top"));
+  o.batch_size = j.at("batch_size");
+  o.max_exact_dimension = j.at("max_exact_dimension");
+  o.iterative_iterations = j.at("iterative_iterations");
+  return o;
+}
+
+}  // namespace
+
+void Inverse::save(const std::string& path) const {
+  nlohmann::json meta = {{"format", kFormat},
+                         {"model_fingerprint", model_fingerprint_},
+                         {"model", model_name},
+                         {"data", data_name},
+                         {"examples", examples},
+                         {"seconds", seconds},
+                         {"options", options_json(options_)}};
+  meta["layers"] = nlohmann::json::array();
+  for (const auto& f : fits_) {
+    meta["layers"].push_back({{"index", f.index},
+                              {"layer", f.layer},
+                              {"solver", f.solver},
+                              {"r2", f.r2},
+                              {"mse", f.mse},
+                              {"seconds", f.seconds}});
+  }
+  torch::serialize::OutputArchive archive;
+  archive.write("metadata", c10::IValue(meta.dump()));
+  for (const auto& [index, op] : operators_) {
+    archive.write("operator_" + std::to_string(index), op);
+  }
+  write_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+}
+
+Inverse Inverse::load(const std::string& path) {
+  std::error_code ec;
+  MIPIN_CHECK(std::filesystem::exists(path, ec), "inverse file not found: '", path, "'");
+  torch::serialize::InputArchive archive;
+  nlohmann::json meta;
+  try {
+    archive.load_from(path);
+    c10::IValue text;
+    archive.read("metadata", text);
+    meta = nlohmann::json::parse(text.toStringRef());
+  } catch (const c10::Error& e) {
+    MIPIN_FAIL("cannot read the inverse '", path,
+               "': the file is truncated, corrupt or not written by `mipin fit` (",
+               std::string(e.what_without_backtrace()).substr(0, 160), ")");
+  } catch (const nlohmann::json::exception& e) {
+    MIPIN_FAIL("cannot read the inverse '", path, "': its metadata is corrupt (", e.what(), ")");
+  }
+  MIPIN_CHECK(meta.value("format", "") == kFormat, "'", path, "' is not a mipin inverse (format '",
+              meta.value("format", ""), "', expected '", kFormat, "')");
+  try {
+    Inverse inverse(options_from_json(meta.at("options")), meta.at("model_fingerprint"));
+    inverse.model_name = meta.value("model", "");
+    inverse.data_name = meta.value("data", "");
+    inverse.examples = meta.value("examples", int64_t{0});
+    inverse.seconds = meta.value("seconds", 0.0);
+    for (const auto& l : meta.at("layers")) {
+      LayerFit f;
+      f.index = l.at("index");
+      f.layer = l.at("layer");
+      f.solver = l.at("solver");
+      f.r2 = l.at("r2");
+      f.mse = l.at("mse");
+      f.seconds = l.at("seconds");
+      at::Tensor op;
+      archive.read("operator_" + std::to_string(f.index), op);
+      inverse.set_operator(f.index, op);
+      inverse.fits().push_back(f);
+    }
+    return inverse;
+  } catch (const c10::Error& e) {
+    MIPIN_FAIL("cannot read the inverse '", path, "': an operator is missing or corrupt (",
+               std::string(e.what_without_backtrace()).substr(0, 160), ")");
+  } catch (const std::exception& e) {
+    MIPIN_FAIL("cannot read the inverse '", path, "': its metadata is incomplete (", e.what(), ")");
+  }
+}
+
+}  // namespace mipin

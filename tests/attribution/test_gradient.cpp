@@ -1,0 +1,90 @@
+// The rule engine's gradient against autograd through the TorchScript module
+// itself: an independent reference for every layer type's transpose.
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "mipin/attribution/engine.h"
+#include "mipin/attribution/gradient.h"
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/error.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+
+at::Tensor autograd_gradient(const std::string& path, const at::Tensor& x, const at::Tensor& targets) {
+  torch::jit::Module module = torch::jit::load(path);
+  module.eval();
+  at::Tensor input = x.clone().set_requires_grad(true);
+  at::Tensor out = module.forward({input}).toTensor();
+  const bool is_log_softmax = out.le(0).all().item<bool>() &&
+                              out.exp().sum(1).sub(1).abs().max().item<double>() < 1e-4;
+  EXPECT_FALSE(is_log_softmax) << "reference needs a model that returns logits";
+  out.gather(1, targets.unsqueeze(1)).sum().backward();
+  return input.grad();
+}
+
+class GradientParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GradientParity, EqualsAutogradOfTheTorchScriptModule) {
+  const std::string path = test::test_model(GetParam());
+  const ImportedModel m = load_torchscript(path);
+  std::vector<int64_t> shape{3};
+  for (auto d : m.network.input_shape()) shape.push_back(d);
+  torch::manual_seed(5);
+  const at::Tensor x = torch::randn(shape);
+  const at::Tensor targets = torch::tensor({0, 3, 1}, torch::kLong) % m.network.num_classes();
+  const at::Tensor ours = Gradient().attribute(m.network, x, targets);
+  const at::Tensor reference = autograd_gradient(path, x, targets);
+  const double rel = (ours - reference).norm().item<double>() / reference.norm().item<double>();
+  EXPECT_LE(rel, 1e-5) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(ExportedModels, GradientParity,
+                         ::testing::Values("zoo_cnn.pt", "zoo_mlp.pt", "zoo_vgg_mini.pt",
+                                           "zoo_cnn_scripted.pt"),
+                         [](const auto& info) { return info.param.substr(0, info.param.find('.')); });
+
+TEST(Gradient, StridedGroupedAndAveragePooledLayers) {
+  // view_cnn ends in log_softmax, which import drops: compare with autograd
+  // of the imported network's own forward (LibTorch ops, not our rules).
+  const ImportedModel m = load_torchscript(test::test_model("view_cnn.pt"));
+  torch::manual_seed(6);
+  const at::Tensor x = torch::randn({2, 3, 16, 16});
+  const at::Tensor targets = torch::tensor({4, 2}, torch::kLong);
+  at::Tensor input = x.clone().set_requires_grad(true);
+  {
+    torch::AutoGradMode enable(true);
+    m.network.forward(input).gather(1, targets.unsqueeze(1)).sum().backward();
+  }
+  const at::Tensor ours = Gradient().attribute(m.network, x, targets);
+  EXPECT_LE((ours - input.grad()).norm().item<double>() / input.grad().norm().item<double>(), 1e-5);
+}
+
+TEST(Engine, PartialPropagationAndSignalsAreConsistent) {
+  const ImportedModel m = load_torchscript(test::test_model("zoo_cnn.pt"));
+  const at::Tensor x = torch::randn({2, 1, 28, 28});
+  ForwardRecord record;
+  const at::Tensor logits = m.network.forward(x, &record);
+  const Composite c = gradient_composite();
+  std::vector<at::Tensor> signals;
+  const at::Tensor full = propagate(m.network, record, c, logits, 0, &signals);
+  ASSERT_EQ(signals.size(), m.network.size() + 1);
+  EXPECT_TRUE(signals[0].equal(full));
+  for (size_t l = 0; l < m.network.size(); ++l) {
+    EXPECT_EQ(signals[l].sizes(), record.layers[l].input.sizes()) << l;
+    EXPECT_TRUE(propagate(m.network, record, c, logits, l).equal(signals[l])) << l;
+  }
+  EXPECT_THROW(propagate(m.network, ForwardRecord{}, c, logits), Error);
+  Composite empty("nothing");
+  try {
+    propagate(m.network, record, empty, logits);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Linear(128, 10)"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mipin

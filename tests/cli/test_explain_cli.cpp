@@ -1,0 +1,172 @@
+// mipin fit / explain / evaluate from the command line, and their refusals.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "mipin/data/image_folder.h"
+#include "mipin/data/npy.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+namespace fs = std::filesystem;
+
+void expect_error(const test::CommandResult& r, const std::vector<std::string>& fragments) {
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  for (const auto& f : fragments) {
+    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
+  }
+}
+
+// Two trained CNNs on a small image data set, and an inverse for the first.
+class ExplainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    const std::string data = dir_->file("data");
+    fs::create_directories(data);
+    torch::manual_seed(0);
+    for (const char* split : {"train", "test"}) {
+      const int64_t n = std::string(split) == "train" ? 256 : 32;
+      at::Tensor labels = torch::randint(0, 3, {n}, torch::kLong);
+      // Class c is a bright square in corner c.
+      at::Tensor x = torch::rand({n, 1, 12, 12}) * 0.2;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t c = labels[i].item<int64_t>();
+        x[i].slice(1, c * 4, c * 4 + 4).slice(2, c * 4, c * 4 + 4) += 0.8;
+      }
+      write_npy(data + "/" + split + "_x.npy", x);
+      write_npy(data + "/" + split + "_y.npy", labels);
+    }
+    for (const char* seed : {"1", "2"}) {
+      const auto r = test::run_cli("train --arch cnn --data npy:" + data + " --epochs 2 --seed " +
+                                   seed + " --out " + dir_->file(std::string("cnn") + seed + ".pt"));
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const auto fit = test::run_cli("fit --model " + dir_->file("cnn1.pt") + " --data npy:" + data +
+                                   " --out " + dir_->file("cnn1.mipin") + " --json");
+    ASSERT_EQ(fit.exit_code, 0) << fit.err;
+    fit_json_ = new nlohmann::json(nlohmann::json::parse(fit.out));
+  }
+  static void TearDownTestSuite() {
+    delete fit_json_;
+    delete dir_;
+  }
+  static std::string data() { return "npy:" + dir_->file("data"); }
+  static std::string model() { return dir_->file("cnn1.pt"); }
+  static std::string inverse() { return dir_->file("cnn1.mipin"); }
+
+  static test::TempDir* dir_;
+  static nlohmann::json* fit_json_;
+};
+test::TempDir* ExplainCli::dir_ = nullptr;
+nlohmann::json* ExplainCli::fit_json_ = nullptr;
+
+TEST_F(ExplainCli, FitReportsEveryLayer) {
+  const auto& j = *fit_json_;
+  EXPECT_EQ(j["examples"], 256);
+  ASSERT_EQ(j["layers"].size(), 4u);
+  for (const auto& l : j["layers"]) {
+    EXPECT_EQ(l["solver"], "exact");
+    EXPECT_GT(l["r2"].get<double>(), 0.0) << l.dump();
+  }
+}
+
+TEST_F(ExplainCli, ExplainWritesArraysPicturesAndJson) {
+  test::TempDir out;
+  const auto r = test::run_cli("explain --model " + model() + " --method mipin --inverse " + inverse() +
+                               " --data " + data() + " --split test --index 2:6 --json --out " + out.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["explanations"].size(), 4u);
+  for (const auto& e : j["explanations"]) {
+    const at::Tensor a = read_npy(e["files"]["attribution"]);
+    EXPECT_EQ(a.sizes().vec(), (std::vector<int64_t>{1, 12, 12}));
+    EXPECT_EQ(e["target"], e["prediction"]);
+    EXPECT_TRUE(fs::exists(e["files"]["heatmap"].get<std::string>()));
+    EXPECT_EQ(read_image(e["files"]["overlay"]).size(0), 3);
+    EXPECT_TRUE(fs::exists(out.file(e["name"].get<std::string>() + ".json")));
+  }
+  const at::Tensor grid = read_image(j["grid"]);
+  EXPECT_EQ(grid.size(0), 3);
+  EXPECT_GT(grid.size(2), grid.size(1));  // one column per example, three rows
+  // The gradient works the same way, from a PNG input too.
+  write_png(out.file("in.png"), torch::randint(0, 255, {1, 12, 12}).to(torch::kByte));
+  const auto g = test::run_cli("explain --model " + model() + " --method gradient --input " +
+                               out.file("in.png") + " --target 2 --out " + out.file("grad"));
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_TRUE(fs::exists(out.file("grad/in.npy")));
+  EXPECT_TRUE(fs::exists(out.file("grad/grid.png")));
+}
+
+TEST_F(ExplainCli, EvaluateWritesTheDocumentedKeys) {
+  const auto r = test::run_cli("evaluate --model " + model() + " --inverse " + inverse() + " --data " +
+                               data() + " --metrics completeness,minimality,reconstruction --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& m = j["methods"]["mipin"];
+  EXPECT_EQ(j["examples"], 32);
+  for (const char* key : {"agreement", "accuracy"}) EXPECT_TRUE(m["completeness"].contains(key));
+  for (const char* key : {"accuracy", "agreement", "chance"}) EXPECT_TRUE(m["minimality"].contains(key));
+  EXPECT_DOUBLE_EQ(m["minimality"]["chance"].get<double>(), 1.0 / 3.0);
+  EXPECT_EQ(m["reconstruction"]["layers"].size(), 10u);
+  EXPECT_FALSE(m.contains("additivity"));
+}
+
+TEST_F(ExplainCli, RefusesAnInverseFittedForAnotherModel) {
+  test::TempDir out;
+  expect_error(test::run_cli("explain --model " + dir_->file("cnn2.pt") + " --inverse " + inverse() +
+                             " --data " + data() + " --out " + out.path()),
+               {"another model", "cnn1.mipin", "mipin fit"});
+  expect_error(test::run_cli("evaluate --model " + dir_->file("cnn2.pt") + " --inverse " + inverse() +
+                             " --data " + data()),
+               {"another model"});
+  EXPECT_TRUE(fs::is_empty(out.path()));
+}
+
+TEST_F(ExplainCli, RefusesATruncatedInverse) {
+  test::TempDir out;
+  const std::string whole = test::read_text(inverse());
+  test::write_text(out.file("cut.mipin"), whole.substr(0, whole.size() / 2));
+  expect_error(test::run_cli("explain --model " + model() + " --inverse " + out.file("cut.mipin") +
+                             " --data " + data() + " --out " + out.file("maps")),
+               {"cut.mipin", "truncated"});
+  EXPECT_FALSE(fs::exists(out.file("maps")));
+}
+
+TEST_F(ExplainCli, RefusesATargetOutOfRange) {
+  test::TempDir out;
+  expect_error(test::run_cli("explain --model " + model() + " --inverse " + inverse() + " --data " +
+                             data() + " --target 3 --out " + out.file("maps")),
+               {"target class 3 is out of range", "3 classes"});
+  expect_error(test::run_cli("explain --model " + model() + " --inverse " + inverse() + " --data " +
+                             data() + " --target -1 --out " + out.file("maps")),
+               {"out of range"});
+  EXPECT_FALSE(fs::exists(out.file("maps")));
+}
+
+TEST_F(ExplainCli, RefusesNaNAndMisshapenInputs) {
+  test::TempDir out;
+  at::Tensor x = torch::rand({1, 12, 12});
+  x[0][3][3] = std::nanf("");
+  write_npy(out.file("nan.npy"), x);
+  expect_error(test::run_cli("explain --model " + model() + " --inverse " + inverse() + " --input " +
+                             out.file("nan.npy") + " --out " + out.file("maps")),
+               {"nan.npy", "NaN"});
+  write_npy(out.file("wide.npy"), torch::rand({1, 12, 13}));
+  expect_error(test::run_cli("explain --model " + model() + " --inverse " + inverse() + " --input " +
+                             out.file("wide.npy") + " --out " + out.file("maps")),
+               {"shape mismatch", "[1, 12, 12]"});
+  expect_error(test::run_cli("explain --model " + model() + " --inverse " + inverse() +
+                             " --data fashion-mnist --out " + out.file("maps")),
+               {"shape mismatch", "[1, 28, 28]", "[1, 12, 12]"});
+  expect_error(test::run_cli("explain --model " + model() + " --method mipin --data " + data() +
+                             " --out " + out.file("maps")),
+               {"--inverse"});
+  EXPECT_FALSE(fs::exists(out.file("maps")));
+}
+
+}  // namespace
+}  // namespace mipin

@@ -1,0 +1,188 @@
+// MIP-IN: ground truth on the linear toy, closed-form least squares, per-class
+// additivity, exact vs iterative solvers, and the inverse file.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "mipin/attribution/gradient.h"
+#include "mipin/data/synthetic.h"
+#include "mipin/inverse/inverse.h"
+#include "mipin/model/layers.h"
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/error.h"
+#include "mipin/zoo/architectures.h"
+#include "mipin/zoo/trainer.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+
+double mean_cosine(const at::Tensor& a, const at::Tensor& b) {
+  return torch::cosine_similarity(a.flatten(1), b.flatten(1), 1).mean().item<double>();
+}
+
+// A linear classifier trained on the toy; zero initialisation keeps the two
+// rows antisymmetric (cross-entropy gradients sum to zero over classes).
+Network train_linear(const Dataset& data, int64_t dimension) {
+  Network net;
+  Linear l;
+  l.weight = torch::zeros({2, dimension});
+  l.bias = torch::zeros({2});
+  net.add(l);
+  net.set_input_shape({dimension});
+  train(net, data, TrainOptions{}.with_epochs(20).with_batch_size(64).with_learning_rate(1e-2).with_progress(false));
+  return net;
+}
+
+TEST(MipIn, RecoversTheTrueSignalOnTheLinearToy) {
+  const LinearToy train_toy = make_linear_toy(4000, LinearToyOptions{});
+  LinearToyOptions test_options;
+  test_options.sample_seed = 2;
+  const LinearToy test_toy = make_linear_toy(1000, test_options);
+  const Network net = train_linear(*train_toy.data, 16);
+  ASSERT_GE(accuracy(net, *test_toy.data), 0.99);
+  const Inverse inverse = fit_inverse(net, *train_toy.data, InverseOptions{}.with_progress(false));
+  const Batch batch = test_toy.data->get(0, 1000);
+  const at::Tensor predicted = net.forward(batch.inputs).argmax(1);
+  const double mipin_cos = mean_cosine(inverse.explain(net, batch.inputs, predicted), test_toy.signal);
+  const double full_cos = mean_cosine(inverse.source_signal(net, batch.inputs), test_toy.signal);
+  const double grad_cos = mean_cosine(Gradient().attribute(net, batch.inputs, predicted), test_toy.signal);
+  std::printf("linear toy, mean cosine with the true signal: mipin %.4f (full logits %.4f), gradient %.4f\n",
+              mipin_cos, full_cos, grad_cos);
+  EXPECT_GE(mipin_cos, 0.99);
+  EXPECT_GE(full_cos, 0.99);
+  EXPECT_LT(grad_cos, 0.9);  // the gradient follows the filter, not the signal
+}
+
+TEST(MipIn, ExactSolverMatchesTheClosedFormOnALinearModel) {
+  torch::manual_seed(3);
+  Network net;
+  Linear l;
+  l.weight = torch::randn({3, 5});
+  l.bias = torch::randn({3});
+  net.add(l);
+  net.set_input_shape({5});
+  const at::Tensor x = torch::randn({300, 5});
+  const auto data = make_tensor_dataset("random", x, torch::randint(0, 3, {300}, torch::kLong), {}, 3);
+  const double alpha = 1e-2;
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_alpha(alpha).with_batch_size(64).with_progress(false));
+  // U = X^T Y (Y^T Y + lambda I)^-1 with Y the logits, in double.
+  const at::Tensor xd = x.to(torch::kDouble);
+  const at::Tensor y = net.forward(x).to(torch::kDouble);
+  const at::Tensor a = y.t().matmul(y);
+  const double lambda = alpha * a.trace().item<double>() / 3;
+  const at::Tensor expected = xd.t().matmul(y).matmul(torch::inverse(a + lambda * torch::eye(3, torch::kDouble)));
+  const at::Tensor got = inverse.operators().at(0).to(torch::kDouble);
+  EXPECT_LE((got - expected).abs().max().item<double>(), 1e-4 * expected.abs().max().item<double>());
+  // R^2 from the accumulated statistics equals R^2 from the residuals.
+  const at::Tensor residual = xd - y.matmul(expected.t());
+  const double r2 = 1 - residual.square().sum().item<double>() / (xd - xd.mean(0)).square().sum().item<double>();
+  EXPECT_NEAR(inverse.fits()[0].r2, r2, 1e-5);
+}
+
+// The demo CNN, briefly trained on a Fashion-MNIST subset.
+struct DemoCnn {
+  Network net;
+  std::unique_ptr<Dataset> train_data;
+};
+
+const DemoCnn& demo_cnn() {
+  static DemoCnn demo = [] {
+    DemoCnn d;
+    d.train_data = open_dataset("fashion-mnist", Split::Train);
+    torch::manual_seed(1);
+    d.net = make_architecture("cnn", {1, 28, 28}, 10);
+    train(d.net, *d.train_data, TrainOptions{}.with_epochs(1).with_max_examples(3000).with_progress(false));
+    return d;
+  }();
+  return demo;
+}
+
+TEST(MipIn, ClassSignalsAddUpToTheFullSignal) {
+  const DemoCnn& d = demo_cnn();
+  const Inverse inverse = fit_inverse(d.net, *d.train_data, InverseOptions{}.with_examples(500).with_progress(false));
+  const at::Tensor x = d.train_data->get(1000, 1016).inputs;
+  const at::Tensor full = inverse.source_signal(d.net, x);
+  at::Tensor sum = torch::zeros_like(full);
+  for (int64_t c = 0; c < 10; ++c) sum += inverse.explain(d.net, x, torch::full({16}, c, torch::kLong));
+  const double rel = ((sum - full).norm() / full.norm()).item<double>();
+  EXPECT_LE(rel, 1e-4);
+  // Not additive when the ReLU inverse rectifies the signal: the check can fail.
+  const Inverse rectified = fit_inverse(d.net, *d.train_data,
+                                        InverseOptions{}.with_examples(500).with_relu_mode(ReluMode::Both).with_progress(false));
+  at::Tensor sum_r = torch::zeros_like(full);
+  for (int64_t c = 0; c < 10; ++c) sum_r += rectified.explain(d.net, x, torch::full({16}, c, torch::kLong));
+  const at::Tensor full_r = rectified.source_signal(d.net, x);
+  EXPECT_GT(((sum_r - full_r).norm() / full_r.norm()).item<double>(), 1e-2);
+}
+
+TEST(MipIn, ExactAndIterativeSolversReachTheSameReconstructionLoss) {
+  const DemoCnn& d = demo_cnn();
+  const auto options = InverseOptions{}.with_examples(512).with_batch_size(64).with_progress(false);
+  const Inverse exact = fit_inverse(d.net, *d.train_data, InverseOptions(options).with_solver(Solver::Exact));
+  const Inverse iterative = fit_inverse(
+      d.net, *d.train_data,
+      InverseOptions(options).with_solver(Solver::Iterative).with_iterative_iterations(60));
+  ASSERT_EQ(exact.fits().size(), 4u);
+  ASSERT_EQ(iterative.fits().size(), 4u);
+  for (size_t i = 0; i < exact.fits().size(); ++i) {
+    const auto& e = exact.fits()[i];
+    const auto& it = iterative.fits()[i];
+    std::printf("layer %zu %-48s exact mse %.6g  iterative mse %.6g\n", e.index, e.layer.c_str(), e.mse, it.mse);
+    EXPECT_EQ(e.solver, "exact");
+    EXPECT_EQ(it.solver, "iterative");
+    EXPECT_LE(std::abs(it.mse - e.mse), 0.01 * e.mse) << e.layer;
+  }
+}
+
+TEST(MipIn, AutoSolverPicksIterativeForStridedConvolutions) {
+  const ImportedModel m = load_torchscript(test::test_model("view_cnn.pt"));
+  torch::manual_seed(0);
+  const auto data = make_tensor_dataset("random", torch::randn({64, 3, 16, 16}),
+                                        torch::randint(0, 5, {64}, torch::kLong), {}, 5);
+  const Inverse inverse = fit_inverse(m.network, *data, InverseOptions{}.with_iterative_iterations(1).with_progress(false));
+  for (const auto& f : inverse.fits()) {
+    const bool strided_or_grouped = f.layer.find("stride=2") != std::string::npos ||
+                                    f.layer.find("groups=") != std::string::npos;
+    EXPECT_EQ(f.solver, strided_or_grouped ? "iterative" : "exact") << f.layer;
+  }
+  EXPECT_THROW(fit_inverse(m.network, *data, InverseOptions{}.with_solver(Solver::Exact).with_progress(false)), Error);
+  // The whole inverse runs on the strided, grouped, pooled geometry.
+  const at::Tensor x = data->get(0, 4).inputs;
+  EXPECT_EQ(inverse.source_signal(m.network, x).sizes(), x.sizes());
+}
+
+TEST(MipIn, SaveLoadRoundTripGivesIdenticalExplanations) {
+  const DemoCnn& d = demo_cnn();
+  Inverse inverse = fit_inverse(d.net, *d.train_data, InverseOptions{}.with_examples(256).with_relu_mode(ReluMode::Both).with_progress(false));
+  inverse.model_name = "demo";
+  test::TempDir dir;
+  inverse.save(dir.file("inv.mipin"));
+  const Inverse loaded = Inverse::load(dir.file("inv.mipin"));
+  EXPECT_EQ(loaded.options().relu_mode, ReluMode::Both);
+  EXPECT_EQ(loaded.examples, 256);
+  EXPECT_EQ(loaded.fits().size(), inverse.fits().size());
+  EXPECT_EQ(loaded.model_fingerprint(), d.net.fingerprint());
+  const at::Tensor x = d.train_data->get(0, 8).inputs;
+  const at::Tensor t = torch::arange(8, torch::kLong);
+  EXPECT_TRUE(loaded.explain(d.net, x, t).equal(inverse.explain(d.net, x, t)));
+  // Another model is refused.
+  torch::manual_seed(99);
+  const Network other = make_architecture("cnn", {1, 28, 28}, 10);
+  try {
+    loaded.check_compatible(other, "other.pt");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another model"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(loaded.check_compatible(d.net));
+  // A truncated file is refused.
+  const std::string whole = test::read_text(dir.file("inv.mipin"));
+  test::write_text(dir.file("cut.mipin"), whole.substr(0, whole.size() / 3));
+  EXPECT_THROW(Inverse::load(dir.file("cut.mipin")), Error);
+  EXPECT_THROW(Inverse::load(dir.file("missing.mipin")), Error);
+}
+
+}  // namespace
+}  // namespace mipin
