@@ -1,12 +1,36 @@
 #!/usr/bin/env bash
 # The demo: installs what is missing, builds, trains the default CNN on
-# Fashion-MNIST (or reuses it) and shows what mipin sees in it.
+# Fashion-MNIST (or reuses it), fits its MIP-IN inverse, explains 16 test
+# images into demo/maps/grid.png and measures completeness and minimality.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
+mipin=./build/mipin
 mkdir -p demo
+
+echo "== 1. the model: the default CNN on Fashion-MNIST"
 if [ ! -f demo/cnn.pt ]; then
-  ./build/mipin train --arch cnn --data fashion-mnist --epochs 3 --seed 1 --out demo/cnn.pt
+  $mipin train --arch cnn --data fashion-mnist --epochs 3 --seed 1 --out demo/cnn.pt
+else
+  echo "reusing demo/cnn.pt (delete it to train again)"
 fi
-./build/mipin info demo/cnn.pt
+$mipin info demo/cnn.pt
+
+echo "== 2. fit the MIP-IN inverse, layer by layer from the top"
+if [ ! -f demo/cnn.mipin ] || [ demo/cnn.mipin -ot demo/cnn.pt ]; then
+  $mipin fit --model demo/cnn.pt --data fashion-mnist --examples 20000 --out demo/cnn.mipin
+else
+  echo "reusing demo/cnn.mipin"
+fi
+
+echo "== 3. explain 16 test images (source signals of the predicted class)"
+$mipin explain --model demo/cnn.pt --method mipin --inverse demo/cnn.mipin \
+  --data fashion-mnist --split test --index 0:16 --out demo/maps
+$mipin explain --model demo/cnn.pt --method gradient \
+  --data fashion-mnist --split test --index 0:16 --out demo/gradient-maps > /dev/null
+echo "gradient maps of the same images for comparison: demo/gradient-maps/grid.png"
+
+echo "== 4. how faithful is it? (all 10,000 test images)"
+$mipin evaluate --model demo/cnn.pt --inverse demo/cnn.mipin --data fashion-mnist \
+  --metrics completeness,minimality,additivity --out demo/metrics.json

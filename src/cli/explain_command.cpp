@@ -81,7 +81,8 @@ Inputs inputs_from_files(const ExplainCommandOptions& o, const Network& net) {
       x = read_npy(path).to(at::kFloat);
       const auto dims = x.sizes().vec();
       if (dims == shape) x = x.unsqueeze(0);
-      std::vector<int64_t> per(dims.begin() + (dims.empty() ? 0 : 1), dims.end());
+      const auto batch_dims = x.sizes().vec();
+      const std::vector<int64_t> per(batch_dims.begin() + (batch_dims.empty() ? 0 : 1), batch_dims.end());
       MIPIN_CHECK(per == shape, "shape mismatch: '", path, "' holds an array of shape ",
                   shape_string(dims), "; the model takes ", shape_string(shape), " or a batch [N, ",
                   shape_string(shape).substr(1));

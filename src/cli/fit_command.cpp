@@ -13,7 +13,7 @@ struct FitCommandOptions {
   int64_t examples = 0;
   int64_t batch_size = 128;
   double alpha = 1e-3;
-  int64_t iterative_iterations = 30;
+  int64_t iterative_iterations = 100;
   CommonOptions common;
 };
 

@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 
 // Largest design matrix (in floats) materialised at once.
 constexpr int64_t kMaxPatchFloats = int64_t{64} << 20;
+// Signals the iterative solver may keep between its passes.
+constexpr int64_t kIterativeCacheBytes = int64_t{512} << 20;
 
 bool is_fittable(const Layer& layer) {
   return layer.kind() == LayerKind::Linear || layer.kind() == LayerKind::Conv2d;
@@ -224,15 +226,33 @@ class Fitter {
     const double patch_area = layer.kind() == LayerKind::Conv2d
                                   ? double(zero_op.size(2) * zero_op.size(3))
                                   : 1.0;
+    // Each iteration needs the same (signal, target) pairs again. They are
+    // kept while they fit a fixed memory budget and recomputed otherwise, so
+    // memory never grows with the number of examples.
+    std::vector<std::pair<at::Tensor, at::Tensor>> cache;
+    int64_t cached_bytes = 0;
+    bool caching = true;
+    auto pairs = [&](int64_t batch_index) -> std::pair<at::Tensor, at::Tensor> {
+      if (caching && batch_index < static_cast<int64_t>(cache.size())) return cache[batch_index];
+      torch::NoGradGuard no_grad;
+      const int64_t begin = batch_index * o_.batch_size;
+      auto p = pair_for(l, above, begin, std::min(n_, begin + o_.batch_size));
+      if (caching) {
+        cached_bytes += int64_t(p.first.numel() + p.second.numel()) * int64_t(sizeof(float));
+        if (cached_bytes <= kIterativeCacheBytes) {
+          cache.emplace_back(p.first.clone(), p.second.clone());
+        } else {
+          caching = false;
+          cache.clear();
+        }
+      }
+      return p;
+    };
     auto pass = [&](const at::Tensor& u, bool with_targets) {
       PassResult result;
       result.gradient = torch::zeros_like(u);
-      for (int64_t begin = 0; begin < n_; begin += o_.batch_size) {
-        at::Tensor signal, target;
-        {
-          torch::NoGradGuard no_grad;
-          std::tie(signal, target) = pair_for(l, above, begin, std::min(n_, begin + o_.batch_size));
-        }
+      for (int64_t b = 0; b < batches; ++b) {
+        const auto [signal, target] = pairs(b);
         at::Tensor leaf = u.detach().clone().set_requires_grad(true);
         at::Tensor out = apply_inverse_operator(layer, leaf, signal, target);
         if (with_targets) out = out - target;
@@ -281,8 +301,8 @@ class Fitter {
     double sse = 0, sum_xx = 0;
     at::Tensor sum_x;
     int64_t rows = 0;
-    for (int64_t begin = 0; begin < n_; begin += o_.batch_size) {
-      const auto [signal, target] = pair_for(l, above, begin, std::min(n_, begin + o_.batch_size));
+    for (int64_t b = 0; b < batches; ++b) {
+      const auto [signal, target] = pairs(b);
       const at::Tensor x = target.dim() == 4 ? target.permute({0, 2, 3, 1}).reshape({-1, target.size(1)})
                                              : target;
       const at::Tensor residual = apply_inverse_operator(layer, u, signal, target) - target;

@@ -119,11 +119,11 @@ TEST(MipIn, ClassSignalsAddUpToTheFullSignal) {
 
 TEST(MipIn, ExactAndIterativeSolversReachTheSameReconstructionLoss) {
   const DemoCnn& d = demo_cnn();
-  const auto options = InverseOptions{}.with_examples(512).with_batch_size(64).with_progress(false);
+  const auto options = InverseOptions{}.with_examples(256).with_batch_size(64).with_progress(false);
   const Inverse exact = fit_inverse(d.net, *d.train_data, InverseOptions(options).with_solver(Solver::Exact));
   const Inverse iterative = fit_inverse(
       d.net, *d.train_data,
-      InverseOptions(options).with_solver(Solver::Iterative).with_iterative_iterations(60));
+      InverseOptions(options).with_solver(Solver::Iterative));
   ASSERT_EQ(exact.fits().size(), 4u);
   ASSERT_EQ(iterative.fits().size(), 4u);
   for (size_t i = 0; i < exact.fits().size(); ++i) {

@@ -37,7 +37,7 @@ struct InverseOptions {
   int64_t max_exact_dimension = 6000;
   // Iterative solver: preconditioned conjugate gradient on the same
   // per-layer loss; each iteration is one pass over the examples.
-  int64_t iterative_iterations = 30;
+  int64_t iterative_iterations = 100;
   bool show_progress = true;
 
   InverseOptions& with_solver(Solver v) { solver = v; return *this; }
