@@ -4,6 +4,7 @@
 
 #include "mipin/attribution/engine.h"
 #include "mipin/attribution/layer_maps.h"
+#include "mipin/attribution/registry.h"
 
 namespace mipin {
 namespace {
@@ -58,7 +59,17 @@ at::Tensor Gradient::attribute(const Network& network, const at::Tensor& x,
   const at::Tensor logits = network.forward(x, &record);
   const at::Tensor top =
       one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
-  return propagate(network, record, gradient_composite(), top);
+  const at::Tensor g = propagate(network, record, gradient_composite(), top);
+  return absolute_ ? g.abs() : g;
 }
+
+namespace {
+const RegisterMethod registration({
+    "gradient",
+    "gradient of the target logit with respect to the input (saliency)",
+    "--abs (absolute value)",
+    [](const MethodSettings& s) { return std::make_unique<Gradient>(s.absolute); },
+});
+}  // namespace
 
 }  // namespace mipin

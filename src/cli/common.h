@@ -48,5 +48,6 @@ void register_info_command(CLI::App& app);
 void register_fit_command(CLI::App& app);
 void register_explain_command(CLI::App& app);
 void register_evaluate_command(CLI::App& app);
+void register_methods_command(CLI::App& app);
 
 }  // namespace mipin::cli

@@ -5,7 +5,8 @@
 #include <iostream>
 
 #include "common.h"
-#include "mipin/attribution/gradient.h"
+#include "mipin/attribution/patterns.h"
+#include "mipin/attribution/registry.h"
 #include "mipin/data/image_folder.h"
 #include "mipin/data/npy.h"
 #include "mipin/report/images.h"
@@ -17,18 +18,48 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ExplainCommandOptions {
-  std::string model, method = "mipin", inverse, data, split = "test", index = "0:16", target = "predicted";
+  std::string model, method = "mipin", inverse, patterns, data, split = "test", index = "0:16", target = "predicted";
   std::vector<std::string> inputs;
   std::string out, input_shape;
+  MethodSettings settings;
+  std::string baseline = "zero";
+  int64_t layer = -1;
   CommonOptions common;
 };
+
+// The baseline (integrated gradients) or reference (DeepLIFT) input.
+at::Tensor resolve_baseline(const ExplainCommandOptions& o, const Network& net) {
+  if (o.baseline == "zero") return {};
+  if (o.baseline == "mean") {
+    MIPIN_CHECK(!o.data.empty(), "--baseline mean needs --data (its training split's mean input)");
+    const auto train = open_dataset(o.data, Split::Train);
+    const int64_t n = std::min<int64_t>(train->size(), 10000);
+    at::Tensor sum;
+    for (int64_t b = 0; b < n; b += 500) {
+      const at::Tensor part = train->get(b, std::min(n, b + 500)).inputs.sum(0);
+      sum = sum.defined() ? sum + part : part;
+    }
+    return sum / double(n);
+  }
+  at::Tensor t = read_npy(o.baseline).to(at::kFloat);
+  MIPIN_CHECK(t.sizes().vec() == net.input_shape(), "shape mismatch: the baseline '", o.baseline,
+              "' has shape ", shape_string(t.sizes().vec()), " but the model takes ",
+              shape_string(net.input_shape()));
+  return t;
+}
 
 struct Inputs {
   at::Tensor x;                     // [N, ...input shape], normalised
   at::Tensor labels;                // [N] or undefined
   std::vector<std::string> names;   // one per example, used for file names
   std::vector<nlohmann::json> origin;
+  // The range inputs take, as far as the data show it (LRP's z-box bounds).
+  std::pair<double, double> bounds;
 };
+
+std::pair<double, double> value_range(const at::Tensor& x) {
+  return {x.min().item<double>(), x.max().item<double>()};
+}
 
 std::pair<int64_t, int64_t> parse_range(const std::string& text, int64_t size) {
   const auto colon = text.find(':');
@@ -57,6 +88,7 @@ Inputs inputs_from_data(const ExplainCommandOptions& o, const Network& net) {
   const Batch batch = data->get(a, b);
   in.x = batch.inputs;
   in.labels = batch.labels;
+  in.bounds = value_range(data->get(0, std::min<int64_t>(data->size(), 1000)).inputs);
   for (int64_t i = a; i < b; ++i) {
     char name[64];
     std::snprintf(name, sizeof name, "%s_%05lld", o.split.c_str(), static_cast<long long>(i));
@@ -101,13 +133,8 @@ Inputs inputs_from_files(const ExplainCommandOptions& o, const Network& net) {
     xs.push_back(x);
   }
   in.x = torch::cat(xs, 0);
+  in.bounds = value_range(in.x);
   return in;
-}
-
-std::unique_ptr<AttributionMethod> make_method(const std::string& name, const Inverse* inverse) {
-  if (name == "gradient") return std::make_unique<Gradient>();
-  MIPIN_CHECK(inverse != nullptr, "--method mipin needs --inverse FILE (made by `mipin fit`)");
-  return std::make_unique<MipIn>(*inverse);
 }
 
 void run_explain(const ExplainCommandOptions& o) {
@@ -121,8 +148,23 @@ void run_explain(const ExplainCommandOptions& o) {
     MIPIN_CHECK(!o.inverse.empty(), "--method mipin needs --inverse FILE (made by `mipin fit`)");
     inverse = std::make_unique<Inverse>(load_inverse_for(o.inverse, net, o.model));
   }
-  const auto method = make_method(o.method, inverse.get());
+  std::unique_ptr<Patterns> patterns;
+  if (!o.patterns.empty()) {
+    patterns = std::make_unique<Patterns>(Patterns::load(o.patterns));
+    try {
+      patterns->check_compatible(net, o.model);
+    } catch (const Error& e) {
+      MIPIN_FAIL("'", o.patterns, "': ", e.what());
+    }
+  }
   const Inputs in = o.inputs.empty() ? inputs_from_data(o, net) : inputs_from_files(o, net);
+  MethodSettings settings = o.settings;
+  settings.inverse = inverse.get();
+  settings.patterns = patterns.get();
+  settings.baseline = resolve_baseline(o, net);
+  if (o.layer >= 0) settings.layer = static_cast<size_t>(o.layer);
+  settings.input_bounds = in.bounds;
+  const auto method = make_method(o.method, settings);
 
   std::optional<int64_t> target_class;
   if (o.target != "predicted") {
@@ -206,10 +248,35 @@ void register_explain_command(CLI::App& app) {
       "           --data fashion-mnist --split test --index 0:16 --out maps\n"
       "         mipin explain --model cnn.pt --method gradient --input shoe.png --out maps");
   cmd->add_option("--model", o->model, "TorchScript model (.pt)")->required();
-  cmd->add_option("--method", o->method, "mipin (needs --inverse) or gradient")
-      ->check(CLI::IsMember({"mipin", "gradient"}))
+  cmd->add_option("--method", o->method,
+                  "Attribution method: mipin (needs --inverse), gradient, ... (`mipin methods` lists all)")
       ->capture_default_str();
+  MethodSettings& m = o->settings;
+  cmd->add_flag("--abs", m.absolute, "gradient: the absolute value of the gradient");
+  cmd->add_option("--samples", m.samples, "smoothgrad: noisy copies")->capture_default_str();
+  cmd->add_option("--noise", m.noise, "smoothgrad: noise as a fraction of the input range")
+      ->capture_default_str();
+  cmd->add_option("--baseline", o->baseline,
+                  "integrated-gradients, deeplift: zero, mean (of --data's training split) or a "
+                  ".npy of one input")
+      ->capture_default_str();
+  cmd->add_option("--steps", m.steps, "integrated-gradients: points on the path")->capture_default_str();
+  cmd->add_option("--integration", m.integration, "integrated-gradients: riemann or gauss-legendre")
+      ->check(CLI::IsMember({"riemann", "gauss-legendre"}))
+      ->capture_default_str();
+  cmd->add_option("--epsilon", m.epsilon, "lrp-epsilon, lrp-composite: stabiliser")->capture_default_str();
+  cmd->add_option("--alpha", m.alpha, "lrp-alpha-beta: weight of positive contributions")
+      ->capture_default_str();
+  cmd->add_option("--beta", m.beta, "lrp-alpha-beta: weight of negative contributions")
+      ->capture_default_str();
+  cmd->add_option("--patch", m.patch, "occlusion: patch size")->capture_default_str();
+  cmd->add_option("--stride", m.stride, "occlusion: patch stride")->capture_default_str();
+  cmd->add_option("--fill", m.fill, "occlusion: value of the occluded patch")->capture_default_str();
+  cmd->add_option("--layer", o->layer, "grad-cam: Conv2d layer index (default: the last)");
+  cmd->add_option("--seed", m.seed, "random, smoothgrad: seed")->capture_default_str();
   cmd->add_option("--inverse", o->inverse, "Inverse made by `mipin fit` for this model");
+  cmd->add_option("--patterns", o->patterns,
+                  "patternnet, patternattribution: patterns made by `mipin fit --method pattern`");
   cmd->add_option("--input", o->inputs,
                   "Input file(s): PNG/JPEG (resized to the model's input, normalised as --data "
                   "says, else scaled to [0, 1]) or .npy (already normalised, one input or a batch)");

@@ -2,12 +2,14 @@
 #include <iostream>
 
 #include "common.h"
+#include "mipin/attribution/patterns.h"
 #include "mipin/util/error.h"
 
 namespace mipin::cli {
 namespace {
 
 struct FitCommandOptions {
+  std::string method = "mipin";
   std::string model, data = "fashion-mnist", out, input_shape;
   std::string solver = "auto", relu_mode = "forward", fit_on = "signals", top = "logits";
   int64_t examples = 0;
@@ -22,6 +24,21 @@ void run_fit(const FitCommandOptions& o) {
   const ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
   const auto data = open_dataset(o.data, Split::Train);
   check_data_fits_model(*data, m.network, o.model);
+  if (o.method == "pattern") {
+    Patterns patterns = fit_patterns(m.network, *data, o.examples, o.batch_size, true);
+    patterns.model_name = o.model;
+    patterns.save(o.out);
+    if (o.common.json) {
+      print_json({{"patterns", o.out}, {"model", o.model}, {"data", data->name()},
+                  {"examples", patterns.examples}, {"layers", patterns.patterns.size()},
+                  {"model_fingerprint", patterns.model_fingerprint}});
+    } else {
+      std::printf("fitted PatternNet patterns for %zu layers of %s on %lld examples of %s\nsaved %s\n",
+                  patterns.patterns.size(), o.model.c_str(), static_cast<long long>(patterns.examples),
+                  data->name().c_str(), o.out.c_str());
+    }
+    return;
+  }
   const InverseOptions options = InverseOptions{}
                                      .with_solver(parse_solver(o.solver))
                                      .with_alpha(o.alpha)
@@ -68,8 +85,15 @@ void register_fit_command(CLI::App& app) {
       "Fit the MIP-IN inverse of a model: each Linear/Conv2d layer, from the top down, gets\n"
       "the least-squares operator that reconstructs its input from the signal the fitted\n"
       "layers above deliver. Streams the training split; memory does not grow with --examples.\n"
-      "Prints each layer's reconstruction R^2.\n\n"
-      "Example: mipin fit --model cnn.pt --data fashion-mnist --examples 20000 --out cnn.mipin");
+      "Prints each layer's reconstruction R^2. With --method pattern it fits PatternNet's\n"
+      "signal estimators instead (for --method patternnet/patternattribution of explain).\n\n"
+      "Example: mipin fit --model cnn.pt --data fashion-mnist --examples 20000 --out cnn.mipin\n"
+      "         mipin fit --method pattern --model cnn.pt --data fashion-mnist --out cnn.patterns");
+  cmd->add_option("--method", o->method,
+                  "mipin (the MIP-IN inverse) or pattern (PatternNet/PatternAttribution patterns, "
+                  "one pass over the data)")
+      ->check(CLI::IsMember({"mipin", "pattern"}))
+      ->capture_default_str();
   cmd->add_option("--model", o->model, "TorchScript model (.pt)")->required();
   cmd->add_option("--data", o->data, "Data set to fit on (its train split); see README")
       ->capture_default_str();

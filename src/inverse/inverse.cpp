@@ -5,6 +5,7 @@
 
 #include "mipin/attribution/engine.h"
 #include "mipin/attribution/layer_maps.h"
+#include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 
@@ -91,5 +92,17 @@ void Inverse::check_compatible(const Network& network, const std::string& model_
               model_name.empty() ? std::string("this model") : "'" + model_name + "'",
               " has fingerprint ", fingerprint, ": fit the inverse for this model with `mipin fit`");
 }
+
+namespace {
+const RegisterMethod registration({
+    "mipin",
+    "MIP-IN source signal of the target class through the fitted inverse (in input units)",
+    "--inverse FILE (from `mipin fit`)",
+    [](const MethodSettings& s) -> std::unique_ptr<AttributionMethod> {
+      MIPIN_CHECK(s.inverse != nullptr, "method 'mipin' needs --inverse FILE (made by `mipin fit`)");
+      return std::make_unique<MipIn>(*s.inverse);
+    },
+});
+}  // namespace
 
 }  // namespace mipin

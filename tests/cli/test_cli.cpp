@@ -15,13 +15,7 @@ namespace mipin {
 namespace {
 namespace fs = std::filesystem;
 
-void expect_error(const test::CommandResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
-  for (const auto& f : fragments) {
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
-  }
-}
+using test::expect_error;
 
 // Nothing half-written: the directory holds no model and no temporary file.
 void expect_no_output(const std::string& dir) {

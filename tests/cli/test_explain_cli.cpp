@@ -13,12 +13,7 @@ namespace mipin {
 namespace {
 namespace fs = std::filesystem;
 
-void expect_error(const test::CommandResult& r, const std::vector<std::string>& fragments) {
-  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
-  for (const auto& f : fragments) {
-    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
-  }
-}
+using test::expect_error;
 
 // Two trained CNNs on a small image data set, and an inverse for the first.
 class ExplainCli : public ::testing::Test {

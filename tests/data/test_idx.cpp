@@ -16,18 +16,9 @@ namespace mipin {
 namespace {
 
 using test::TempDir;
+using test::error_of;
 
 constexpr const char* kFashionMnist = "/usr/share/datasets/fashion-mnist";
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a mipin::Error";
-  return "";
-}
 
 void run_python_ok(const std::string& script) {
   const test::CommandResult result = test::run_python(script);

@@ -16,16 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::TempDir;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a mipin::Error";
-  return "";
-}
+using test::error_of;
 
 // A [C, H, W] uint8 image of one colour.
 at::Tensor solid(std::vector<int64_t> colour, int64_t height, int64_t width) {

@@ -14,16 +14,7 @@ namespace mipin {
 namespace {
 
 using test::TempDir;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a mipin::Error";
-  return "";
-}
+using test::error_of;
 
 void expect_identical(const at::Tensor& actual, const at::Tensor& expected) {
   EXPECT_EQ(actual.scalar_type(), expected.scalar_type());

@@ -14,6 +14,7 @@
 #include "mipin/zoo/architectures.h"
 #include "mipin/zoo/trainer.h"
 #include "support/test_support.h"
+#include "support/trained_models.h"
 
 namespace mipin {
 namespace {
@@ -81,48 +82,30 @@ TEST(MipIn, ExactSolverMatchesTheClosedFormOnALinearModel) {
   EXPECT_NEAR(inverse.fits()[0].r2, r2, 1e-5);
 }
 
-// The demo CNN, briefly trained on a Fashion-MNIST subset.
-struct DemoCnn {
-  Network net;
-  std::unique_ptr<Dataset> train_data;
-};
-
-const DemoCnn& demo_cnn() {
-  static DemoCnn demo = [] {
-    DemoCnn d;
-    d.train_data = open_dataset("fashion-mnist", Split::Train);
-    torch::manual_seed(1);
-    d.net = make_architecture("cnn", {1, 28, 28}, 10);
-    train(d.net, *d.train_data, TrainOptions{}.with_epochs(1).with_max_examples(3000).with_progress(false));
-    return d;
-  }();
-  return demo;
-}
-
 TEST(MipIn, ClassSignalsAddUpToTheFullSignal) {
-  const DemoCnn& d = demo_cnn();
-  const Inverse inverse = fit_inverse(d.net, *d.train_data, InverseOptions{}.with_examples(500).with_progress(false));
+  const test::TrainedModel& d = test::trained_model("cnn");
+  const Inverse inverse = fit_inverse(d.network, *d.train_data, InverseOptions{}.with_examples(500).with_progress(false));
   const at::Tensor x = d.train_data->get(1000, 1016).inputs;
-  const at::Tensor full = inverse.source_signal(d.net, x);
+  const at::Tensor full = inverse.source_signal(d.network, x);
   at::Tensor sum = torch::zeros_like(full);
-  for (int64_t c = 0; c < 10; ++c) sum += inverse.explain(d.net, x, torch::full({16}, c, torch::kLong));
+  for (int64_t c = 0; c < 10; ++c) sum += inverse.explain(d.network, x, torch::full({16}, c, torch::kLong));
   const double rel = ((sum - full).norm() / full.norm()).item<double>();
   EXPECT_LE(rel, 1e-4);
   // Not additive when the ReLU inverse rectifies the signal: the check can fail.
-  const Inverse rectified = fit_inverse(d.net, *d.train_data,
+  const Inverse rectified = fit_inverse(d.network, *d.train_data,
                                         InverseOptions{}.with_examples(500).with_relu_mode(ReluMode::Both).with_progress(false));
   at::Tensor sum_r = torch::zeros_like(full);
-  for (int64_t c = 0; c < 10; ++c) sum_r += rectified.explain(d.net, x, torch::full({16}, c, torch::kLong));
-  const at::Tensor full_r = rectified.source_signal(d.net, x);
+  for (int64_t c = 0; c < 10; ++c) sum_r += rectified.explain(d.network, x, torch::full({16}, c, torch::kLong));
+  const at::Tensor full_r = rectified.source_signal(d.network, x);
   EXPECT_GT(((sum_r - full_r).norm() / full_r.norm()).item<double>(), 1e-2);
 }
 
 TEST(MipIn, ExactAndIterativeSolversReachTheSameReconstructionLoss) {
-  const DemoCnn& d = demo_cnn();
+  const test::TrainedModel& d = test::trained_model("cnn");
   const auto options = InverseOptions{}.with_examples(256).with_batch_size(64).with_progress(false);
-  const Inverse exact = fit_inverse(d.net, *d.train_data, InverseOptions(options).with_solver(Solver::Exact));
+  const Inverse exact = fit_inverse(d.network, *d.train_data, InverseOptions(options).with_solver(Solver::Exact));
   const Inverse iterative = fit_inverse(
-      d.net, *d.train_data,
+      d.network, *d.train_data,
       InverseOptions(options).with_solver(Solver::Iterative));
   ASSERT_EQ(exact.fits().size(), 4u);
   ASSERT_EQ(iterative.fits().size(), 4u);
@@ -154,8 +137,8 @@ TEST(MipIn, AutoSolverPicksIterativeForStridedConvolutions) {
 }
 
 TEST(MipIn, SaveLoadRoundTripGivesIdenticalExplanations) {
-  const DemoCnn& d = demo_cnn();
-  Inverse inverse = fit_inverse(d.net, *d.train_data, InverseOptions{}.with_examples(256).with_relu_mode(ReluMode::Both).with_progress(false));
+  const test::TrainedModel& d = test::trained_model("cnn");
+  Inverse inverse = fit_inverse(d.network, *d.train_data, InverseOptions{}.with_examples(256).with_relu_mode(ReluMode::Both).with_progress(false));
   inverse.model_name = "demo";
   test::TempDir dir;
   inverse.save(dir.file("inv.mipin"));
@@ -163,10 +146,10 @@ TEST(MipIn, SaveLoadRoundTripGivesIdenticalExplanations) {
   EXPECT_EQ(loaded.options().relu_mode, ReluMode::Both);
   EXPECT_EQ(loaded.examples, 256);
   EXPECT_EQ(loaded.fits().size(), inverse.fits().size());
-  EXPECT_EQ(loaded.model_fingerprint(), d.net.fingerprint());
+  EXPECT_EQ(loaded.model_fingerprint(), d.network.fingerprint());
   const at::Tensor x = d.train_data->get(0, 8).inputs;
   const at::Tensor t = torch::arange(8, torch::kLong);
-  EXPECT_TRUE(loaded.explain(d.net, x, t).equal(inverse.explain(d.net, x, t)));
+  EXPECT_TRUE(loaded.explain(d.network, x, t).equal(inverse.explain(d.network, x, t)));
   // Another model is refused.
   torch::manual_seed(99);
   const Network other = make_architecture("cnn", {1, 28, 28}, 10);
@@ -176,7 +159,7 @@ TEST(MipIn, SaveLoadRoundTripGivesIdenticalExplanations) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("another model"), std::string::npos) << e.what();
   }
-  EXPECT_NO_THROW(loaded.check_compatible(d.net));
+  EXPECT_NO_THROW(loaded.check_compatible(d.network));
   // A truncated file is refused.
   const std::string whole = test::read_text(dir.file("inv.mipin"));
   test::write_text(dir.file("cut.mipin"), whole.substr(0, whole.size() / 3));

@@ -1,5 +1,6 @@
 #include "support/test_support.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -8,6 +9,8 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+
+#include "mipin/util/error.h"
 
 namespace mipin::test {
 namespace fs = std::filesystem;
@@ -56,6 +59,24 @@ CommandResult run_python(const std::string& script) {
   const std::string path = dir.file("script.py");
   write_text(path, script);
   return run_command(std::string("'") + MIPIN_PYTHON + "' " + path);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a mipin::Error";
+  return "";
+}
+
+void expect_error(const CommandResult& r, const std::vector<std::string>& fragments) {
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+  for (const auto& f : fragments) {
+    EXPECT_NE(r.err.find(f), std::string::npos) << "missing '" << f << "' in: " << r.err;
+  }
 }
 
 std::string test_model(const std::string& file_name) {

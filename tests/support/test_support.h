@@ -1,7 +1,9 @@
 #pragma once
 // Shared helpers for the test suite: temporary directories, running the
 // command-line tool and Python, and locating exported test models.
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace mipin::test {
 
@@ -36,6 +38,13 @@ CommandResult run_python(const std::string& script);
 
 // Path of a model exported by scripts/export_test_models.py.
 std::string test_model(const std::string& file_name);
+
+// The message of the mipin::Error that f throws (a test failure if none).
+std::string error_of(const std::function<void()>& f);
+
+// A command that failed: non-zero exit, "error" on stderr, every fragment in
+// the message.
+void expect_error(const CommandResult& result, const std::vector<std::string>& fragments);
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

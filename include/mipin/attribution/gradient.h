@@ -10,9 +10,13 @@ Composite gradient_composite();
 
 class Gradient final : public AttributionMethod {
  public:
+  explicit Gradient(bool absolute = false) : absolute_(absolute) {}
   std::string name() const override { return "gradient"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override;
+
+ private:
+  bool absolute_;
 };
 
 }  // namespace mipin

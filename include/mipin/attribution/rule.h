@@ -52,6 +52,11 @@ class Composite {
   // Throws mipin::Error naming the method and the layer when no rule applies.
   const Rule& rule_for(const Layer& layer, size_t index) const;
   const std::string& name() const { return name_; }
+  // A composite derived from another (e.g. the gradient's) under its own name.
+  Composite& rename(std::string name) {
+    name_ = std::move(name);
+    return *this;
+  }
 
  private:
   std::string name_;

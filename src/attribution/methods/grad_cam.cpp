@@ -1,0 +1,67 @@
+// Grad-CAM (Selvaraju et al. 2017): a conv layer's feature maps weighted by
+// the spatial mean of the target logit's gradient, rectified and upsampled to
+// the input. Each input channel carries an equal share, so the channel sum
+// is the CAM itself.
+#include <torch/torch.h>
+
+#include "mipin/attribution/engine.h"
+#include "mipin/attribution/gradient.h"
+#include "mipin/attribution/registry.h"
+#include "mipin/util/error.h"
+
+namespace mipin {
+namespace {
+
+class GradCam final : public AttributionMethod {
+ public:
+  explicit GradCam(std::optional<size_t> layer) : layer_(layer) {}
+  std::string name() const override { return "grad-cam"; }
+
+  at::Tensor attribute(const Network& network, const at::Tensor& x,
+                       const at::Tensor& targets) const override {
+    torch::NoGradGuard no_grad;
+    MIPIN_CHECK(x.dim() == 4, "grad-cam needs image inputs [N, C, H, W], found ", x.sizes());
+    const size_t conv = conv_layer(network);
+    // The rectified feature maps: the conv's output after its ReLU, if any.
+    const size_t maps_at = conv + 1 < network.size() && network.layer(conv + 1).kind() == LayerKind::ReLU
+                               ? conv + 2
+                               : conv + 1;
+    ForwardRecord record;
+    const at::Tensor logits = network.forward(x, &record);
+    const at::Tensor top = one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
+    const at::Tensor grad = propagate(network, record, gradient_composite(), top, maps_at);
+    const at::Tensor features = record.layers[maps_at - 1].output;
+    const at::Tensor weights = grad.mean({2, 3}, true);
+    const at::Tensor cam = torch::relu((weights * features).sum(1, true));
+    const at::Tensor up = torch::upsample_bilinear2d(cam, {x.size(2), x.size(3)}, false);
+    return (up / double(x.size(1))).expand_as(x).contiguous();
+  }
+
+ private:
+  size_t conv_layer(const Network& network) const {
+    if (layer_) {
+      MIPIN_CHECK(*layer_ < network.size() && network.layer(*layer_).kind() == LayerKind::Conv2d,
+                  "grad-cam --layer must name a Conv2d layer (see `mipin info`), found ",
+                  *layer_ < network.size() ? network.layer(*layer_).describe() : std::string("no layer"),
+                  " at ", *layer_);
+      return *layer_;
+    }
+    for (size_t i = network.size(); i-- > 0;) {
+      if (network.layer(i).kind() == LayerKind::Conv2d) return i;
+    }
+    MIPIN_FAIL("grad-cam needs a network with a Conv2d layer");
+  }
+
+  std::optional<size_t> layer_;
+};
+
+const RegisterMethod registration({
+    "grad-cam",
+    "feature maps of a conv layer weighted by their mean gradient, upsampled to the input "
+    "(Selvaraju et al. 2017)",
+    "--layer L (a Conv2d index from `mipin info`; default the last)",
+    [](const MethodSettings& s) { return std::make_unique<GradCam>(s.layer); },
+});
+
+}  // namespace
+}  // namespace mipin

@@ -1,0 +1,47 @@
+// Guided backpropagation and deconvnet: the gradient's rules with a modified
+// ReLU backward. Guided backprop keeps the forward gate and also drops
+// negative signal; deconvnet ignores the forward gate and rectifies the signal.
+#include <torch/torch.h>
+
+#include "mipin/attribution/composite_method.h"
+#include "mipin/attribution/gradient.h"
+#include "mipin/attribution/registry.h"
+
+namespace mipin {
+namespace {
+
+Composite with_relu_rule(const std::string& name, FunctionRule::Function relu) {
+  Composite c = gradient_composite();
+  c.rename(name);
+  c.with(LayerKind::ReLU, std::make_shared<FunctionRule>(std::move(relu)));
+  return c;
+}
+
+const RegisterMethod guided({
+    "guided-backprop",
+    "gradient whose ReLU backward also drops negative signal (Springenberg et al. 2015)",
+    "",
+    [](const MethodSettings&) {
+      return std::make_unique<CompositeMethod>("guided-backprop", [](const Network&) {
+        return with_relu_rule("guided-backprop", [](const RuleContext& ctx, const at::Tensor& s) {
+          return torch::relu(s) * ctx.record.input.gt(0).to(s.scalar_type());
+        });
+      });
+    },
+});
+
+const RegisterMethod deconvnet({
+    "deconvnet",
+    "gradient whose ReLU backward rectifies the signal instead of using the forward gate "
+    "(Zeiler and Fergus 2014)",
+    "",
+    [](const MethodSettings&) {
+      return std::make_unique<CompositeMethod>("deconvnet", [](const Network&) {
+        return with_relu_rule("deconvnet",
+                              [](const RuleContext&, const at::Tensor& s) { return torch::relu(s); });
+      });
+    },
+});
+
+}  // namespace
+}  // namespace mipin

@@ -1,0 +1,87 @@
+// Integrated gradients (Sundararajan et al. 2017): (x - x0) times the gradient
+// averaged along the straight path from the baseline x0 to x.
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "mipin/attribution/gradient.h"
+#include "mipin/attribution/registry.h"
+#include "mipin/util/error.h"
+
+namespace mipin {
+namespace {
+
+// Nodes in (0, 1) and weights summing to 1 for integrating over [0, 1].
+std::pair<std::vector<double>, std::vector<double>> quadrature(const std::string& rule,
+                                                               int64_t steps) {
+  std::vector<double> nodes, weights;
+  if (rule == "riemann") {  // midpoint rule
+    for (int64_t i = 0; i < steps; ++i) {
+      nodes.push_back((double(i) + 0.5) / double(steps));
+      weights.push_back(1.0 / double(steps));
+    }
+    return {nodes, weights};
+  }
+  MIPIN_CHECK(rule == "gauss-legendre", "unknown integration rule '", rule,
+              "'; expected riemann or gauss-legendre");
+  // Golub-Welsch: the nodes are the eigenvalues of the Jacobi matrix of the
+  // Legendre polynomials, the weights twice the squared first eigenvector entries.
+  at::Tensor jacobi = torch::zeros({steps, steps}, torch::kDouble);
+  for (int64_t k = 1; k < steps; ++k) {
+    const double b = double(k) / std::sqrt(4.0 * double(k) * double(k) - 1.0);
+    jacobi[k - 1][k] = b;
+    jacobi[k][k - 1] = b;
+  }
+  const auto [values, vectors] = torch::linalg_eigh(jacobi);
+  for (int64_t i = 0; i < steps; ++i) {
+    nodes.push_back((values[i].item<double>() + 1) / 2);
+    weights.push_back(vectors[0][i].item<double>() * vectors[0][i].item<double>());
+  }
+  return {nodes, weights};
+}
+
+class IntegratedGradients final : public AttributionMethod {
+ public:
+  explicit IntegratedGradients(const MethodSettings& s)
+      : baseline_(s.baseline), steps_(s.steps), rule_(s.integration), chunk_(s.internal_batch) {
+    MIPIN_CHECK(steps_ >= 1, "integrated-gradients needs --steps >= 1, found ", steps_);
+    quadrature(rule_, 1);  // validates the rule name early
+  }
+  std::string name() const override { return "integrated-gradients"; }
+  at::Tensor attribute(const Network& network, const at::Tensor& x,
+                       const at::Tensor& targets) const override {
+    const at::Tensor x0 = baseline_.defined() ? baseline_.expand_as(x) : torch::zeros_like(x);
+    const auto [nodes, weights] = quadrature(rule_, steps_);
+    at::Tensor sum = torch::zeros_like(x);
+    // Path points of all examples, at most `chunk_` inputs per backward pass.
+    const int64_t per_pass = std::max<int64_t>(1, chunk_ / std::max<int64_t>(1, x.size(0)));
+    for (int64_t first = 0; first < steps_; first += per_pass) {
+      const int64_t k = std::min(per_pass, steps_ - first);
+      std::vector<at::Tensor> points;
+      for (int64_t i = 0; i < k; ++i) points.push_back(x0 + nodes[first + i] * (x - x0));
+      const at::Tensor g = Gradient().attribute(network, torch::cat(points, 0), targets.repeat({k}));
+      for (int64_t i = 0; i < k; ++i) {
+        sum += weights[first + i] * g.slice(0, i * x.size(0), (i + 1) * x.size(0));
+      }
+    }
+    return (x - x0) * sum;
+  }
+
+ private:
+  at::Tensor baseline_;
+  int64_t steps_;
+  std::string rule_;
+  int64_t chunk_;
+};
+
+const RegisterMethod registration({
+    "integrated-gradients",
+    "input minus baseline times the gradient averaged along the path between them "
+    "(Sundararajan et al. 2017)",
+    "--baseline zero|mean|FILE.npy, --steps N (default 64), --integration "
+    "riemann|gauss-legendre",
+    [](const MethodSettings& s) { return std::make_unique<IntegratedGradients>(s); },
+});
+
+}  // namespace
+}  // namespace mipin

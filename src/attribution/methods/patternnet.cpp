@@ -1,0 +1,66 @@
+// PatternNet and PatternAttribution (Kindermans et al. 2018): the gradient's
+// backward pass with each Linear/Conv2d weight replaced by its fitted
+// pattern A (PatternNet: a signal estimate in input units) or by W * A
+// (PatternAttribution), starting from the target logit's value.
+#include <torch/torch.h>
+
+#include "mipin/attribution/composite_method.h"
+#include "mipin/attribution/gradient.h"
+#include "mipin/attribution/layer_maps.h"
+#include "mipin/attribution/patterns.h"
+#include "mipin/attribution/registry.h"
+#include "mipin/model/layers.h"
+#include "mipin/util/error.h"
+
+namespace mipin {
+namespace {
+
+Composite pattern_composite(const std::string& name, const Patterns& patterns, bool times_weight,
+                            const Network& network) {
+  Composite c = gradient_composite();
+  c.rename(name);
+  for (const auto& [index, a] : patterns.patterns) {
+    MIPIN_CHECK(index < network.size(), "the patterns do not fit this network (layer ", index, ")");
+    const Layer& layer = network.layer(index);
+    const at::Tensor& w = layer.kind() == LayerKind::Linear ? static_cast<const Linear&>(layer).weight
+                                                            : static_cast<const Conv2d&>(layer).weight;
+    MIPIN_CHECK(w.sizes() == a.sizes(), "the pattern of layer ", index, " has shape ", a.sizes(),
+                " but the layer's weight has ", w.sizes(), ": fit the patterns for this model");
+    const at::Tensor map = times_weight ? (w * a).contiguous() : a;
+    c.with_layer(index, std::make_shared<FunctionRule>([map](const RuleContext& ctx, const at::Tensor& s) {
+      if (ctx.layer.kind() == LayerKind::Linear) return s.matmul(map);
+      return maps::conv_transpose(static_cast<const Conv2d&>(ctx.layer), map, s, ctx.record.input);
+    }));
+  }
+  return c;
+}
+
+std::unique_ptr<AttributionMethod> make(const std::string& name, const MethodSettings& s, bool times_weight) {
+  MIPIN_CHECK(s.patterns != nullptr, "method '", name,
+              "' needs --patterns FILE (made by `mipin fit --method pattern`)");
+  const Patterns* patterns = s.patterns;
+  return std::make_unique<CompositeMethod>(
+      name,
+      [name, patterns, times_weight](const Network& net) {
+        return pattern_composite(name, *patterns, times_weight, net);
+      },
+      CompositeMethod::Start::Logit);
+}
+
+const RegisterMethod patternnet({
+    "patternnet",
+    "PatternNet signal estimate: the backward pass through fitted patterns instead of weights "
+    "(Kindermans et al. 2018)",
+    "--patterns FILE (from `mipin fit --method pattern`)",
+    [](const MethodSettings& s) { return make("patternnet", s, false); },
+});
+
+const RegisterMethod patternattribution({
+    "patternattribution",
+    "PatternAttribution: the backward pass through weights times patterns (Kindermans et al. 2018)",
+    "--patterns FILE (from `mipin fit --method pattern`)",
+    [](const MethodSettings& s) { return make("patternattribution", s, true); },
+});
+
+}  // namespace
+}  // namespace mipin

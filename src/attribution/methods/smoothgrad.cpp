@@ -1,0 +1,60 @@
+// SmoothGrad (Smilkov et al. 2017): the gradient averaged over noisy copies
+// of the input, noise scaled to each input's value range.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "mipin/attribution/gradient.h"
+#include "mipin/attribution/registry.h"
+#include "mipin/util/error.h"
+
+namespace mipin {
+namespace {
+
+class SmoothGrad final : public AttributionMethod {
+ public:
+  explicit SmoothGrad(const MethodSettings& s)
+      : samples_(s.samples), noise_(s.noise), seed_(s.seed), chunk_(s.internal_batch) {
+    MIPIN_CHECK(samples_ >= 1, "smoothgrad needs --samples >= 1, found ", samples_);
+    MIPIN_CHECK(noise_ >= 0, "smoothgrad needs --noise >= 0, found ", noise_);
+  }
+  std::string name() const override { return "smoothgrad"; }
+  at::Tensor attribute(const Network& network, const at::Tensor& x,
+                       const at::Tensor& targets) const override {
+    auto gen = at::detail::createCPUGenerator(seed_);
+    const at::Tensor flat = x.flatten(1);
+    const at::Tensor range = (std::get<0>(flat.max(1)) - std::get<0>(flat.min(1)));
+    std::vector<int64_t> view(static_cast<size_t>(x.dim()), 1);
+    view[0] = -1;
+    const at::Tensor sigma = (range * noise_).view(view);
+    at::Tensor sum = torch::zeros_like(x);
+    // Noisy copies of every example, `chunk_` inputs per backward pass.
+    const int64_t per_pass = std::max<int64_t>(1, chunk_ / std::max<int64_t>(1, x.size(0)));
+    for (int64_t done = 0; done < samples_; done += per_pass) {
+      const int64_t k = std::min(per_pass, samples_ - done);
+      const at::Tensor repeated = x.repeat_interleave(k, 0);
+      const at::Tensor noisy = repeated + torch::randn(repeated.sizes(), gen) * sigma.repeat_interleave(k, 0);
+      const at::Tensor g = Gradient().attribute(network, noisy, targets.repeat_interleave(k, 0));
+      std::vector<int64_t> grouped{x.size(0), k};
+      grouped.insert(grouped.end(), x.sizes().begin() + 1, x.sizes().end());
+      sum += g.view(grouped).sum(1);
+    }
+    return sum / double(samples_);
+  }
+
+ private:
+  int64_t samples_;
+  double noise_;
+  uint64_t seed_;
+  int64_t chunk_;
+};
+
+const RegisterMethod registration({
+    "smoothgrad",
+    "gradient averaged over noisy copies of the input (Smilkov et al. 2017)",
+    "--samples N (default 32), --noise F (standard deviation as a fraction of the input's "
+    "range, default 0.15), --seed S",
+    [](const MethodSettings& s) { return std::make_unique<SmoothGrad>(s); },
+});
+
+}  // namespace
+}  // namespace mipin

@@ -1,0 +1,158 @@
+#include "mipin/attribution/patterns.h"
+
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "mipin/model/layers.h"
+#include "mipin/util/atomic_file.h"
+#include "mipin/util/error.h"
+#include "mipin/util/progress.h"
+
+namespace mipin {
+namespace {
+
+constexpr const char* kFormat = "mipin-patterns/1";
+
+// Moments of (x, y) per output unit, in double precision.
+struct Moments {
+  at::Tensor sum_x;   // [in, out]: sum of x over the examples counted for unit j
+  at::Tensor sum_y;   // [out]
+  at::Tensor sum_xy;  // [in, out]
+  at::Tensor count;   // [out]
+};
+
+// Rows of layer inputs (patches for convolutions) and bias-free outputs.
+std::pair<at::Tensor, at::Tensor> rows(const Layer& layer, const at::Tensor& input) {
+  if (layer.kind() == LayerKind::Linear) {
+    const auto& l = static_cast<const Linear&>(layer);
+    return {input, input.matmul(l.weight.t())};
+  }
+  const auto& c = static_cast<const Conv2d&>(layer);
+  MIPIN_CHECK(c.groups == 1, "patterns for grouped convolutions are not supported (", c.describe(), ")");
+  const at::Tensor patches =
+      torch::im2col(input, {c.weight.size(2), c.weight.size(3)}, c.dilation, c.padding, c.stride);
+  const at::Tensor x = patches.transpose(1, 2).reshape({-1, patches.size(1)});
+  return {x, x.matmul(c.weight.flatten(1).t())};
+}
+
+bool followed_by_relu(const Network& net, size_t i) {
+  return i + 1 < net.size() && net.layer(i + 1).kind() == LayerKind::ReLU;
+}
+
+}  // namespace
+
+Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examples,
+                      int64_t batch_size, bool show_progress) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = examples > 0 ? std::min(examples, data.size()) : data.size();
+  MIPIN_CHECK(n > 0, "cannot fit patterns on the empty data set '", data.name(), "'");
+  std::map<size_t, Moments> moments;
+  std::unique_ptr<Progress> bar;
+  if (show_progress) bar = std::make_unique<Progress>("patterns", (n + batch_size - 1) / batch_size);
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    const Batch batch = data.get(begin, std::min(n, begin + batch_size));
+    ForwardRecord record;
+    network.forward(batch.inputs, &record);
+    for (size_t i = 0; i < network.size(); ++i) {
+      const Layer& layer = network.layer(i);
+      if (layer.kind() != LayerKind::Linear && layer.kind() != LayerKind::Conv2d) continue;
+      const auto [x, y] = rows(layer, record.layers[i].input);
+      const at::Tensor mask = followed_by_relu(network, i) ? y.gt(0).to(x.scalar_type())
+                                                           : torch::ones_like(y);
+      const at::Tensor ym = y * mask;
+      Moments& m = moments[i];
+      const at::Tensor sx = x.t().matmul(mask).to(at::kDouble);
+      const at::Tensor sxy = x.t().matmul(ym).to(at::kDouble);
+      const at::Tensor sy = ym.sum(0).to(at::kDouble);
+      const at::Tensor c = mask.sum(0).to(at::kDouble);
+      if (!m.sum_x.defined()) {
+        m = {sx, sy, sxy, c};
+      } else {
+        m.sum_x += sx;
+        m.sum_y += sy;
+        m.sum_xy += sxy;
+        m.count += c;
+      }
+    }
+    if (bar) bar->advance();
+  }
+  Patterns p;
+  p.model_fingerprint = network.fingerprint();
+  p.data_name = data.name();
+  p.examples = n;
+  for (auto& [i, m] : moments) {
+    const Layer& layer = network.layer(i);
+    const at::Tensor w = (layer.kind() == LayerKind::Linear ? static_cast<const Linear&>(layer).weight
+                                                            : static_cast<const Conv2d&>(layer).weight)
+                             .flatten(1)
+                             .to(at::kDouble);  // [out, in]
+    const at::Tensor count = m.count.clamp_min(1);
+    const at::Tensor cov = m.sum_xy / count - (m.sum_x / count) * (m.sum_y / count);  // [in, out]
+    const at::Tensor denom = (w.t() * cov).sum(0);                                 // [out]
+    const at::Tensor safe = torch::where(denom.abs() > 1e-12, denom, torch::ones_like(denom));
+    const at::Tensor a = torch::where(denom.abs() > 1e-12, cov / safe, torch::zeros_like(cov));
+    const at::Tensor weight = layer.kind() == LayerKind::Linear ? static_cast<const Linear&>(layer).weight
+                                                                : static_cast<const Conv2d&>(layer).weight;
+    p.patterns[i] = a.t().to(at::kFloat).reshape(weight.sizes()).contiguous();
+  }
+  return p;
+}
+
+void Patterns::check_compatible(const Network& network, const std::string& model) const {
+  const std::string fingerprint = network.fingerprint();
+  MIPIN_CHECK(fingerprint == model_fingerprint, "the patterns were fitted for another model (",
+              model_name.empty() ? std::string() : "'" + model_name + "', ", "fingerprint ",
+              model_fingerprint, "), but ", model.empty() ? std::string("this model") : "'" + model + "'",
+              " has fingerprint ", fingerprint, ": fit them for this model with `mipin fit --method pattern`");
+}
+
+void Patterns::save(const std::string& path) const {
+  const nlohmann::json meta = {{"format", kFormat},     {"model_fingerprint", model_fingerprint},
+                               {"model", model_name},   {"data", data_name},
+                               {"examples", examples}};
+  torch::serialize::OutputArchive archive;
+  archive.write("metadata", c10::IValue(meta.dump()));
+  std::vector<int64_t> layers;
+  for (const auto& [i, a] : patterns) {
+    archive.write("pattern_" + std::to_string(i), a);
+    layers.push_back(static_cast<int64_t>(i));
+  }
+  archive.write("layers", c10::IValue(layers));
+  write_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+}
+
+Patterns Patterns::load(const std::string& path) {
+  std::error_code ec;
+  MIPIN_CHECK(std::filesystem::exists(path, ec), "patterns file not found: '", path, "'");
+  Patterns p;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    c10::IValue text, layers;
+    archive.read("metadata", text);
+    const auto meta = nlohmann::json::parse(text.toStringRef());
+    MIPIN_CHECK(meta.value("format", "") == kFormat, "'", path, "' is not a mipin patterns file");
+    p.model_fingerprint = meta.at("model_fingerprint");
+    p.model_name = meta.value("model", "");
+    p.data_name = meta.value("data", "");
+    p.examples = meta.value("examples", int64_t{0});
+    archive.read("layers", layers);
+    for (const int64_t i : layers.toIntVector()) {
+      at::Tensor a;
+      archive.read("pattern_" + std::to_string(i), a);
+      p.patterns[static_cast<size_t>(i)] = a;
+    }
+  } catch (const c10::Error& e) {
+    MIPIN_FAIL("cannot read the patterns '", path, "': the file is truncated, corrupt or not written by `mipin fit --method pattern` (",
+               std::string(e.what_without_backtrace()).substr(0, 160), ")");
+  } catch (const nlohmann::json::exception& e) {
+    MIPIN_FAIL("cannot read the patterns '", path, "': its metadata is corrupt (", e.what(), ")");
+  }
+  return p;
+}
+
+}  // namespace mipin

@@ -1,0 +1,42 @@
+#include "mipin/attribution/registry.h"
+
+#include <map>
+
+#include "mipin/util/error.h"
+
+namespace mipin {
+namespace {
+
+// Function-local so registration from other translation units' static
+// initialisers never runs before the map exists.
+std::map<std::string, MethodEntry>& registry() {
+  static std::map<std::string, MethodEntry> methods;
+  return methods;
+}
+
+}  // namespace
+
+RegisterMethod::RegisterMethod(MethodEntry entry) {
+  const std::string name = entry.name;
+  registry()[name] = std::move(entry);
+}
+
+std::vector<MethodEntry> registered_methods() {
+  std::vector<MethodEntry> out;
+  for (const auto& [name, entry] : registry()) out.push_back(entry);
+  return out;
+}
+
+std::unique_ptr<AttributionMethod> make_method(const std::string& name,
+                                               const MethodSettings& settings) {
+  const auto it = registry().find(name);
+  if (it == registry().end()) {
+    std::string known;
+    for (const auto& [n, entry] : registry()) known += (known.empty() ? "" : ", ") + n;
+    MIPIN_FAIL("unknown method '", name, "'; known methods: ", known,
+               " (`mipin methods` describes each)");
+  }
+  return it->second.make(settings);
+}
+
+}  // namespace mipin

@@ -1,0 +1,72 @@
+// PatternNet's estimators: ground truth on the linear toy, and the file.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "mipin/attribution/patterns.h"
+#include "mipin/attribution/registry.h"
+#include "mipin/data/synthetic.h"
+#include "mipin/model/layers.h"
+#include "mipin/util/error.h"
+#include "mipin/zoo/trainer.h"
+#include "support/test_support.h"
+#include "support/trained_models.h"
+
+namespace mipin {
+namespace {
+
+TEST(Patterns, PatternNetRecoversTheTrueSignalOnTheLinearToy) {
+  const LinearToy train_toy = make_linear_toy(4000);
+  LinearToyOptions test_options;
+  test_options.sample_seed = 2;
+  const LinearToy test_toy = make_linear_toy(1000, test_options);
+  Network net;
+  Linear l;
+  l.weight = torch::zeros({2, 16});
+  l.bias = torch::zeros({2});
+  net.add(l);
+  net.set_input_shape({16});
+  train(net, *train_toy.data, TrainOptions{}.with_epochs(20).with_learning_rate(1e-2).with_progress(false));
+  const Patterns patterns = fit_patterns(net, *train_toy.data, 0, 128, false);
+  MethodSettings s;
+  s.patterns = &patterns;
+  const Batch batch = test_toy.data->get(0, 1000);
+  const at::Tensor predicted = net.forward(batch.inputs).argmax(1);
+  auto cosine = [&](const std::string& method) {
+    const at::Tensor a = make_method(method, s)->attribute(net, batch.inputs, predicted);
+    return torch::cosine_similarity(a, test_toy.signal, 1).mean().item<double>();
+  };
+  const double signal = cosine("patternnet");
+  const double gradient = cosine("gradient");
+  std::printf("linear toy, mean cosine with the true signal: patternnet %.4f, patternattribution %.4f, gradient %.4f\n",
+              signal, cosine("patternattribution"), gradient);
+  EXPECT_GE(signal, 0.99);
+  EXPECT_LT(gradient, 0.9);
+}
+
+TEST(Patterns, SaveLoadAndWrongModel) {
+  const test::TrainedModel& m = test::trained_model("cnn");
+  Patterns p = fit_patterns(m.network, *m.train_data, 256, 64, false);
+  EXPECT_EQ(p.patterns.size(), 4u);
+  test::TempDir dir;
+  p.save(dir.file("p.patterns"));
+  const Patterns loaded = Patterns::load(dir.file("p.patterns"));
+  EXPECT_NO_THROW(loaded.check_compatible(m.network));
+  for (const auto& [i, a] : p.patterns) EXPECT_TRUE(loaded.patterns.at(i).equal(a)) << i;
+  MethodSettings s;
+  s.patterns = &loaded;
+  const at::Tensor x = m.train_data->get(0, 4).inputs;
+  const at::Tensor a = make_method("patternnet", s)->attribute(m.network, x, torch::arange(4, torch::kLong));
+  EXPECT_EQ(a.sizes(), x.sizes());
+  Network other = m.network;
+  static_cast<Linear&>(other.layer(other.size() - 1)).bias.add_(1);
+  EXPECT_NE(test::error_of([&] { loaded.check_compatible(other); }).find("another model"), std::string::npos);
+  const std::string whole = test::read_text(dir.file("p.patterns"));
+  test::write_text(dir.file("cut.patterns"), whole.substr(0, whole.size() / 2));
+  EXPECT_THROW(Patterns::load(dir.file("cut.patterns")), Error);
+  EXPECT_THROW(make_method("patternnet", MethodSettings{}), Error);
+}
+
+}  // namespace
+}  // namespace mipin
