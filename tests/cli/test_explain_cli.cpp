@@ -110,6 +110,34 @@ TEST_F(ExplainCli, EvaluateWritesTheDocumentedKeys) {
   EXPECT_FALSE(m.contains("additivity"));
 }
 
+TEST_F(ExplainCli, EveryMethodRunsFromTheCommandLine) {
+  const auto list = test::run_cli("methods --json");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  const auto methods = nlohmann::json::parse(list.out)["methods"];
+  EXPECT_GE(methods.size(), 17u);
+  test::TempDir out;
+  const auto fit = test::run_cli("fit --method pattern --model " + model() + " --data " + data() +
+                                 " --out " + out.file("cnn1.patterns") + " --json");
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_EQ(nlohmann::json::parse(fit.out)["layers"], 4);
+  for (const auto& m : methods) {
+    const std::string name = m["name"];
+    const auto r = test::run_cli("explain --model " + model() + " --method " + name + " --inverse " +
+                                 inverse() + " --patterns " + out.file("cnn1.patterns") + " --data " +
+                                 data() + " --index 0:3 --steps 8 --samples 4 --patch 3 --stride 3 " +
+                                 "--baseline mean --out " + out.file(name));
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    EXPECT_EQ(read_npy(out.file(name + "/test_00001.npy")).sizes().vec(), (std::vector<int64_t>{1, 12, 12}))
+        << name;
+  }
+  expect_error(test::run_cli("explain --model " + model() + " --method patternnet --data " + data() +
+                             " --out " + out.file("none")),
+               {"--patterns"});
+  expect_error(test::run_cli("explain --model " + model() + " --method sharpness --data " + data() +
+                             " --out " + out.file("none")),
+               {"unknown method 'sharpness'", "lrp-epsilon"});
+}
+
 TEST_F(ExplainCli, RefusesAnInverseFittedForAnotherModel) {
   test::TempDir out;
   expect_error(test::run_cli("explain --model " + dir_->file("cnn2.pt") + " --inverse " + inverse() +

@@ -36,6 +36,9 @@ struct ParityCase {
   bool has_softmax;
 };
 
+// Names the case by its file in test listings.
+void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.file; }
+
 class ImportParity : public ::testing::TestWithParam<ParityCase> {};
 
 TEST_P(ImportParity, NetworkMatchesTorchScriptModule) {
