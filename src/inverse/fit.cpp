@@ -139,6 +139,11 @@ class Fitter {
       at::Tensor op = solver == Solver::Exact ? fit_exact(l, above, fit) : fit_iterative(l, above, fit);
       inverse.set_operator(l, op);
       fit.seconds = std::chrono::duration<double>(Clock::now() - layer_start).count();
+      if (o_.show_progress && !Progress::drawing()) {
+        // Logs and pipes get one line per layer instead of a bar.
+        std::fprintf(stderr, "fitted layer %zu %s: R^2 %.4f (%s, %.1f s)\n", l, fit.layer.c_str(),
+                     fit.r2, fit.solver.c_str(), fit.seconds);
+      }
       inverse.fits().push_back(fit);
     }
     inverse.seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -19,6 +19,8 @@ bool enabled() {
 
 void Progress::set_enabled(bool on) { enabled_override() = on; }
 
+bool Progress::drawing() { return enabled(); }
+
 Progress::Progress(std::string label, int64_t total)
     : label_(std::move(label)), total_(total < 1 ? 1 : total),
       start_(std::chrono::steady_clock::now()), last_draw_(start_) {

@@ -62,6 +62,11 @@ TrainResult train(Network& network, const Dataset& data, const TrainOptions& opt
       }
     }
     result.final_loss = loss_sum / static_cast<double>(n);
+    if (options.show_progress && !Progress::drawing()) {
+      std::fprintf(stderr, "epoch %lld/%lld: mean training loss %.4f\n",
+                   static_cast<long long>(epoch + 1), static_cast<long long>(options.epochs),
+                   result.final_loss);
+    }
   }
   network.set_training(false);
   for (auto& p : parameters) p.set_requires_grad(false);

@@ -21,6 +21,8 @@ class Progress {
 
   // Forces drawing on (tests) or off (--quiet) regardless of the terminal.
   static void set_enabled(bool enabled);
+  // Whether bars are drawn; long steps log a line each instead when not.
+  static bool drawing();
 
  private:
   void draw(bool force);
