@@ -49,5 +49,6 @@ void register_fit_command(CLI::App& app);
 void register_explain_command(CLI::App& app);
 void register_evaluate_command(CLI::App& app);
 void register_methods_command(CLI::App& app);
+void register_data_command(CLI::App& app);
 
 }  // namespace mipin::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   mipin::cli::register_explain_command(app);
   mipin::cli::register_evaluate_command(app);
   mipin::cli::register_methods_command(app);
+  mipin::cli::register_data_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

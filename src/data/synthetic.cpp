@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <random>
 
 #include "mipin/util/error.h"
 
@@ -37,6 +38,50 @@ LinearToy make_linear_toy(int64_t examples, const LinearToyOptions& o) {
   toy.distractor_direction = a_d;
   toy.data = make_tensor_dataset("linear-toy", x, labels, {}, 2);
   return toy;
+}
+
+ClutteredCanvas make_cluttered_canvas(const Dataset& objects, int64_t examples,
+                                      const ClutterOptions& o) {
+  const auto shape = objects.sample_shape();
+  MIPIN_CHECK(shape.size() == 3, "the cluttered canvas needs image data [C, H, W], found ",
+              shape.size(), " dimensions");
+  const int64_t c = shape[0], h = shape[1], w = shape[2];
+  MIPIN_CHECK(o.canvas >= h && o.canvas >= w, "the canvas (", o.canvas, ") must hold a ", h, "x",
+              w, " object");
+  MIPIN_CHECK(o.patch >= 1 && o.patch <= std::min(h, w), "distractor patches must be 1 to ",
+              std::min(h, w), " pixels, found ", o.patch);
+  MIPIN_CHECK(examples > 0 && objects.size() > 1, "need examples and at least two source images");
+  std::mt19937_64 rng(o.seed);
+  auto uniform = [&rng](int64_t lo, int64_t hi) {  // inclusive
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  ClutteredCanvas out;
+  out.images = torch::zeros({examples, c, o.canvas, o.canvas});
+  out.labels = torch::empty({examples}, torch::kLong);
+  out.boxes = torch::empty({examples, 4}, torch::kLong);
+  for (int64_t i = 0; i < examples; ++i) {
+    const Batch object = objects.get(i % objects.size(), i % objects.size() + 1);
+    const int64_t top = uniform(0, o.canvas - h), left = uniform(0, o.canvas - w);
+    at::Tensor canvas = out.images[i];
+    for (int64_t d = 0, tries = 0; d < o.distractors && tries < 100 * o.distractors; ++tries) {
+      const int64_t y = uniform(0, o.canvas - o.patch), x = uniform(0, o.canvas - o.patch);
+      const bool overlaps = y < top + h && y + o.patch > top && x < left + w && x + o.patch > left;
+      if (overlaps) continue;
+      int64_t source = uniform(0, objects.size() - 1);
+      if (source == i % objects.size()) source = (source + 1) % objects.size();
+      const at::Tensor image = objects.get(source, source + 1).inputs[0];
+      // A patch from the source image's centre region, where its object is.
+      const int64_t sy = uniform((h - o.patch) / 4, (h - o.patch) * 3 / 4);
+      const int64_t sx = uniform((w - o.patch) / 4, (w - o.patch) * 3 / 4);
+      canvas.slice(1, y, y + o.patch).slice(2, x, x + o.patch)
+          .copy_(image.slice(1, sy, sy + o.patch).slice(2, sx, sx + o.patch));
+      ++d;
+    }
+    canvas.slice(1, top, top + h).slice(2, left, left + w).copy_(object.inputs[0]);
+    out.labels[i] = object.labels[0];
+    out.boxes[i] = torch::tensor({top, left, top + h, left + w}, torch::kLong);
+  }
+  return out;
 }
 
 }  // namespace mipin

@@ -175,3 +175,35 @@ TEST(Cli, TrainRefusesBadData) {
 
 }  // namespace
 }  // namespace mipin
+
+namespace mipin {
+namespace {
+
+TEST(Cli, DataClutterWritesAnImageFolderWithBoxes) {
+  test::TempDir dir;
+  const std::string out = dir.file("clutter");
+  const auto r = test::run_cli("data clutter --data fashion-mnist --out " + out +
+                               " --train 30 --test 10 --canvas 40 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto boxes = nlohmann::json::parse(test::read_text(out + "/boxes.json"));
+  ASSERT_EQ(boxes["train"].size(), 30u);
+  ASSERT_EQ(boxes["test"].size(), 10u);
+  const auto data = open_dataset("folder:" + out, Split::Test);
+  EXPECT_EQ(data->size(), 10);
+  EXPECT_EQ(data->sample_shape(), (std::vector<int64_t>{1, 40, 40}));
+  for (const auto& e : boxes["test"]) {
+    const auto b = e["box"];
+    EXPECT_EQ(b[2].get<int64_t>() - b[0].get<int64_t>(), 28);
+    EXPECT_LE(b[2].get<int64_t>(), 40);
+    EXPECT_TRUE(fs::exists(out + "/" + e["file"].get<std::string>()));
+  }
+  expect_error(test::run_cli("data clutter --data fashion-mnist --out " + out + " --train 2 --test 2"),
+               {"already exists"});
+  expect_error(test::run_cli("data clutter --data fashion-mnist --out " + dir.file("big") +
+                             " --canvas 20 --train 2 --test 2"),
+               {"canvas"});
+  EXPECT_FALSE(fs::exists(dir.file("big")));
+}
+
+}  // namespace
+}  // namespace mipin

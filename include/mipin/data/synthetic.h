@@ -32,4 +32,26 @@ struct LinearToy {
 
 LinearToy make_linear_toy(int64_t examples, const LinearToyOptions& options = {});
 
+// The cluttered canvas (DESIGN.md 3.6): each example is one object image
+// placed at a random position on a larger blank canvas, with distractor
+// patches cut from other images around it; the label is the object's and its
+// box is known, so localization can be scored.
+struct ClutterOptions {
+  int64_t canvas = 56;       // side of the square canvas
+  int64_t distractors = 4;   // patches per canvas
+  int64_t patch = 10;        // side of a distractor patch
+  uint64_t seed = 0;
+};
+
+struct ClutteredCanvas {
+  at::Tensor images;  // float [N, C, canvas, canvas], the sources' value range
+  at::Tensor labels;  // int64 [N]
+  at::Tensor boxes;   // int64 [N, 4]: top, left, bottom, right (exclusive)
+};
+
+// Objects are taken in order from `objects` (wrapping around); distractors
+// come from randomly chosen other examples, never overlapping the box.
+ClutteredCanvas make_cluttered_canvas(const Dataset& objects, int64_t examples,
+                                      const ClutterOptions& options = {});
+
 }  // namespace mipin
