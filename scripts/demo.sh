@@ -33,4 +33,4 @@ echo "gradient maps of the same images for comparison: demo/gradient-maps/grid.p
 
 echo "== 4. how faithful is it? (all 10,000 test images)"
 $mipin evaluate --model demo/cnn.pt --inverse demo/cnn.mipin --data fashion-mnist \
-  --metrics completeness,minimality,additivity --out demo/metrics.json
+  --metrics completeness,minimality,additivity --out demo/eval

@@ -1,119 +1,205 @@
-// mipin evaluate: how faithful MIP-IN's source signal is (completeness,
-// minimality, per-layer reconstruction).
+// mipin evaluate: how faithful each attribution method is, on held-out data.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
-#include <set>
 #include <sstream>
 
 #include "common.h"
-#include "mipin/eval/faithfulness.h"
+#include "mipin/attribution/patterns.h"
+#include "mipin/eval/suite.h"
 #include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
 
 namespace mipin::cli {
 namespace {
-
-const std::set<std::string> kMetrics = {"completeness", "minimality", "reconstruction", "additivity"};
+namespace fs = std::filesystem;
 
 struct EvaluateCommandOptions {
-  std::string model, inverse, data = "fashion-mnist", split = "test", input_shape, out;
+  std::string model, inverse, patterns, data = "fashion-mnist", split = "test", input_shape, out, boxes;
+  std::string methods = "mipin";
   std::string metrics = "completeness,minimality,reconstruction,additivity";
   int64_t examples = 0;
+  int64_t randomization_examples = 32;
+  int64_t refit_examples = 2000;
   CommonOptions common;
 };
 
-std::set<std::string> parse_metrics(const std::string& text) {
-  std::set<std::string> chosen;
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
   std::stringstream in(text);
-  std::string m;
-  while (std::getline(in, m, ',')) {
-    if (m == "all") return kMetrics;
-    MIPIN_CHECK(kMetrics.count(m), "unknown metric '", m,
-                "'; expected a comma-separated list of completeness, minimality, reconstruction, "
-                "additivity, or all");
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::set<std::string> parse_metrics(const std::string& text) {
+  const auto known = all_suite_metrics();
+  std::set<std::string> chosen;
+  for (const auto& m : split_list(text)) {
+    if (m == "all") return known;
+    if (!known.count(m)) {
+      std::string names;
+      for (const auto& k : known) names += (names.empty() ? "" : ", ") + k;
+      MIPIN_FAIL("unknown metric '", m, "'; expected a comma-separated list of ", names, ", or all");
+    }
     chosen.insert(m);
   }
   MIPIN_CHECK(!chosen.empty(), "--metrics is empty");
   return chosen;
 }
 
-nlohmann::json to_json(const FaithfulnessReport& r, const std::set<std::string>& metrics) {
-  nlohmann::json j;
-  j["examples"] = r.examples;
-  if (metrics.count("completeness")) {
-    j["completeness"] = {{"agreement", r.completeness.agreement}, {"accuracy", r.completeness.accuracy}};
+// Boxes of a `mipin data clutter` split, in the order the image folder reads
+// its files (sorted paths).
+at::Tensor read_boxes(const std::string& path, const std::string& split) {
+  const auto j = nlohmann::json::parse(read_file(path));
+  MIPIN_CHECK(j.value("format", "") == "mipin-clutter/1", "'", path, "' is not a boxes file of `mipin data clutter`");
+  auto entries = j.at(split);
+  std::vector<std::pair<std::string, std::vector<int64_t>>> rows;
+  for (const auto& e : entries) rows.emplace_back(e.at("file"), e.at("box").get<std::vector<int64_t>>());
+  std::sort(rows.begin(), rows.end());
+  at::Tensor boxes = torch::empty({int64_t(rows.size()), 4}, torch::kLong);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (int k = 0; k < 4; ++k) boxes[int64_t(i)][k] = rows[i].second[size_t(k)];
   }
-  if (metrics.count("minimality")) {
-    j["minimality"] = {{"accuracy", r.minimality.accuracy},
-                       {"agreement", r.minimality.agreement},
-                       {"chance", r.minimality.chance}};
-  }
-  if (metrics.count("reconstruction")) {
-    nlohmann::json layers = nlohmann::json::array();
-    for (const auto& l : r.reconstruction) {
-      layers.push_back({{"index", l.index}, {"layer", l.layer}, {"r2", l.r2}});
+  return boxes;
+}
+
+void print_human(const nlohmann::json& j) {
+  std::printf("%s (%s split, %lld examples); model accuracy %.4f, chance %.4f\n",
+              j["data"].get<std::string>().c_str(), j["split"].get<std::string>().c_str(),
+              static_cast<long long>(j["examples"].get<int64_t>()), j["model_accuracy"].get<double>(),
+              j["chance"].get<double>());
+  for (const auto& [name, m] : j["methods"].items()) {
+    std::printf("\n%s\n", name.c_str());
+    if (m.contains("completeness")) {
+      std::printf("  completeness   f(s) agrees with f(x): %.4f   accuracy of f(s): %.4f\n",
+                  m["completeness"]["agreement"].get<double>(), m["completeness"]["accuracy"].get<double>());
     }
-    j["reconstruction"] = {{"input_r2", r.reconstruction.empty() ? 0.0 : r.reconstruction[0].r2},
-                           {"layers", layers}};
+    if (m.contains("minimality")) {
+      std::printf("  minimality     accuracy of f(x - s): %.4f (chance %.4f)   agreement: %.4f\n",
+                  m["minimality"]["accuracy"].get<double>(), m["minimality"]["chance"].get<double>(),
+                  m["minimality"]["agreement"].get<double>());
+    }
+    if (m.contains("additivity")) {
+      std::printf("  additivity     sum over classes vs full signal, relative error %.2e\n",
+                  m["additivity"]["relative_error"].get<double>());
+    }
+    if (m.contains("deletion")) {
+      std::printf("  deletion       area %.4f (random order %.4f; lower is better)\n",
+                  m["deletion"]["area"].get<double>(), m["deletion"]["random_area"].get<double>());
+      std::printf("  insertion      area %.4f (random order %.4f; higher is better)\n",
+                  m["insertion"]["area"].get<double>(), m["insertion"]["random_area"].get<double>());
+    }
+    if (m.contains("localization")) {
+      std::printf("  pointing game  %.4f (box covers %.4f of the image)   positive mass in box %.4f\n",
+                  m["localization"]["pointing_game"].get<double>(),
+                  m["localization"]["box_area_fraction"].get<double>(),
+                  m["localization"]["mass_in_box"].get<double>());
+    }
+    if (m.contains("ground_truth")) {
+      std::printf("  ground truth   cosine with the true signal on the linear toy %.4f\n",
+                  m["ground_truth"]["cosine"].get<double>());
+    }
+    if (m.contains("randomization")) {
+      std::printf("  randomization  (layers re-initialised from the top; similarity to the original maps)\n");
+      for (const auto& r : m["randomization"]) {
+        std::printf("    down to %-48s |spearman| %.3f  spearman %.3f  ssim %.3f\n",
+                    r["layer"].get<std::string>().c_str(), r["spearman_abs"].get<double>(),
+                    r["spearman_signed"].get<double>(), r["ssim"].get<double>());
+      }
+    }
+    if (m.contains("reconstruction")) {
+      std::printf("  reconstruction R^2 at the input of each layer:\n");
+      for (const auto& l : m["reconstruction"]["layers"]) {
+        std::printf("    %3lld  %-50s %8.4f\n", static_cast<long long>(l["index"].get<int64_t>()),
+                    l["layer"].get<std::string>().c_str(), l["r2"].get<double>());
+      }
+    }
   }
-  if (metrics.count("additivity")) {
-    j["additivity"] = {{"relative_error", r.additivity_error}, {"examples", r.additivity_examples}};
-  }
-  return j;
 }
 
 void run_evaluate(const EvaluateCommandOptions& o) {
   apply_common_options(o.common);
-  const auto metrics = parse_metrics(o.metrics);
+  SuiteOptions suite;
+  suite.metrics = parse_metrics(o.metrics);
   const ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
-  const Inverse inverse = load_inverse_for(o.inverse, m.network, o.model);
+  std::unique_ptr<Inverse> inverse;
+  if (!o.inverse.empty()) inverse = std::make_unique<Inverse>(load_inverse_for(o.inverse, m.network, o.model));
+  std::unique_ptr<Patterns> patterns;
+  if (!o.patterns.empty()) {
+    patterns = std::make_unique<Patterns>(Patterns::load(o.patterns));
+    try {
+      patterns->check_compatible(m.network, o.model);
+    } catch (const Error& e) {
+      MIPIN_FAIL("'", o.patterns, "': ", e.what());
+    }
+  }
+  if (o.methods == "all") {
+    for (const auto& entry : registered_methods()) {
+      const bool fitted_missing = (entry.name == "mipin" && !inverse) ||
+                                  ((entry.name == "patternnet" || entry.name == "patternattribution") && !patterns);
+      if (fitted_missing) {
+        if (!o.common.json) std::cerr << "note: skipping " << entry.name << " (no --" << (entry.name == "mipin" ? "inverse" : "patterns") << " given)\n";
+        continue;
+      }
+      suite.methods.push_back(entry.name);
+    }
+  } else {
+    suite.methods = split_list(o.methods);
+  }
+  MIPIN_CHECK(!suite.methods.empty(), "--methods is empty");
   const auto data = open_dataset(o.data, parse_split(o.split));
   check_data_fits_model(*data, m.network, o.model);
-  EvaluationOptions eval;
-  eval.examples = o.examples;
-  eval.completeness = metrics.count("completeness") > 0;
-  eval.minimality = metrics.count("minimality") > 0;
-  eval.reconstruction = metrics.count("reconstruction") > 0;
-  eval.additivity = metrics.count("additivity") > 0;
-  const FaithfulnessReport r = evaluate_inverse(m.network, inverse, *data, eval);
+  std::unique_ptr<Dataset> fit_data;
+  if (suite.metrics.count("randomization")) fit_data = open_dataset(o.data, Split::Train);
+  suite.fit_data = fit_data.get();
+  suite.settings.inverse = inverse.get();
+  suite.settings.patterns = patterns.get();
+  suite.examples = o.examples;
+  suite.randomization_examples = o.randomization_examples;
+  suite.refit_examples = o.refit_examples;
+  suite.show_progress = !o.common.json;
+  std::string boxes = o.boxes;
+  const DataSpec spec = parse_data_spec(o.data);
+  if (boxes.empty() && spec.kind == "folder" && fs::exists(spec.path + "/boxes.json")) {
+    boxes = spec.path + "/boxes.json";
+  }
+  if (suite.metrics.count("localization") && boxes.empty() && o.metrics == "all") {
+    if (!o.common.json) std::cerr << "note: skipping localization (the data set has no boxes)\n";
+    suite.metrics.erase("localization");
+  }
+  if (suite.metrics.count("localization")) {
+    MIPIN_CHECK(!boxes.empty(), "the localization metric needs boxes: use --data folder:DIR made by "
+                "`mipin data clutter`, or --boxes FILE");
+    suite.boxes = read_boxes(boxes, o.split);
+  }
 
-  nlohmann::json j = {{"model", o.model},
-                      {"data", data->name()},
-                      {"split", o.split},
-                      {"examples", r.examples},
-                      {"model_accuracy", r.model_accuracy}};
-  j["methods"]["mipin"] = to_json(r, metrics);
-  j["methods"]["mipin"]["inverse"] = {{"file", o.inverse},
-                                      {"fit_examples", inverse.examples},
-                                      {"relu_mode", to_string(inverse.options().relu_mode)},
-                                      {"fit_on", to_string(inverse.options().fit_on)},
-                                      {"top", to_string(inverse.options().top)},
-                                      {"alpha", inverse.options().alpha}};
-  if (!o.out.empty()) write_file_atomically(o.out, j.dump(2));
+  nlohmann::json j = run_suite(m.network, *data, suite);
+  j["model"] = o.model;
+  j["split"] = o.split;
+  if (inverse) {
+    j["methods"]["mipin"]["inverse"] = {{"file", o.inverse},
+                                        {"fit_examples", inverse->examples},
+                                        {"relu_mode", to_string(inverse->options().relu_mode)},
+                                        {"fit_on", to_string(inverse->options().fit_on)},
+                                        {"top", to_string(inverse->options().top)},
+                                        {"alpha", inverse->options().alpha}};
+  }
+  for (auto& [name, entry] : j["methods"].items()) entry["examples"] = j["examples"];
+  if (!o.out.empty()) {
+    fs::create_directories(o.out);
+    write_file_atomically((fs::path(o.out) / "metrics.json").string(), j.dump(2));
+  }
   if (o.common.json) {
     print_json(j);
     return;
   }
-  std::printf("MIP-IN on %s (%s split, %lld examples); model accuracy %.4f\n", data->name().c_str(),
-              o.split.c_str(), static_cast<long long>(r.examples), r.model_accuracy);
-  if (eval.completeness) {
-    std::printf("  completeness   f(s) agrees with f(x): %.4f   accuracy of f(s): %.4f\n",
-                r.completeness.agreement, r.completeness.accuracy);
-  }
-  if (eval.minimality) {
-    std::printf("  minimality     accuracy of f(x - s): %.4f (chance %.4f)   agreement: %.4f\n",
-                r.minimality.accuracy, r.minimality.chance, r.minimality.agreement);
-  }
-  if (eval.additivity) {
-    std::printf("  additivity     sum over classes vs full signal, relative error %.2e\n",
-                r.additivity_error);
-  }
-  if (eval.reconstruction) {
-    std::printf("  reconstruction R^2 at the input of each layer:\n");
-    for (const auto& l : r.reconstruction) {
-      std::printf("    %3zu  %-50s %8.4f\n", l.index, l.layer.c_str(), l.r2);
-    }
-  }
-  if (!o.out.empty()) std::printf("wrote %s\n", o.out.c_str());
+  print_human(j);
+  if (!o.out.empty()) std::printf("\nwrote %s/metrics.json\n", o.out.c_str());
 }
 
 }  // namespace
@@ -122,14 +208,26 @@ void register_evaluate_command(CLI::App& app) {
   auto o = std::make_shared<EvaluateCommandOptions>();
   CLI::App* cmd = app.add_subcommand(
       "evaluate",
-      "Measure how faithful MIP-IN's source signal s is on held-out data:\n"
+      "Measure how faithful attribution methods are on held-out data (DESIGN.md section 3):\n"
       "  completeness   the model on s alone predicts as on x (agreement, accuracy)\n"
       "  minimality     the model on x - s is at chance (accuracy, agreement, chance)\n"
-      "  reconstruction R^2 of the inverse's signal against the true activation per layer\n"
-      "  additivity     class-wise source signals add up to the full one\n\n"
-      "Example: mipin evaluate --model cnn.pt --inverse cnn.mipin --data fashion-mnist --json");
+      "  reconstruction R^2 of MIP-IN's signal against the true activation per layer\n"
+      "  additivity     MIP-IN's class-wise source signals add up to the full one\n"
+      "  randomization  similarity to the original maps as layers are re-initialised from\n"
+      "                 the top (Spearman of |map| and of the signed map, SSIM); learned\n"
+      "                 methods are refitted on each randomized model\n"
+      "  deletion       deletion and insertion curves, their areas, and a random order's\n"
+      "  localization   pointing game and positive mass in the object's box (cluttered canvas)\n"
+      "  ground-truth   cosine with the true signal on the linear signal/distractor toy\n"
+      "s is MIP-IN's source signal of the full output, or a method's map of the predicted class.\n\n"
+      "Example: mipin evaluate --model cnn.pt --inverse cnn.mipin --data fashion-mnist\n"
+      "         mipin evaluate --model cnn.pt --inverse cnn.mipin --patterns cnn.patterns \\\n"
+      "           --methods all --metrics all --examples 1000 --out report");
   cmd->add_option("--model", o->model, "TorchScript model (.pt)")->required();
-  cmd->add_option("--inverse", o->inverse, "Inverse made by `mipin fit` for this model")->required();
+  cmd->add_option("--methods", o->methods, "Comma-separated methods, or all (`mipin methods`)")
+      ->capture_default_str();
+  cmd->add_option("--inverse", o->inverse, "MIP-IN inverse made by `mipin fit` (for mipin)");
+  cmd->add_option("--patterns", o->patterns, "Patterns made by `mipin fit --method pattern`");
   cmd->add_option("--data", o->data, "Data set (see README)")->capture_default_str();
   cmd->add_option("--split", o->split, "train or test")
       ->check(CLI::IsMember({"train", "test"}))
@@ -137,7 +235,13 @@ void register_evaluate_command(CLI::App& app) {
   cmd->add_option("--examples", o->examples, "Evaluate the first N examples (default: all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics", o->metrics, "Comma-separated metrics, or all")->capture_default_str();
-  cmd->add_option("--out", o->out, "Also write the JSON to this file");
+  cmd->add_option("--randomization-examples", o->randomization_examples,
+                  "Examples compared under randomization")->capture_default_str();
+  cmd->add_option("--refit-examples", o->refit_examples,
+                  "Training examples for refitting learned methods on randomized models")
+      ->capture_default_str();
+  cmd->add_option("--boxes", o->boxes, "boxes.json of `mipin data clutter` (default: the data folder's)");
+  cmd->add_option("--out", o->out, "Directory for metrics.json");
   cmd->add_option("--input-shape", o->input_shape, "Shape of one input, e.g. 3,224,224");
   add_common_options(*cmd, o->common);
   cmd->callback([o] { run_evaluate(*o); });

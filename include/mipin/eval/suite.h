@@ -1,0 +1,41 @@
+#pragma once
+// The faithfulness suite: every requested method, every metric of DESIGN.md
+// section 3, on one model and data set, as one JSON document.
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mipin/attribution/registry.h"
+#include "mipin/data/dataset.h"
+#include "mipin/model/network.h"
+
+namespace mipin {
+
+struct SuiteOptions {
+  std::vector<std::string> methods;
+  // completeness, minimality, reconstruction, randomization, deletion, localization, ground-truth
+  std::set<std::string> metrics;
+  int64_t examples = 1000;               // evaluated test examples
+  int64_t randomization_examples = 32;   // examples compared under randomization
+  int64_t deletion_steps = 20;           // 5% steps
+  int64_t refit_examples = 2000;         // MIP-IN / patterns refits on randomized models
+  int64_t batch_size = 100;
+  MethodSettings settings;               // knobs; inverse/patterns of the original model
+  const Dataset* fit_data = nullptr;     // for refits (the training split)
+  at::Tensor boxes;                      // [N, 4] for localization, or undefined
+  uint64_t seed = 0;
+  bool show_progress = true;
+};
+
+std::set<std::string> all_suite_metrics();
+
+// Copies the network and re-initialises its Linear/Conv2d layers from the top,
+// `layers` of them (Adebayo et al. 2018's cascading randomization).
+Network randomize_top_layers(const Network& network, size_t layers, uint64_t seed);
+
+nlohmann::json run_suite(const Network& network, const Dataset& data, const SuiteOptions& options);
+
+}  // namespace mipin

@@ -1,0 +1,262 @@
+#include "mipin/eval/suite.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "mipin/attribution/patterns.h"
+#include "mipin/data/synthetic.h"
+#include "mipin/eval/faithfulness.h"
+#include "mipin/eval/map_metrics.h"
+#include "mipin/inverse/inverse.h"
+#include "mipin/model/layers.h"
+#include "mipin/util/error.h"
+#include "mipin/util/progress.h"
+#include "mipin/zoo/trainer.h"
+
+namespace mipin {
+namespace {
+
+bool is_parametric(const Layer& layer) {
+  return layer.kind() == LayerKind::Linear || layer.kind() == LayerKind::Conv2d;
+}
+
+std::vector<size_t> parametric_layers_top_down(const Network& net) {
+  std::vector<size_t> out;
+  for (size_t i = net.size(); i-- > 0;) {
+    if (is_parametric(net.layer(i))) out.push_back(i);
+  }
+  return out;
+}
+
+// Methods whose attributions come from parts fitted to the model.
+bool needs_inverse(const std::string& m) { return m == "mipin"; }
+bool needs_patterns(const std::string& m) { return m == "patternnet" || m == "patternattribution"; }
+
+// Settings whose fitted parts belong to `network` (refitted when the caller's
+// belong to another model).
+struct FittedSettings {
+  MethodSettings settings;
+  std::unique_ptr<Inverse> inverse;
+  std::unique_ptr<Patterns> patterns;
+};
+
+FittedSettings refit(const Network& network, const std::string& method, const SuiteOptions& o) {
+  FittedSettings f;
+  f.settings = o.settings;
+  if (needs_inverse(method)) {
+    MIPIN_CHECK(o.fit_data != nullptr, "refitting MIP-IN needs training data");
+    f.inverse = std::make_unique<Inverse>(fit_inverse(
+        network, *o.fit_data, InverseOptions{}.with_examples(o.refit_examples).with_progress(false)));
+    f.settings.inverse = f.inverse.get();
+  }
+  if (needs_patterns(method)) {
+    MIPIN_CHECK(o.fit_data != nullptr, "refitting patterns needs training data");
+    f.patterns = std::make_unique<Patterns>(fit_patterns(network, *o.fit_data, o.refit_examples, 128, false));
+    f.settings.patterns = f.patterns.get();
+  }
+  return f;
+}
+
+nlohmann::json curve_json(const at::Tensor& c) {
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+}  // namespace
+
+std::set<std::string> all_suite_metrics() {
+  return {"completeness", "minimality",   "reconstruction", "additivity",
+          "randomization", "deletion",    "localization",   "ground-truth"};
+}
+
+Network randomize_top_layers(const Network& network, size_t layers, uint64_t seed) {
+  Network out = network;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto order = parametric_layers_top_down(out);
+  for (size_t k = 0; k < std::min(layers, order.size()); ++k) {
+    Layer& layer = out.layer(order[k]);
+    at::Tensor& w = layer.kind() == LayerKind::Linear ? static_cast<Linear&>(layer).weight
+                                                      : static_cast<Conv2d&>(layer).weight;
+    at::Tensor& b = layer.kind() == LayerKind::Linear ? static_cast<Linear&>(layer).bias
+                                                      : static_cast<Conv2d&>(layer).bias;
+    // PyTorch's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    const double bound = 1.0 / std::sqrt(double(w[0].numel()));
+    w = (torch::rand(w.sizes(), gen) * 2 - 1) * bound;
+    if (b.defined()) b = (torch::rand(b.sizes(), gen) * 2 - 1) * bound;
+  }
+  return out;
+}
+
+nlohmann::json run_suite(const Network& network, const Dataset& data, const SuiteOptions& o) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = std::min(o.examples > 0 ? o.examples : data.size(), data.size());
+  MIPIN_CHECK(n > 0, "nothing to evaluate in '", data.name(), "'");
+  MIPIN_CHECK(!o.boxes.defined() || o.boxes.size(0) >= n, "localization needs a box for each of the ",
+              n, " examples, found ", o.boxes.defined() ? o.boxes.size(0) : 0);
+  const double classes = double(network.num_classes());
+  auto has = [&](const char* m) { return o.metrics.count(m) > 0; };
+  auto batches = [&](const std::function<void(const Batch&, const at::Tensor&, int64_t)>& f) {
+    for (int64_t b = 0; b < n; b += o.batch_size) {
+      const Batch batch = data.get(b, std::min(n, b + o.batch_size));
+      f(batch, network.forward(batch.inputs).argmax(1), b);
+    }
+  };
+  // The fill for deletion/insertion: the mean input of the evaluated examples.
+  at::Tensor fill;
+  int64_t correct = 0;
+  batches([&](const Batch& batch, const at::Tensor& predicted, int64_t) {
+    const at::Tensor sum = batch.inputs.sum(0, true);
+    fill = fill.defined() ? fill + sum : sum;
+    correct += predicted.eq(batch.labels).sum().item<int64_t>();
+  });
+  fill = fill / double(n);
+
+  nlohmann::json result = {{"data", data.name()},
+                           {"examples", n},
+                           {"model_accuracy", double(correct) / double(n)},
+                           {"chance", 1.0 / classes}};
+  for (const std::string& name : o.methods) {
+    std::unique_ptr<Progress> bar;
+    if (o.show_progress) bar = std::make_unique<Progress>(name, 4);
+    nlohmann::json m;
+    const auto method = make_method(name, o.settings);
+    const auto random = make_method("random", MethodSettings{});
+    int64_t comp_agree = 0, comp_correct = 0, min_agree = 0, min_correct = 0;
+    at::Tensor del, ins, del_random, ins_random, hits, mass;
+    at::Tensor first_maps;  // the first batch, kept for randomization
+    batches([&](const Batch& batch, const at::Tensor& predicted, int64_t begin) {
+      const at::Tensor maps = method->attribute(network, batch.inputs, predicted);
+      if (begin == 0) first_maps = maps;
+      const double w = double(batch.inputs.size(0)) / double(n);
+      if (has("completeness") || has("minimality")) {
+        // MIP-IN's source signal is defined from the full top signal (DESIGN 1.2).
+        const at::Tensor s = name == "mipin" && o.settings.inverse
+                                 ? o.settings.inverse->source_signal(network, batch.inputs)
+                                 : maps;
+        const at::Tensor on_s = network.forward(s).argmax(1);
+        const at::Tensor on_rest = network.forward(batch.inputs - s).argmax(1);
+        comp_agree += on_s.eq(predicted).sum().item<int64_t>();
+        comp_correct += on_s.eq(batch.labels).sum().item<int64_t>();
+        min_agree += on_rest.eq(predicted).sum().item<int64_t>();
+        min_correct += on_rest.eq(batch.labels).sum().item<int64_t>();
+      }
+      if (has("deletion")) {
+        const PerturbationCurves c = perturbation_curves(network, batch.inputs, predicted, maps, fill, o.deletion_steps);
+        const PerturbationCurves r = perturbation_curves(
+            network, batch.inputs, predicted, random->attribute(network, batch.inputs, predicted), fill,
+            o.deletion_steps);
+        auto add = [w](at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + w * v : w * v; };
+        add(del, c.deletion);
+        add(ins, c.insertion);
+        add(del_random, r.deletion);
+        add(ins_random, r.insertion);
+      }
+      if (has("localization") && o.boxes.defined()) {
+        const Localization l = localization(maps, o.boxes.slice(0, begin, begin + batch.inputs.size(0)));
+        hits = hits.defined() ? torch::cat({hits, l.hits}) : l.hits;
+        mass = mass.defined() ? torch::cat({mass, l.mass_in_box}) : l.mass_in_box;
+      }
+    });
+    if (bar) bar->advance();
+    const double dn = double(n);
+    if (has("completeness")) {
+      m["completeness"] = {{"agreement", double(comp_agree) / dn}, {"accuracy", double(comp_correct) / dn}};
+    }
+    if (has("minimality")) {
+      m["minimality"] = {{"accuracy", double(min_correct) / dn},
+                         {"agreement", double(min_agree) / dn},
+                         {"chance", 1.0 / classes}};
+    }
+    if (has("deletion")) {
+      auto area = [](const at::Tensor& c) {
+        return ((c.slice(0, 1) + c.slice(0, 0, -1)) / 2).mean().item<double>();
+      };
+      m["deletion"] = {{"area", area(del)}, {"curve", curve_json(del)},
+                       {"random_area", area(del_random)}, {"random_curve", curve_json(del_random)}};
+      m["insertion"] = {{"area", area(ins)}, {"curve", curve_json(ins)},
+                        {"random_area", area(ins_random)}, {"random_curve", curve_json(ins_random)}};
+    }
+    if (hits.defined()) {
+      const at::Tensor boxes = o.boxes.slice(0, 0, n);
+      const at::Tensor box_area = ((boxes.select(1, 2) - boxes.select(1, 0)) *
+                                   (boxes.select(1, 3) - boxes.select(1, 1))).to(torch::kDouble);
+      const at::Tensor shape = data.get(0, 1).inputs;
+      m["localization"] = {{"pointing_game", hits.to(torch::kDouble).mean().item<double>()},
+                           {"mass_in_box", mass.to(torch::kDouble).mean().item<double>()},
+                           {"box_area_fraction", (box_area / double(shape.size(2) * shape.size(3))).mean().item<double>()}};
+    }
+    if ((has("reconstruction") || has("additivity")) && name == "mipin" && o.settings.inverse) {
+      EvaluationOptions eval;
+      eval.examples = n;
+      eval.completeness = eval.minimality = false;
+      eval.reconstruction = has("reconstruction");
+      eval.additivity = has("additivity");
+      eval.show_progress = false;
+      const FaithfulnessReport report = evaluate_inverse(network, *o.settings.inverse, data, eval);
+      if (eval.reconstruction) {
+        nlohmann::json layers = nlohmann::json::array();
+        for (const auto& l : report.reconstruction) {
+          layers.push_back({{"index", l.index}, {"layer", l.layer}, {"r2", l.r2}});
+        }
+        m["reconstruction"] = {{"input_r2", report.reconstruction.empty() ? 0.0 : report.reconstruction[0].r2},
+                               {"layers", layers}};
+      }
+      if (eval.additivity) {
+        m["additivity"] = {{"relative_error", report.additivity_error}, {"examples", report.additivity_examples}};
+      }
+    }
+    if (bar) bar->advance();
+    if (has("randomization")) {
+      const int64_t r = std::min({o.randomization_examples, n, first_maps.size(0)});
+      const at::Tensor x = data.get(0, r).inputs;
+      const at::Tensor t = network.forward(x).argmax(1);
+      const at::Tensor original = first_maps.slice(0, 0, r);
+      nlohmann::json steps = nlohmann::json::array();
+      const auto order = parametric_layers_top_down(network);
+      for (size_t k = 1; k <= order.size(); ++k) {
+        const Network randomized = randomize_top_layers(network, k, o.seed + 17);
+        const FittedSettings f = refit(randomized, name, o);
+        const at::Tensor a = make_method(name, f.settings)->attribute(randomized, x, t);
+        steps.push_back({{"randomized_down_to", order[k - 1]},
+                         {"layer", network.layer(order[k - 1]).describe()},
+                         {"spearman_abs", spearman(original.abs(), a.abs()).mean().item<double>()},
+                         {"spearman_signed", spearman(original, a).mean().item<double>()},
+                         {"ssim", ssim(original, a).mean().item<double>()}});
+      }
+      m["randomization"] = steps;
+    }
+    if (bar) bar->advance();
+    if (has("ground-truth")) {
+      // The linear signal/distractor toy: a linear model trained here, the
+      // method (refitted where it learns) compared with the true signal.
+      const LinearToy train_toy = make_linear_toy(4000);
+      LinearToyOptions test_options;
+      test_options.sample_seed = 2;
+      const LinearToy test_toy = make_linear_toy(500, test_options);
+      Network toy;
+      Linear l;
+      l.weight = torch::zeros({2, 16});
+      l.bias = torch::zeros({2});
+      toy.add(l);
+      toy.set_input_shape({16});
+      {
+        torch::AutoGradMode enable(true);
+        train(toy, *train_toy.data, TrainOptions{}.with_epochs(20).with_learning_rate(1e-2).with_progress(false));
+      }
+      SuiteOptions toy_options = o;
+      toy_options.fit_data = train_toy.data.get();
+      const FittedSettings f = refit(toy, name, toy_options);
+      const Batch b = test_toy.data->get(0, 500);
+      if (name != "grad-cam" && name != "occlusion") {
+        const at::Tensor a = make_method(name, f.settings)->attribute(toy, b.inputs, toy.forward(b.inputs).argmax(1));
+        m["ground_truth"] = {{"cosine", mean_cosine(a, test_toy.signal)}};
+      }
+    }
+    if (bar) bar->advance();
+    result["methods"][name] = m;
+  }
+  return result;
+}
+
+}  // namespace mipin

@@ -1,0 +1,63 @@
+// The faithfulness suite on the trained demo CNN.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "mipin/eval/suite.h"
+#include "support/trained_models.h"
+
+namespace mipin {
+namespace {
+
+TEST(Suite, CascadingRandomizationReproducesAdebayo) {
+  const test::TrainedModel& m = test::trained_model("cnn");
+  const auto test_data = open_dataset("fashion-mnist", Split::Test);
+  SuiteOptions o;
+  o.methods = {"gradient", "guided-backprop"};
+  o.metrics = {"randomization"};
+  o.examples = 16;
+  o.randomization_examples = 16;
+  o.show_progress = false;
+  const auto j = run_suite(m.network, *test_data, o);
+  const auto& g = j["methods"]["gradient"]["randomization"];
+  const auto& gb = j["methods"]["guided-backprop"]["randomization"];
+  ASSERT_EQ(g.size(), 4u);
+  for (size_t k = 0; k < g.size(); ++k) {
+    std::printf("randomized down to %-46s gradient |r| %.3f r %.3f ssim %.3f   guided |r| %.3f r %.3f ssim %.3f\n",
+                g[k]["layer"].get<std::string>().c_str(), g[k]["spearman_abs"].get<double>(),
+                g[k]["spearman_signed"].get<double>(), g[k]["ssim"].get<double>(),
+                gb[k]["spearman_abs"].get<double>(), gb[k]["spearman_signed"].get<double>(),
+                gb[k]["ssim"].get<double>());
+  }
+  // The gradient forgets the model; guided backprop keeps drawing the input.
+  EXPECT_LT(g.back()["ssim"].get<double>(), gb.back()["ssim"].get<double>());
+  EXPECT_LT(g.back()["spearman_abs"].get<double>(), gb.back()["spearman_abs"].get<double>());
+  // Already after the top layer: the gradient's structure is gone, guided
+  // backprop's is not.
+  EXPECT_LT(g[0]["ssim"].get<double>(), 0.2);
+  EXPECT_GT(gb[0]["ssim"].get<double>(), 0.6);
+}
+
+TEST(Suite, RandomMapsScoreAtTheFloor) {
+  const test::TrainedModel& m = test::trained_model("cnn");
+  const auto test_data = open_dataset("fashion-mnist", Split::Test);
+  SuiteOptions o;
+  o.methods = {"random", "input-x-gradient"};
+  o.metrics = {"deletion", "localization", "completeness", "minimality"};
+  o.examples = 200;
+  o.show_progress = false;
+  // A box covering the left half of every image: random maxima land in it half the time.
+  o.boxes = torch::tensor({0, 0, 28, 14}, torch::kLong).repeat({200, 1});
+  const auto j = run_suite(m.network, *test_data, o);
+  const auto& r = j["methods"]["random"];
+  EXPECT_NEAR(r["deletion"]["area"].get<double>(), r["deletion"]["random_area"].get<double>(), 0.05);
+  EXPECT_NEAR(r["insertion"]["area"].get<double>(), r["insertion"]["random_area"].get<double>(), 0.05);
+  EXPECT_NEAR(r["localization"]["pointing_game"].get<double>(), 0.5, 0.1);
+  EXPECT_NEAR(r["localization"]["box_area_fraction"].get<double>(), 0.5, 1e-9);
+  const auto& ixg = j["methods"]["input-x-gradient"];
+  EXPECT_LT(ixg["deletion"]["area"].get<double>(), r["deletion"]["area"].get<double>());
+}
+
+}  // namespace
+}  // namespace mipin
