@@ -234,16 +234,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       LinearToyOptions test_options;
       test_options.sample_seed = 2;
       const LinearToy test_toy = make_linear_toy(500, test_options);
-      Network toy;
-      Linear l;
-      l.weight = torch::zeros({2, 16});
-      l.bias = torch::zeros({2});
-      toy.add(l);
-      toy.set_input_shape({16});
-      {
-        torch::AutoGradMode enable(true);
-        train(toy, *train_toy.data, TrainOptions{}.with_epochs(20).with_learning_rate(1e-2).with_progress(false));
-      }
+      const Network toy = train_linear_classifier(*train_toy.data);
       SuiteOptions toy_options = o;
       toy_options.fit_data = train_toy.data.get();
       const FittedSettings f = refit(toy, name, toy_options);

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 #include "mipin/util/progress.h"
 
@@ -72,6 +73,21 @@ TrainResult train(Network& network, const Dataset& data, const TrainOptions& opt
   for (auto& p : parameters) p.set_requires_grad(false);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+Network train_linear_classifier(const Dataset& data, int64_t epochs) {
+  const auto shape = data.sample_shape();
+  MIPIN_CHECK(shape.size() == 1, "a linear classifier takes flat inputs, found examples of shape ",
+              shape_string(shape));
+  Network net;
+  Linear layer;
+  layer.weight = torch::zeros({data.num_classes(), shape[0]});
+  layer.bias = torch::zeros({data.num_classes()});
+  net.add(layer);
+  net.set_input_shape(shape);
+  torch::AutoGradMode enable(true);
+  train(net, data, TrainOptions{}.with_epochs(epochs).with_learning_rate(1e-2).with_progress(false));
+  return net;
 }
 
 double accuracy(const Network& network, const Dataset& data, int64_t max_examples,

@@ -21,13 +21,7 @@ TEST(Patterns, PatternNetRecoversTheTrueSignalOnTheLinearToy) {
   LinearToyOptions test_options;
   test_options.sample_seed = 2;
   const LinearToy test_toy = make_linear_toy(1000, test_options);
-  Network net;
-  Linear l;
-  l.weight = torch::zeros({2, 16});
-  l.bias = torch::zeros({2});
-  net.add(l);
-  net.set_input_shape({16});
-  train(net, *train_toy.data, TrainOptions{}.with_epochs(20).with_learning_rate(1e-2).with_progress(false));
+  const Network net = train_linear_classifier(*train_toy.data);
   const Patterns patterns = fit_patterns(net, *train_toy.data, 0, 128, false);
   MethodSettings s;
   s.patterns = &patterns;

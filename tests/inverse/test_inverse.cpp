@@ -23,25 +23,12 @@ double mean_cosine(const at::Tensor& a, const at::Tensor& b) {
   return torch::cosine_similarity(a.flatten(1), b.flatten(1), 1).mean().item<double>();
 }
 
-// A linear classifier trained on the toy; zero initialisation keeps the two
-// rows antisymmetric (cross-entropy gradients sum to zero over classes).
-Network train_linear(const Dataset& data, int64_t dimension) {
-  Network net;
-  Linear l;
-  l.weight = torch::zeros({2, dimension});
-  l.bias = torch::zeros({2});
-  net.add(l);
-  net.set_input_shape({dimension});
-  train(net, data, TrainOptions{}.with_epochs(20).with_batch_size(64).with_learning_rate(1e-2).with_progress(false));
-  return net;
-}
-
 TEST(MipIn, RecoversTheTrueSignalOnTheLinearToy) {
   const LinearToy train_toy = make_linear_toy(4000, LinearToyOptions{});
   LinearToyOptions test_options;
   test_options.sample_seed = 2;
   const LinearToy test_toy = make_linear_toy(1000, test_options);
-  const Network net = train_linear(*train_toy.data, 16);
+  const Network net = train_linear_classifier(*train_toy.data);
   ASSERT_GE(accuracy(net, *test_toy.data), 0.99);
   const Inverse inverse = fit_inverse(net, *train_toy.data, InverseOptions{}.with_progress(false));
   const Batch batch = test_toy.data->get(0, 1000);

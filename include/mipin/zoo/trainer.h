@@ -33,6 +33,12 @@ struct TrainResult {
 // Trains in place. The same seed, data and options give the same weights.
 TrainResult train(Network& network, const Dataset& data, const TrainOptions& options);
 
+// A linear classifier (one Linear layer) for flat inputs, trained with Adam
+// (learning rate 1e-2) from zero weights. Zero initialisation keeps the class
+// rows antisymmetric for two classes: cross-entropy gradients sum to zero over
+// the classes. The model of the linear signal/distractor toy.
+Network train_linear_classifier(const Dataset& data, int64_t epochs = 20);
+
 // Fraction of examples whose argmax logit equals the label (eval mode).
 double accuracy(const Network& network, const Dataset& data, int64_t max_examples = 0,
                 int64_t batch_size = 500);
