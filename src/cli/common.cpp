@@ -73,6 +73,17 @@ Inverse load_inverse_for(const std::string& path, const Network& network,
   return inverse;
 }
 
+Patterns load_patterns_for(const std::string& path, const Network& network,
+                           const std::string& model_path) {
+  Patterns patterns = Patterns::load(path);
+  try {
+    patterns.check_compatible(network, model_path);
+  } catch (const Error& e) {
+    MIPIN_FAIL("'", path, "': ", e.what());
+  }
+  return patterns;
+}
+
 void check_data_fits_model(const Dataset& data, const Network& network,
                            const std::string& model_path) {
   const auto shape = data.sample_shape();

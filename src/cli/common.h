@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mipin/attribution/patterns.h"
 #include "mipin/data/dataset.h"
 #include "mipin/inverse/inverse.h"
 #include "mipin/torchscript/model_file.h"
@@ -37,6 +38,10 @@ ImportedModel load_model(const std::string& path, const std::string& input_shape
 // Loads an inverse and refuses it unless it was fitted for this model.
 Inverse load_inverse_for(const std::string& path, const Network& network,
                          const std::string& model_path);
+
+// Loads PatternNet patterns and refuses them unless fitted for this model.
+Patterns load_patterns_for(const std::string& path, const Network& network,
+                           const std::string& model_path);
 
 // Refuses a data set whose examples the model cannot take, naming both shapes.
 void check_data_fits_model(const Dataset& data, const Network& network,

@@ -131,12 +131,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   if (!o.inverse.empty()) inverse = std::make_unique<Inverse>(load_inverse_for(o.inverse, m.network, o.model));
   std::unique_ptr<Patterns> patterns;
   if (!o.patterns.empty()) {
-    patterns = std::make_unique<Patterns>(Patterns::load(o.patterns));
-    try {
-      patterns->check_compatible(m.network, o.model);
-    } catch (const Error& e) {
-      MIPIN_FAIL("'", o.patterns, "': ", e.what());
-    }
+    patterns = std::make_unique<Patterns>(load_patterns_for(o.patterns, m.network, o.model));
   }
   if (o.methods == "all") {
     for (const auto& entry : registered_methods()) {

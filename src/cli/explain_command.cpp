@@ -150,12 +150,7 @@ void run_explain(const ExplainCommandOptions& o) {
   }
   std::unique_ptr<Patterns> patterns;
   if (!o.patterns.empty()) {
-    patterns = std::make_unique<Patterns>(Patterns::load(o.patterns));
-    try {
-      patterns->check_compatible(net, o.model);
-    } catch (const Error& e) {
-      MIPIN_FAIL("'", o.patterns, "': ", e.what());
-    }
+    patterns = std::make_unique<Patterns>(load_patterns_for(o.patterns, net, o.model));
   }
   const Inputs in = o.inputs.empty() ? inputs_from_data(o, net) : inputs_from_files(o, net);
   MethodSettings settings = o.settings;
