@@ -14,6 +14,8 @@ packages=(
   dataset-fashion-mnist
   # tests export models from Python exactly as users do
   python3 python3-torch python3-torchvision python3-numpy python3-pil
+  # the report test renders report.html in a real browser (headless)
+  chromium fonts-liberation
 )
 
 missing=()

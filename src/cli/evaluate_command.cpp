@@ -8,7 +8,10 @@
 
 #include "common.h"
 #include "mipin/attribution/patterns.h"
+#include "mipin/data/image_folder.h"
 #include "mipin/eval/suite.h"
+#include "mipin/report/html_report.h"
+#include "mipin/report/images.h"
 #include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
 
@@ -23,6 +26,7 @@ struct EvaluateCommandOptions {
   int64_t examples = 0;
   int64_t randomization_examples = 32;
   int64_t refit_examples = 2000;
+  int64_t gallery = 8;
   CommonOptions common;
 };
 
@@ -66,6 +70,34 @@ at::Tensor read_boxes(const std::string& path, const std::string& split) {
     for (int k = 0; k < 4; ++k) boxes[int64_t(i)][k] = rows[i].second[size_t(k)];
   }
   return boxes;
+}
+
+// The report's heatmap grid: every method on the first `count` examples.
+ReportGallery make_gallery(const Network& network, const Dataset& data, const SuiteOptions& suite, int64_t count) {
+  ReportGallery gallery;
+  const int64_t k = std::min(count, data.size());
+  if (k <= 0) return gallery;
+  torch::NoGradGuard no_grad;
+  const Batch batch = data.get(0, k);
+  const at::Tensor predicted = network.forward(batch.inputs).argmax(1);
+  const auto& names = data.class_names();
+  auto class_name = [&](int64_t c) {
+    return c >= 0 && c < int64_t(names.size()) ? names[size_t(c)] : std::to_string(c);
+  };
+  const at::Tensor first = batch.inputs[0];
+  const int64_t scale = first.dim() == 3 ? display_scale(first.size(1), first.size(2)) : 1;
+  for (int64_t i = 0; i < k; ++i) {
+    gallery.examples.push_back({"label " + class_name(batch.labels[i].item<int64_t>()) + ", predicted " +
+                                    class_name(predicted[i].item<int64_t>()),
+                                encode_png(input_picture(batch.inputs[i], scale))});
+  }
+  for (const std::string& name : suite.methods) {
+    const at::Tensor maps = make_method(name, suite.settings)->attribute(network, batch.inputs, predicted);
+    ReportGallery::Row row{name, {}};
+    for (int64_t i = 0; i < k; ++i) row.heatmap_pngs.push_back(encode_png(heatmap_picture(maps[i], scale)));
+    gallery.rows.push_back(std::move(row));
+  }
+  return gallery;
 }
 
 void print_human(const nlohmann::json& j) {
@@ -143,6 +175,10 @@ void run_evaluate(const EvaluateCommandOptions& o) {
       }
       suite.methods.push_back(entry.name);
     }
+    // MIP-IN first, the random floor last: the order of the report's rows.
+    auto rank = [](const std::string& name) { return name == "mipin" ? 0 : name == "random" ? 2 : 1; };
+    std::stable_sort(suite.methods.begin(), suite.methods.end(),
+                     [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
   } else {
     suite.methods = split_list(o.methods);
   }
@@ -186,15 +222,19 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   }
   for (auto& [name, entry] : j["methods"].items()) entry["examples"] = j["examples"];
   if (!o.out.empty()) {
+    const ReportGallery gallery = make_gallery(m.network, *data, suite, o.gallery);
     fs::create_directories(o.out);
     write_file_atomically((fs::path(o.out) / "metrics.json").string(), j.dump(2));
+    write_file_atomically((fs::path(o.out) / "report.html").string(), html_report(j, gallery));
   }
   if (o.common.json) {
     print_json(j);
     return;
   }
   print_human(j);
-  if (!o.out.empty()) std::printf("\nwrote %s/metrics.json\n", o.out.c_str());
+  if (!o.out.empty()) {
+    std::printf("\nwrote %s/metrics.json and %s/report.html (open it in a browser)\n", o.out.c_str(), o.out.c_str());
+  }
 }
 
 }  // namespace
@@ -236,7 +276,10 @@ void register_evaluate_command(CLI::App& app) {
                   "Training examples for refitting learned methods on randomized models")
       ->capture_default_str();
   cmd->add_option("--boxes", o->boxes, "boxes.json of `mipin data clutter` (default: the data folder's)");
-  cmd->add_option("--out", o->out, "Directory for metrics.json");
+  cmd->add_option("--out", o->out, "Directory for metrics.json and report.html");
+  cmd->add_option("--gallery", o->gallery, "Examples in the report's heatmap grid")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--input-shape", o->input_shape, "Shape of one input, e.g. 3,224,224");
   add_common_options(*cmd, o->common);
   cmd->callback([o] { run_evaluate(*o); });

@@ -210,7 +210,12 @@ std::unique_ptr<Dataset> open_idx(const DataSpec& spec, Split split) {
       }
     }
   }
-  return make_tensor_dataset(spec.text, images, labels, spec.normalization, top + 1);
+  auto dataset = make_tensor_dataset(spec.text, images, labels, spec.normalization, top + 1);
+  if (fs::absolute(dir, ec) == fs::path(kFashionMnistDir) && top + 1 == 10) {
+    dataset->set_class_names({"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                              "Sneaker", "Bag", "Ankle boot"});
+  }
+  return dataset;
 }
 
 // ---- .npy -----------------------------------------------------------------

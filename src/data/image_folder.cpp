@@ -170,21 +170,19 @@ at::Tensor read_image(const std::string& path, std::optional<int64_t> channels,
   return image;
 }
 
-void write_png(const std::string& path, const at::Tensor& image) {
-  MIPIN_CHECK(image.defined() && image.scalar_type() == at::kByte, "write_png('", path,
-              "'): expected a uint8 tensor, found ",
+std::string encode_png(const at::Tensor& image) {
+  MIPIN_CHECK(image.defined() && image.scalar_type() == at::kByte,
+              "encode_png: expected a uint8 tensor, found ",
               image.defined() ? c10::toString(image.scalar_type()) : "none");
   MIPIN_CHECK(image.dim() == 2 || (image.dim() == 3 && (image.size(0) == 1 || image.size(0) == 3 ||
                                                         image.size(0) == 4)),
-              "write_png('", path,
-              "'): expected [H, W] or [C, H, W] with C = 1, 3 or 4, found shape ", image.sizes());
+              "encode_png: expected [H, W] or [C, H, W] with C = 1, 3 or 4, found shape ", image.sizes());
   const at::Tensor hwc =
       (image.dim() == 2 ? image.unsqueeze(2) : image.permute({1, 2, 0})).contiguous().cpu();
   const int height = static_cast<int>(hwc.size(0));
   const int width = static_cast<int>(hwc.size(1));
   const int comp = static_cast<int>(hwc.size(2));
-  MIPIN_CHECK(height > 0 && width > 0, "write_png('", path,
-              "'): expected a non-empty image, found shape ", image.sizes());
+  MIPIN_CHECK(height > 0 && width > 0, "encode_png: expected a non-empty image, found shape ", image.sizes());
 
   std::string png;
   const int ok = stbi_write_png_to_func(
@@ -193,7 +191,17 @@ void write_png(const std::string& path, const at::Tensor& image) {
                                                    static_cast<size_t>(size));
       },
       &png, width, height, comp, hwc.data_ptr(), width * comp);
-  MIPIN_CHECK(ok != 0, "write_png('", path, "'): PNG encoding failed");
+  MIPIN_CHECK(ok != 0, "encode_png: PNG encoding failed");
+  return png;
+}
+
+void write_png(const std::string& path, const at::Tensor& image) {
+  std::string png;
+  try {
+    png = encode_png(image);
+  } catch (const Error& e) {
+    MIPIN_FAIL("cannot write '", path, "': ", e.what());
+  }
   write_file_atomically(path, png);
 }
 
@@ -259,6 +267,7 @@ std::unique_ptr<Dataset> open_image_folder(const DataSpec& spec, Split split) {
   auto dataset = std::make_unique<ImageFolderDataset>(
       spec.text, std::move(files), std::move(labels), static_cast<int64_t>(classes.size()),
       channels, size, spec.resize, spec.normalization);
+  dataset->set_class_names(classes);
   // Check mean/std against the channel count now, not at the first batch.
   try {
     normalize(at::zeros({1, channels, size.first, size.second}), spec.normalization, 255.0);

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/synthetic.h"
@@ -121,7 +122,17 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     if (o.show_progress) bar = std::make_unique<Progress>(name, 4);
     nlohmann::json m;
     const auto method = make_method(name, o.settings);
-    const auto random = make_method("random", MethodSettings{});
+    // The random pixel order: noise from its own seed, so that it differs from
+    // the `random` method's maps (whose areas are read against it).
+    MethodSettings order_settings;
+    order_settings.seed = o.seed + 0x5eed;
+    const auto random = make_method("random", order_settings);
+    auto stage = [&](const std::string& what) {
+      if (!bar) return;
+      bar->set_status(what);
+      if (!Progress::drawing()) std::fprintf(stderr, "evaluate %s: %s\n", name.c_str(), what.c_str());
+    };
+    stage("maps of " + std::to_string(n) + " examples and the metrics on them");
     int64_t comp_agree = 0, comp_correct = 0, min_agree = 0, min_correct = 0;
     at::Tensor del, ins, del_random, ins_random, hits, mass;
     at::Tensor first_maps;  // the first batch, kept for randomization
@@ -159,6 +170,9 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       }
     });
     if (bar) bar->advance();
+    if ((has("reconstruction") || has("additivity")) && name == "mipin" && o.settings.inverse) {
+      stage("reconstruction and additivity");
+    }
     const double dn = double(n);
     if (has("completeness")) {
       m["completeness"] = {{"agreement", double(comp_agree) / dn}, {"accuracy", double(comp_correct) / dn}};
@@ -215,6 +229,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       nlohmann::json steps = nlohmann::json::array();
       const auto order = parametric_layers_top_down(network);
       for (size_t k = 1; k <= order.size(); ++k) {
+        stage("randomization: " + std::to_string(k) + " of " + std::to_string(order.size()) +
+              " layers re-initialised");
         const Network randomized = randomize_top_layers(network, k, o.seed + 17);
         const FittedSettings f = refit(randomized, name, o);
         const at::Tensor a = make_method(name, f.settings)->attribute(randomized, x, t);
@@ -228,6 +244,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     }
     if (bar) bar->advance();
     if (has("ground-truth")) {
+      stage("ground truth on the linear toy");
       // The linear signal/distractor toy: a linear model trained here, the
       // method (refitted where it learns) compared with the true signal.
       const LinearToy train_toy = make_linear_toy(4000);

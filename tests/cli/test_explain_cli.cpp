@@ -110,6 +110,44 @@ TEST_F(ExplainCli, EvaluateWritesTheDocumentedKeys) {
   EXPECT_FALSE(m.contains("additivity"));
 }
 
+TEST_F(ExplainCli, EvaluateWritesEveryMetricOfEveryMethodAndTheReport) {
+  test::TempDir out;
+  // Boxes on the bright corner square that decides each test example's class.
+  const auto labels = read_npy(dir_->file("data/test_y.npy"));
+  nlohmann::json boxes = {{"format", "mipin-clutter/1"}, {"train", nlohmann::json::array()},
+                          {"test", nlohmann::json::array()}};
+  for (int64_t i = 0; i < labels.size(0); ++i) {
+    const int64_t c = labels[i].item<int64_t>();
+    char file[16];
+    std::snprintf(file, sizeof file, "%03lld", static_cast<long long>(i));
+    boxes["test"].push_back({{"file", file}, {"box", {c * 4, c * 4, c * 4 + 4, c * 4 + 4}}});
+  }
+  test::write_text(out.file("boxes.json"), boxes.dump());
+  const auto r = test::run_cli("evaluate --model " + model() + " --inverse " + inverse() + " --data " + data() +
+                               " --methods mipin,gradient,random --metrics all --randomization-examples 8"
+                               " --refit-examples 128 --gallery 3 --boxes " + out.file("boxes.json") +
+                               " --out " + out.file("eval"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("report.html"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(test::read_text(out.file("eval/metrics.json")));
+  for (const char* name : {"mipin", "gradient", "random"}) {
+    const auto& m = j["methods"][name];
+    for (const char* key : {"completeness", "minimality", "deletion", "insertion", "localization",
+                            "randomization", "ground_truth"}) {
+      EXPECT_TRUE(m.contains(key)) << name << " lacks " << key;
+    }
+    EXPECT_EQ(m["randomization"].size(), 4u) << name;
+    EXPECT_EQ(m["deletion"]["curve"].size(), 21u) << name;
+  }
+  EXPECT_TRUE(j["methods"]["mipin"].contains("reconstruction"));
+  EXPECT_TRUE(j["methods"]["mipin"].contains("additivity"));
+  const std::string html = test::read_text(out.file("eval/report.html"));
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  size_t images = 0;
+  for (size_t at = html.find("<img "); at != std::string::npos; at = html.find("<img ", at + 1)) ++images;
+  EXPECT_EQ(images, 3u + 3u * 3u);
+}
+
 TEST_F(ExplainCli, EveryMethodRunsFromTheCommandLine) {
   const auto list = test::run_cli("methods --json");
   ASSERT_EQ(list.exit_code, 0) << list.err;

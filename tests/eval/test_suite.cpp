@@ -44,8 +44,9 @@ TEST(Suite, RandomMapsScoreAtTheFloor) {
   const auto test_data = open_dataset("fashion-mnist", Split::Test);
   SuiteOptions o;
   o.methods = {"random", "input-x-gradient"};
-  o.metrics = {"deletion", "localization", "completeness", "minimality"};
+  o.metrics = {"deletion", "localization", "completeness", "minimality", "randomization", "ground-truth"};
   o.examples = 200;
+  o.randomization_examples = 16;
   o.show_progress = false;
   // A box covering the left half of every image: random maxima land in it half the time.
   o.boxes = torch::tensor({0, 0, 28, 14}, torch::kLong).repeat({200, 1});
@@ -55,6 +56,15 @@ TEST(Suite, RandomMapsScoreAtTheFloor) {
   EXPECT_NEAR(r["insertion"]["area"].get<double>(), r["insertion"]["random_area"].get<double>(), 0.05);
   EXPECT_NEAR(r["localization"]["pointing_game"].get<double>(), 0.5, 0.1);
   EXPECT_NEAR(r["localization"]["box_area_fraction"].get<double>(), 0.5, 1e-9);
+  // Its noise follows the model, so a randomized model gets unrelated maps.
+  for (const auto& step : r["randomization"]) {
+    EXPECT_NEAR(step["ssim"].get<double>(), 0.0, 0.05) << step.dump();
+    EXPECT_NEAR(step["spearman_signed"].get<double>(), 0.0, 0.05) << step.dump();
+  }
+  EXPECT_NEAR(r["ground_truth"]["cosine"].get<double>(), 0.0, 0.1);
+  // Noise as an input is not the model's evidence: f(s) agrees with f(x) about
+  // as often as a fixed guess would.
+  EXPECT_LT(r["completeness"]["agreement"].get<double>(), 0.3);
   const auto& ixg = j["methods"]["input-x-gradient"];
   EXPECT_LT(ixg["deletion"]["area"].get<double>(), r["deletion"]["area"].get<double>());
 }

@@ -61,11 +61,17 @@ class Dataset {
   Batch get(int64_t begin, int64_t end) const;
   const std::string& name() const { return name_; }
 
+  // Names of the classes by label (image folders: the folder names;
+  // Fashion-MNIST: its ten garments), or empty when the data do not say.
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  void set_class_names(std::vector<std::string> names) { class_names_ = std::move(names); }
+
  protected:
   explicit Dataset(std::string name) : name_(std::move(name)) {}
 
  private:
   std::string name_;
+  std::vector<std::string> class_names_;
 };
 
 std::unique_ptr<Dataset> open_dataset(const DataSpec& spec, Split split);

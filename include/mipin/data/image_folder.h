@@ -18,6 +18,9 @@ namespace mipin {
 at::Tensor read_image(const std::string& path, std::optional<int64_t> channels = std::nullopt,
                       std::optional<std::pair<int64_t, int64_t>> size = std::nullopt);
 
+// uint8 [H, W] or [C, H, W] (C = 1, 3 or 4) as the bytes of a PNG file.
+std::string encode_png(const at::Tensor& image);
+
 // Writes uint8 [H, W] or [C, H, W] (C = 1, 3 or 4) as PNG, atomically.
 void write_png(const std::string& path, const at::Tensor& image);
 
