@@ -30,10 +30,10 @@ Composite gradient_composite() {
         return maps::conv_transpose(conv, conv.weight, s, ctx.record.input);
       }))
       .with(LayerKind::ReLU, rule([](const RuleContext& ctx, const at::Tensor& s) {
-        return s * ctx.record.input.gt(0).to(s.scalar_type());
+        return at::threshold_backward(s, ctx.record.input, 0);  // s where the input was > 0
       }))
       .with(LayerKind::MaxPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
-        return maps::unpool_max(ctx.record, s);
+        return maps::unpool_max(as<MaxPool2d>(ctx), ctx.record, s);
       }))
       .with(LayerKind::AvgPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return maps::avg_pool_transpose(as<AvgPool2d>(ctx), ctx.record, s);

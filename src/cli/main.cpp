@@ -5,8 +5,10 @@
 
 #include "common.h"
 #include "mipin/util/error.h"
+#include "mipin/util/memory.h"
 
 int main(int argc, char** argv) {
+  mipin::reuse_freed_memory();
   CLI::App app{
       "mipin explains trained neural networks faithfully.\n\n"
       "Typical session:\n"

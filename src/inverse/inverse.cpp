@@ -35,11 +35,11 @@ Composite Inverse::composite() const {
   const ReluMode mode = options_.relu_mode;
   c.with(LayerKind::ReLU, rule([mode](const RuleContext& ctx, const at::Tensor& s) {
      if (mode == ReluMode::Backward) return torch::relu(s);
-     const at::Tensor gate = ctx.record.input.gt(0).to(s.scalar_type());
-     return mode == ReluMode::Forward ? s * gate : torch::relu(s) * gate;
+     // The forward gate: s where the layer's input was positive.
+     return at::threshold_backward(mode == ReluMode::Forward ? s : torch::relu(s), ctx.record.input, 0);
    }))
       .with(LayerKind::MaxPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
-        return maps::unpool_max(ctx.record, s);
+        return maps::unpool_max(static_cast<const MaxPool2d&>(ctx.layer), ctx.record, s);
       }))
       .with(LayerKind::AvgPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return maps::avg_pool_spread(static_cast<const AvgPool2d&>(ctx.layer), ctx.record, s);

@@ -14,7 +14,7 @@ namespace mipin::maps {
 at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
                           const at::Tensor& input);
 // Scatters s to the recorded argmax positions (overlapping windows add up).
-at::Tensor unpool_max(const LayerRecord& record, const at::Tensor& signal);
+at::Tensor unpool_max(const MaxPool2d& pool, const LayerRecord& record, const at::Tensor& signal);
 // Transpose of average pooling (the gradient): each cell gets s / window size.
 at::Tensor avg_pool_transpose(const AvgPool2d& pool, const LayerRecord& record,
                               const at::Tensor& signal);

@@ -24,7 +24,7 @@ const RegisterMethod guided({
     [](const MethodSettings&) {
       return std::make_unique<CompositeMethod>("guided-backprop", [](const Network&) {
         return with_relu_rule("guided-backprop", [](const RuleContext& ctx, const at::Tensor& s) {
-          return torch::relu(s) * ctx.record.input.gt(0).to(s.scalar_type());
+          return at::threshold_backward(torch::relu(s), ctx.record.input, 0);
         });
       });
     },

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "mipin/attribution/composite_method.h"
+#include "mipin/attribution/fused.h"
 #include "mipin/attribution/gradient.h"
 #include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
@@ -34,16 +35,12 @@ const at::Tensor& weight_of(const Layer& layer) {
                                            : static_cast<const Conv2d&>(layer).weight;
 }
 
-// Division that keeps the sign of the denominator away from zero.
-at::Tensor stabilise(const at::Tensor& z, double epsilon) {
-  return z + epsilon * torch::where(z >= 0, torch::ones_like(z), -torch::ones_like(z));
-}
 
 // LRP-epsilon: R_in = a * W^T (R / (z + eps sign z)), z the layer's output.
 std::shared_ptr<const Rule> epsilon_rule(double epsilon) {
   return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
-    const at::Tensor s = r / stabilise(ctx.record.output, epsilon);
+    const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
     return a * transpose_with(ctx.layer, weight_of(ctx.layer), s, a);
   });
 }
@@ -61,7 +58,7 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
       // Relevance over the contributions a+ w1 + a- w2.
       const at::Tensor z = forward_with(ctx.layer, w1, undefined, ap) +
                            forward_with(ctx.layer, w2, undefined, an);
-      const at::Tensor s = r / stabilise(z, 1e-9);
+      const at::Tensor s = fused::stabilised_divide(r, z, 1e-9);
       return ap * transpose_with(ctx.layer, w1, s, a) + an * transpose_with(ctx.layer, w2, s, a);
     };
     at::Tensor out = alpha * share(wp, wn);
@@ -82,7 +79,7 @@ std::shared_ptr<const Rule> zbox_rule(double low, double high) {
     const at::Tensor z = forward_with(ctx.layer, w, undefined, a) -
                          forward_with(ctx.layer, wp, undefined, l) -
                          forward_with(ctx.layer, wn, undefined, h);
-    const at::Tensor s = r / stabilise(z, 1e-9);
+    const at::Tensor s = fused::stabilised_divide(r, z, 1e-9);
     return a * transpose_with(ctx.layer, w, s, a) - l * transpose_with(ctx.layer, wp, s, a) -
            h * transpose_with(ctx.layer, wn, s, a);
   });
@@ -92,7 +89,7 @@ std::shared_ptr<const Rule> zbox_rule(double low, double high) {
 std::shared_ptr<const Rule> pooling_rule(double epsilon) {
   return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
-    const at::Tensor s = r / stabilise(ctx.record.output, epsilon);
+    const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
     const at::Tensor c = ctx.layer.kind() == LayerKind::AvgPool2d
                              ? maps::avg_pool_transpose(static_cast<const AvgPool2d&>(ctx.layer),
                                                         ctx.record, s)
