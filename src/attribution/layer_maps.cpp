@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "mipin/model/max_pool_2x2.h"
 #include "mipin/util/error.h"
 
 namespace mipin::maps {
@@ -42,6 +43,9 @@ at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at
 at::Tensor unpool_max(const MaxPool2d& pool, const LayerRecord& record, const at::Tensor& signal) {
   MIPIN_CHECK(record.switches.defined(),
               "max pooling switches were not recorded: run the forward pass with a record");
+  if (pool.is_2x2() && signal.scalar_type() == at::kFloat && record.input.dim() == 4) {
+    return max_unpool_2x2(signal, record.switches, record.input.sizes());
+  }
   // The gradient of max pooling is exactly this scatter (overlapping windows
   // add up), in LibTorch's parallel kernel.
   return at::max_pool2d_with_indices_backward(signal.contiguous(), record.input, pool.kernel, pool.stride,

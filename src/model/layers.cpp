@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "mipin/model/max_pool_2x2.h"
 #include "mipin/model/network.h"
 #include "mipin/util/error.h"
 
@@ -84,6 +85,11 @@ int64_t Layer::parameter_count() const {
 
 // ---- Linear -------------------------------------------------------------
 at::Tensor Linear::forward(const at::Tensor& x, LayerRecord*) const {
+  // One example: a matrix-vector product, where BLAS's matrix-matrix path
+  // costs about twice as much.
+  if (x.dim() == 2 && x.size(0) == 1) {
+    return (bias.defined() ? at::addmv(bias, weight, x[0]) : weight.mv(x[0])).unsqueeze(0);
+  }
   return torch::linear(x, weight, bias);
 }
 
@@ -170,7 +176,18 @@ std::string ReLU::torchscript(const std::string& x, const std::string&) const {
 }
 
 // ---- MaxPool2d ----------------------------------------------------------
+bool MaxPool2d::is_2x2() const {
+  return kernel == Pair{2, 2} && stride == Pair{2, 2} && padding == Pair{0, 0} && dilation == Pair{1, 1} &&
+         !ceil_mode;
+}
+
 at::Tensor MaxPool2d::forward(const at::Tensor& x, LayerRecord* record) const {
+  // The fast loops have no autograd: training takes LibTorch's kernel.
+  if (is_2x2() && x.dim() == 4 && x.scalar_type() == at::kFloat && !x.requires_grad()) {
+    auto [out, indices] = max_pool_2x2(x, record != nullptr);
+    if (record) record->switches = indices;
+    return out;
+  }
   if (record == nullptr) {
     return torch::max_pool2d(x, kernel, stride, padding, dilation, ceil_mode);
   }

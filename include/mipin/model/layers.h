@@ -51,6 +51,8 @@ struct ReLU final : Layer {
 struct MaxPool2d final : Layer {
   Pair kernel{2, 2}, stride{2, 2}, padding{0, 0}, dilation{1, 1};
   bool ceil_mode = false;
+  // 2x2 windows, stride 2, no padding or dilation, floor mode (max_pool_2x2.h).
+  bool is_2x2() const;
   LayerKind kind() const override { return LayerKind::MaxPool2d; }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override;
