@@ -43,16 +43,12 @@ std::pair<at::Tensor, at::Tensor> max_pool_2x2(const at::Tensor& input, bool wit
         for (int64_t xo = 0; xo < OW; ++xo) {
           // Row-major scan: the first maximum wins, a NaN wins (the last one).
           const int64_t c0 = 2 * xo;
-          float best = r0[c0];
+          const float a = r0[c0], b = r0[c0 + 1], c = r1[c0], d = r1[c0 + 1];
+          float best = a;
           int64_t at = (2 * y) * W + c0;
-          const float cand[3] = {r0[c0 + 1], r1[c0], r1[c0 + 1]};
-          const int64_t where[3] = {at + 1, at + W, at + W + 1};
-          for (int k = 0; k < 3; ++k) {
-            if (cand[k] > best || std::isnan(cand[k])) {
-              best = cand[k];
-              at = where[k];
-            }
-          }
+          if (b > best || b != b) { best = b; at = (2 * y) * W + c0 + 1; }
+          if (c > best || c != c) { best = c; at = (2 * y + 1) * W + c0; }
+          if (d > best || d != d) { best = d; at = (2 * y + 1) * W + c0 + 1; }
           o[y * OW + xo] = best;
           if (oi) oi[y * OW + xo] = at;
         }
