@@ -1,0 +1,276 @@
+// mipin_bench: what each attribution method costs, as a ratio to the forward
+// pass of the same model and batch measured in the same process, next to
+// Python PyTorch's forward and autograd gradient on the same TorchScript file.
+//
+// Each (model, batch, method) runs in a child process of its own (this
+// program again, with --case), so that its peak memory is its own; inside the
+// child, forward passes and method calls alternate and the medians are
+// compared, which keeps the ratio honest on a noisy machine.
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "mipin/attribution/patterns.h"
+#include "mipin/attribution/registry.h"
+#include "mipin/inverse/inverse.h"
+#include "mipin/model/layers.h"
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/atomic_file.h"
+#include "mipin/util/error.h"
+#include "mipin/util/memory.h"
+#include "mipin/zoo/architectures.h"
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using namespace mipin;
+
+namespace {
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+template <typename F>
+double milliseconds(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+// An operator per Linear/Conv2d layer with the shape a fitted one has (the
+// layer's own weight, which is the shape MIP-IN's U and PatternNet's A
+// take). The cost of explaining depends on those shapes only, so the timing
+// needs no fit; fitting is timed on its own (bench/fit_bench.py).
+void timing_inverse_and_patterns(const Network& net, Inverse& inverse, Patterns& patterns) {
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& layer = net.layer(i);
+    if (layer.kind() == LayerKind::Linear) {
+      const at::Tensor& w = static_cast<const Linear&>(layer).weight;  // [out, in]
+      inverse.set_operator(i, w.t().contiguous());                      // U: [in, out]
+      patterns.patterns[i] = w.clone();
+    } else if (layer.kind() == LayerKind::Conv2d) {
+      const at::Tensor& w = static_cast<const Conv2d&>(layer).weight;
+      inverse.set_operator(i, w.clone());
+      patterns.patterns[i] = w.clone();
+    }
+  }
+  patterns.model_fingerprint = net.fingerprint();
+}
+
+// One child: the forward pass and one method on one model and batch.
+Json run_case(const std::string& model_path, int64_t batch, const std::string& method_name, int reps,
+              int threads) {
+  torch::set_num_threads(threads);
+  torch::NoGradGuard no_grad;
+  const ImportedModel model = load_torchscript(model_path);
+  const Network& net = model.network;
+  std::vector<int64_t> shape{batch};
+  for (int64_t d : net.input_shape()) shape.push_back(d);
+  torch::manual_seed(0);
+  const at::Tensor x = torch::randn(shape);
+  const at::Tensor targets = net.forward(x).argmax(1);
+
+  Inverse inverse(InverseOptions{}, net.fingerprint());
+  Patterns patterns;
+  timing_inverse_and_patterns(net, inverse, patterns);
+  MethodSettings settings;
+  settings.inverse = &inverse;
+  settings.patterns = &patterns;
+  const auto method = make_method(method_name, settings);
+
+  // Warm-up: first calls allocate and pick kernels.
+  for (int i = 0; i < 2; ++i) {
+    net.forward(x);
+    method->attribute(net, x, targets);
+  }
+  const double rss_forward_before = peak_rss_mib();
+  std::vector<double> forward_ms, method_ms;
+  for (int r = 0; r < reps; ++r) {
+    forward_ms.push_back(milliseconds([&] { net.forward(x); }));
+    method_ms.push_back(milliseconds([&] { method->attribute(net, x, targets); }));
+  }
+  return {{"forward_ms", median(forward_ms)},
+          {"method_ms", median(method_ms)},
+          {"forward_samples", forward_ms},
+          {"method_samples", method_ms},
+          {"peak_rss_mib", peak_rss_mib()},
+          {"peak_rss_after_warmup_mib", rss_forward_before}};
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+Json run_json_command(const std::string& command) {
+  std::string text;
+  FILE* pipe = popen(command.c_str(), "r");
+  MIPIN_CHECK(pipe != nullptr, "cannot run: ", command);
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) text.append(buffer, n);
+  const int status = pclose(pipe);
+  MIPIN_CHECK(status == 0, "benchmark step failed (status ", status, "): ", command, "\n", text);
+  const auto last = text.rfind("\n{");
+  return Json::parse(last == std::string::npos ? text : text.substr(last + 1));
+}
+
+struct ModelCase {
+  std::string name, path;
+  std::vector<int64_t> batches;
+  int reps_small, reps_large;  // repetitions at the first and second batch size
+  std::vector<std::string> skipped;  // methods left out for this model, with why below
+};
+
+std::string shape_arg(const Network& net) {
+  std::string s;
+  for (int64_t d : net.input_shape()) s += (s.empty() ? "" : ",") + std::to_string(d);
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  reuse_freed_memory();
+  CLI::App app{
+      "What each attribution method costs against the forward pass, and our gradient against Python "
+      "PyTorch's autograd. Writes JSON under --out and prints a table.\n\n"
+      "Example: build/mipin_bench --vgg16 bench/models/vgg16.pt --out bench/results   (bash bench/run.sh does it all)"};
+  std::string out = "bench/results", vgg16, models_dir = "bench/models", python = "/usr/bin/python3";
+  std::string only_methods, only_models;
+  int threads = 0;
+  bool quick = false;
+  std::string case_model, case_method;
+  int64_t case_batch = 1;
+  int case_reps = 10;
+  app.add_option("--out", out, "Directory for the results JSON")->capture_default_str();
+  app.add_option("--vgg16", vgg16, "TorchScript VGG16 at 3x224x224 (bench/run.sh exports it); none: skip VGG16");
+  app.add_option("--models-dir", models_dir, "Where the MLP and CNN are written for both sides")->capture_default_str();
+  app.add_option("--python", python, "Python with torch for the PyTorch side")->capture_default_str();
+  app.add_option("--methods", only_methods, "Comma-separated methods (default: all)");
+  app.add_option("--models", only_models, "Comma-separated of mlp,cnn,vgg16 (default: all)");
+  app.add_option("--threads", threads, "CPU threads for both sides (default: all cores)");
+  app.add_flag("--quick", quick, "Fewer repetitions (a smoke run)");
+  auto* c = app.add_option("--case", case_model, "(internal) run one model file in this process");
+  app.add_option("--case-method", case_method)->needs(c);
+  app.add_option("--case-batch", case_batch)->needs(c);
+  app.add_option("--case-reps", case_reps)->needs(c);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (threads <= 0) threads = int(std::max<unsigned>(1, std::thread::hardware_concurrency()));
+    if (!case_model.empty()) {
+      std::cout << "\n" << run_case(case_model, case_batch, case_method, case_reps, threads).dump() << std::endl;
+      return 0;
+    }
+    fs::create_directories(out);
+    fs::create_directories(models_dir);
+    std::vector<ModelCase> models;
+    auto wanted = [&](const std::string& m) { return only_models.empty() || ("," + only_models + ",").find("," + m + ",") != std::string::npos; };
+    for (const std::string arch : {"mlp", "cnn"}) {
+      if (!wanted(arch)) continue;
+      torch::manual_seed(0);
+      const std::string path = models_dir + "/" + arch + ".pt";
+      ModelMetadata metadata;
+      metadata.input_shape = {1, 28, 28};
+      metadata.architecture = arch;
+      save_torchscript(make_architecture(arch, {1, 28, 28}, 10), path, metadata);
+      models.push_back({arch, path, {1, 64}, quick ? 5 : 200, quick ? 3 : 20, {}});
+    }
+    if (!vgg16.empty() && wanted("vgg16")) {
+      // Sampling methods cost their sample count times the gradient; on VGG16
+      // at 224x224 they would take the whole run (occlusion: 3,136 forwards).
+      models.push_back({"vgg16", vgg16, {1, 8}, quick ? 2 : 7, quick ? 2 : 5,
+                        {"smoothgrad", "integrated-gradients", "occlusion"}});
+    }
+    std::vector<std::string> methods;
+    for (const auto& e : registered_methods()) {
+      if (only_methods.empty() || ("," + only_methods + ",").find("," + e.name + ",") != std::string::npos) {
+        methods.push_back(e.name);
+      }
+    }
+    const std::string self = fs::read_symlink("/proc/self/exe").string();
+    Json results = {{"threads", threads}, {"torch_threads", threads}, {"models", Json::object()}};
+    {
+      std::ifstream cpu("/proc/cpuinfo");
+      for (std::string line; std::getline(cpu, line);) {
+        if (line.rfind("model name", 0) == 0) {
+          results["cpu"] = line.substr(line.find(':') + 2);
+          break;
+        }
+      }
+    }
+    std::printf("%-6s %5s  %-20s %10s %10s %7s %9s\n", "model", "batch", "method", "fwd ms", "method ms",
+                "x fwd", "peak MiB");
+    for (const ModelCase& m : models) {
+      const ImportedModel imported = load_torchscript(m.path);
+      Json jm = {{"path", m.path}, {"input_shape", imported.network.input_shape()}, {"batches", Json::object()},
+                 {"skipped_methods", m.skipped}};
+      for (size_t b = 0; b < m.batches.size(); ++b) {
+        const int64_t batch = m.batches[b];
+        const int reps = b == 0 ? m.reps_small : m.reps_large;
+        Json jb = {{"repetitions", reps}, {"methods", Json::object()}};
+        // Python PyTorch on the same file: forward, and torch.autograd.grad of
+        // the target logits with respect to the input.
+        const Json py = run_json_command(
+            shell_quote(python) + " " + shell_quote((fs::path(MIPIN_SOURCE_DIR) / "bench/time_pytorch.py").string()) +
+            " --model " + shell_quote(m.path) + " --input-shape " + shape_arg(imported.network) + " --batch " +
+            std::to_string(batch) + " --reps " + std::to_string(reps) + " --threads " + std::to_string(threads));
+        jb["pytorch"] = py;
+        for (const std::string& name : methods) {
+          if (std::find(m.skipped.begin(), m.skipped.end(), name) != m.skipped.end()) continue;
+          const Json r = run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) + " --case-method " +
+                                          name + " --case-batch " + std::to_string(batch) + " --case-reps " +
+                                          std::to_string(reps) + " --threads " + std::to_string(threads));
+          Json entry = {{"forward_ms", r["forward_ms"]},
+                        {"method_ms", r["method_ms"]},
+                        {"ratio_to_forward", r["method_ms"].get<double>() / r["forward_ms"].get<double>()},
+                        {"peak_rss_mib", r["peak_rss_mib"]}};
+          if (name == "gradient") {
+            entry["pytorch_gradient_ms"] = py["gradient_ms"];
+            entry["ours_over_pytorch"] = r["method_ms"].get<double>() / py["gradient_ms"].get<double>();
+          }
+          std::printf("%-6s %5lld  %-20s %10.3f %10.3f %7.2f %9.0f%s\n", m.name.c_str(),
+                      static_cast<long long>(batch), name.c_str(), r["forward_ms"].get<double>(),
+                      r["method_ms"].get<double>(), entry["ratio_to_forward"].get<double>(),
+                      r["peak_rss_mib"].get<double>(),
+                      name == "gradient" ? ("   PyTorch autograd " + std::to_string(py["gradient_ms"].get<double>()) +
+                                            " ms, ours/PyTorch " + std::to_string(entry["ours_over_pytorch"].get<double>()))
+                                               .c_str()
+                                         : "");
+          std::fflush(stdout);
+          jb["methods"][name] = entry;
+        }
+        jm["batches"][std::to_string(batch)] = jb;
+      }
+      results["models"][m.name] = jm;
+    }
+    const std::string file = (fs::path(out) / "methods.json").string();
+    write_file_atomically(file, results.dump(2));
+    std::printf("wrote %s\n", file.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
