@@ -79,11 +79,19 @@ void timing_inverse_and_patterns(const Network& net, Inverse& inverse, Patterns&
 }
 
 // One child: the forward pass and one method on one model and batch.
-Json run_case(const std::string& model_path, int64_t batch, const std::string& method_name, int reps,
-              int threads) {
+// "3,224,224" -> {3, 224, 224}; empty -> {} (the shape stored in the file).
+std::vector<int64_t> parse_shape(const std::string& text) {
+  std::vector<int64_t> shape;
+  std::stringstream in(text);
+  for (std::string d; std::getline(in, d, ',');) shape.push_back(std::stoll(d));
+  return shape;
+}
+
+Json run_case(const std::string& model_path, const std::string& example_shape, int64_t batch, const std::string& method_name,
+              int reps, int threads) {
   torch::set_num_threads(threads);
   torch::NoGradGuard no_grad;
-  const ImportedModel model = load_torchscript(model_path);
+  const ImportedModel model = load_torchscript(model_path, ImportOptions{}.with_input_shape(parse_shape(example_shape)));
   const Network& net = model.network;
   std::vector<int64_t> shape{batch};
   for (int64_t d : net.input_shape()) shape.push_back(d);
@@ -137,7 +145,7 @@ Json run_json_command(const std::string& command) {
 }
 
 struct ModelCase {
-  std::string name, path;
+  std::string name, path, shape;  // shape: per example, "" for the one stored in the file
   std::vector<int64_t> batches;
   int reps_small, reps_large;  // repetitions at the first and second batch size
   std::vector<std::string> skipped;  // methods left out for this model, with why below
@@ -161,7 +169,7 @@ int main(int argc, char** argv) {
   std::string only_methods, only_models;
   int threads = 0;
   bool quick = false;
-  std::string case_model, case_method;
+  std::string case_model, case_method, case_shape;
   int64_t case_batch = 1;
   int case_reps = 10;
   app.add_option("--out", out, "Directory for the results JSON")->capture_default_str();
@@ -174,13 +182,14 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "Fewer repetitions (a smoke run)");
   auto* c = app.add_option("--case", case_model, "(internal) run one model file in this process");
   app.add_option("--case-method", case_method)->needs(c);
+  app.add_option("--case-shape", case_shape)->needs(c);
   app.add_option("--case-batch", case_batch)->needs(c);
   app.add_option("--case-reps", case_reps)->needs(c);
   CLI11_PARSE(app, argc, argv);
   try {
     if (threads <= 0) threads = int(std::max<unsigned>(1, std::thread::hardware_concurrency()));
     if (!case_model.empty()) {
-      std::cout << "\n" << run_case(case_model, case_batch, case_method, case_reps, threads).dump() << std::endl;
+      std::cout << "\n" << run_case(case_model, case_shape, case_batch, case_method, case_reps, threads).dump() << std::endl;
       return 0;
     }
     fs::create_directories(out);
@@ -195,12 +204,12 @@ int main(int argc, char** argv) {
       metadata.input_shape = {1, 28, 28};
       metadata.architecture = arch;
       save_torchscript(make_architecture(arch, {1, 28, 28}, 10), path, metadata);
-      models.push_back({arch, path, {1, 64}, quick ? 5 : 200, quick ? 3 : 20, {}});
+      models.push_back({arch, path, "", {1, 64}, quick ? 5 : 200, quick ? 3 : 20, {}});
     }
     if (!vgg16.empty() && wanted("vgg16")) {
       // Sampling methods cost their sample count times the gradient; on VGG16
       // at 224x224 they would take the whole run (occlusion: 3,136 forwards).
-      models.push_back({"vgg16", vgg16, {1, 8}, quick ? 2 : 7, quick ? 2 : 5,
+      models.push_back({"vgg16", vgg16, "3,224,224", {1, 8}, quick ? 2 : 7, quick ? 2 : 5,
                         {"smoothgrad", "integrated-gradients", "occlusion"}});
     }
     std::vector<std::string> methods;
@@ -223,7 +232,8 @@ int main(int argc, char** argv) {
     std::printf("%-6s %5s  %-20s %10s %10s %7s %9s\n", "model", "batch", "method", "fwd ms", "method ms",
                 "x fwd", "peak MiB");
     for (const ModelCase& m : models) {
-      const ImportedModel imported = load_torchscript(m.path);
+      const ImportedModel imported =
+          load_torchscript(m.path, ImportOptions{}.with_input_shape(parse_shape(m.shape)));
       Json jm = {{"path", m.path}, {"input_shape", imported.network.input_shape()}, {"batches", Json::object()},
                  {"skipped_methods", m.skipped}};
       for (size_t b = 0; b < m.batches.size(); ++b) {
@@ -239,9 +249,19 @@ int main(int argc, char** argv) {
         jb["pytorch"] = py;
         for (const std::string& name : methods) {
           if (std::find(m.skipped.begin(), m.skipped.end(), name) != m.skipped.end()) continue;
-          const Json r = run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) + " --case-method " +
-                                          name + " --case-batch " + std::to_string(batch) + " --case-reps " +
-                                          std::to_string(reps) + " --threads " + std::to_string(threads));
+          Json r;
+          try {
+            r = run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) + " --case-method " + name + (m.shape.empty() ? "" : " --case-shape " + m.shape) +
+                                 " --case-batch " + std::to_string(batch) + " --case-reps " + std::to_string(reps) +
+                                 " --threads " + std::to_string(threads));
+          } catch (const Error& e) {
+            // A method that does not apply to this model (grad-cam without a
+            // convolution) is recorded as such; the rest goes on.
+            std::printf("%-6s %5lld  %-20s   does not run here (see the error above)\n", m.name.c_str(),
+                        static_cast<long long>(batch), name.c_str());
+            jb["methods"][name] = {{"error", e.what()}};
+            continue;
+          }
           Json entry = {{"forward_ms", r["forward_ms"]},
                         {"method_ms", r["method_ms"]},
                         {"ratio_to_forward", r["method_ms"].get<double>() / r["forward_ms"].get<double>()},

@@ -52,14 +52,19 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
     const at::Tensor& a = ctx.record.input;
     const at::Tensor& w = weight_of(ctx.layer);
     const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
-    const at::Tensor ap = a.clamp_min(0), an = a.clamp_max(0);
+    // Behind a ReLU the input has no negative part: its terms are zero, and
+    // skipping them halves the convolutions of this rule.
+    const bool signed_input = (a < 0).any().item<bool>();
+    const at::Tensor ap = signed_input ? a.clamp_min(0) : a, an = signed_input ? a.clamp_max(0) : at::Tensor();
     const at::Tensor undefined;
     auto share = [&](const at::Tensor& w1, const at::Tensor& w2) {
       // Relevance over the contributions a+ w1 + a- w2.
-      const at::Tensor z = forward_with(ctx.layer, w1, undefined, ap) +
-                           forward_with(ctx.layer, w2, undefined, an);
+      at::Tensor z = forward_with(ctx.layer, w1, undefined, ap);
+      if (signed_input) z = z + forward_with(ctx.layer, w2, undefined, an);
       const at::Tensor s = fused::stabilised_divide(r, z, 1e-9);
-      return ap * transpose_with(ctx.layer, w1, s, a) + an * transpose_with(ctx.layer, w2, s, a);
+      at::Tensor out = ap * transpose_with(ctx.layer, w1, s, a);
+      if (signed_input) out = out + an * transpose_with(ctx.layer, w2, s, a);
+      return out;
     };
     at::Tensor out = alpha * share(wp, wn);
     if (beta != 0) out = out - beta * share(wn, wp);

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Prints bench/results/methods.json (and fit.json when present) as the
+Markdown tables of the README.
+
+Example: python3 bench/results_table.py bench/results
+"""
+import json
+import os
+import sys
+
+
+def main():
+    folder = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
+    j = json.load(open(os.path.join(folder, "methods.json")))
+    print(f"CPU: {j.get('cpu', '?')}, {j['threads']} threads.\n")
+    columns = []
+    for model, m in j["models"].items():
+        for batch in m["batches"]:
+            columns.append((model, batch))
+    methods = []
+    for model, batch in columns:
+        for name in j["models"][model]["batches"][batch]["methods"]:
+            if name not in methods:
+                methods.append(name)
+    methods.sort(key=lambda n: (n not in ("gradient", "mipin"), n))
+    print("Method time / forward time (same process, medians):\n")
+    print("| method | " + " | ".join(f"{m} b{b}" for m, b in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for name in methods:
+        cells = []
+        for model, batch in columns:
+            e = j["models"][model]["batches"][batch]["methods"].get(name)
+            if e is None:
+                cells.append("—")
+            elif "error" in e:
+                cells.append("n/a")
+            else:
+                cells.append(f"{e['ratio_to_forward']:.2f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nForward pass and gradient, ours against Python PyTorch (torch.autograd.grad) on the same TorchScript file:\n")
+    print("| model | batch | our forward ms | PyTorch forward ms | our gradient ms | PyTorch gradient ms | ours / PyTorch | peak MiB (gradient) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model, batch in columns:
+        b = j["models"][model]["batches"][batch]
+        g = b["methods"].get("gradient")
+        if not g or "error" in g:
+            continue
+        py = b["pytorch"]
+        print(f"| {model} | {batch} | {g['forward_ms']:.3f} | {py['forward_ms']:.3f} | {g['method_ms']:.3f} | "
+              f"{py['gradient_ms']:.3f} | {g['ours_over_pytorch']:.2f} | {g['peak_rss_mib']:.0f} |")
+    fit_path = os.path.join(folder, "fit.json")
+    if os.path.exists(fit_path):
+        f = json.load(open(fit_path))
+        print(f"\nFitting on the demo CNN ({f['model']}):\n")
+        print("| artifact | examples | seconds | peak MiB |")
+        print("|---|---|---|---|")
+        for r in f["scaling"]:
+            print(f"| {'MIP-IN inverse' if r['method'] == 'mipin' else 'PatternNet patterns'} | {r['examples']} | "
+                  f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} |")
+        for key in ("mipin_peak_60k_over_10k", "pattern_peak_60k_over_10k"):
+            if key in f:
+                print(f"\n{key.replace('_', ' ')}: {f[key]:.3f}")
+        print("\n| solver | seconds | per-layer mse relative to the exact solver's (top layer first) |")
+        print("|---|---|---|")
+        for name, r in f["solvers"].items():
+            rel = ", ".join(f"{v:+.1e}" for v in r["mse_relative_to_exact"])
+            print(f"| {name.replace('_', ' ')} | {r['seconds']:.1f} | {rel} |")
+
+
+if __name__ == "__main__":
+    main()
