@@ -12,13 +12,31 @@ namespace mipin::fused {
 namespace {
 
 // Work per parallel chunk: large enough to amortise the thread hand-off.
-constexpr int64_t kGrain = 32768;
+constexpr int64_t kGrain = 65536;
 
 void check_float(const at::Tensor& t, const char* what) {
   MIPIN_CHECK(t.scalar_type() == at::kFloat, what, ": expected float32, found ", c10::toString(t.scalar_type()));
 }
 
 }  // namespace
+
+at::Tensor relu_gate(const at::Tensor& s, const at::Tensor& x) {
+  check_float(s, "relu_gate");
+  check_float(x, "relu_gate");
+  MIPIN_CHECK(s.sizes() == x.sizes(), "relu_gate: shapes differ, ", s.sizes(), " and ", x.sizes());
+  const at::Tensor sc = s.contiguous(), xc = x.contiguous();
+  at::Tensor out = at::empty_like(sc);
+  const float* ps = sc.data_ptr<float>();
+  const float* px = xc.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, sc.numel(), kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = ps[i];  // loaded unconditionally, so the loop vectorises
+      po[i] = px[i] > 0.f ? v : 0.f;
+    }
+  });
+  return out;
+}
 
 at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double epsilon) {
   check_float(r, "stabilised_divide");

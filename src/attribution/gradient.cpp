@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "mipin/attribution/engine.h"
+#include "mipin/attribution/fused.h"
 #include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
 
@@ -32,7 +33,7 @@ Composite gradient_composite() {
         return maps::conv_transpose(conv, conv.weight, s, ctx.record.input);
       }))
       .with(LayerKind::ReLU, rule([](const RuleContext& ctx, const at::Tensor& s) {
-        return at::threshold_backward(s, ctx.record.input, 0);  // s where the input was > 0
+        return fused::relu_gate(s, ctx.record.input);
       }))
       .with(LayerKind::MaxPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return maps::unpool_max(as<MaxPool2d>(ctx), ctx.record, s);

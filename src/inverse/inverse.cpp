@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "mipin/attribution/engine.h"
+#include "mipin/attribution/fused.h"
 #include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
@@ -36,7 +37,7 @@ Composite Inverse::composite() const {
   c.with(LayerKind::ReLU, rule([mode](const RuleContext& ctx, const at::Tensor& s) {
      if (mode == ReluMode::Backward) return torch::relu(s);
      // The forward gate: s where the layer's input was positive.
-     return at::threshold_backward(mode == ReluMode::Forward ? s : torch::relu(s), ctx.record.input, 0);
+     return fused::relu_gate(mode == ReluMode::Forward ? s : torch::relu(s), ctx.record.input);
    }))
       .with(LayerKind::MaxPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return maps::unpool_max(static_cast<const MaxPool2d&>(ctx.layer), ctx.record, s);

@@ -16,8 +16,9 @@ void check_input(const at::Tensor& x) {
               x.sizes());
 }
 
-// Planes per parallel chunk, so each chunk has some thousands of values.
-int64_t grain(int64_t plane) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, plane)); }
+// Planes per parallel chunk, so each chunk has tens of thousands of values.
+// (Below that a single thread is faster than handing work to a second one.)
+int64_t grain(int64_t plane) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, plane)); }
 
 }  // namespace
 

@@ -7,6 +7,9 @@
 
 namespace mipin::fused {
 
+// s where x > 0, else 0: the ReLU gate (the gradient of relu at x).
+at::Tensor relu_gate(const at::Tensor& s, const at::Tensor& x);
+
 // r / (z + eps * sign(z)), with sign(0) = +1: LRP's stabilised division.
 at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double epsilon);
 

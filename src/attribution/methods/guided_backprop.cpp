@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "mipin/attribution/composite_method.h"
+#include "mipin/attribution/fused.h"
 #include "mipin/attribution/gradient.h"
 #include "mipin/attribution/registry.h"
 
@@ -24,7 +25,7 @@ const RegisterMethod guided({
     [](const MethodSettings&) {
       return std::make_unique<CompositeMethod>("guided-backprop", [](const Network&) {
         return with_relu_rule("guided-backprop", [](const RuleContext& ctx, const at::Tensor& s) {
-          return at::threshold_backward(torch::relu(s), ctx.record.input, 0);
+          return fused::relu_gate(torch::relu(s), ctx.record.input);
         });
       });
     },
