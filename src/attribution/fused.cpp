@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 #include "mipin/util/error.h"
+#include "util/vector_clones.h"
 
 namespace mipin::fused {
 namespace {
@@ -14,103 +16,144 @@ namespace {
 // Work per parallel chunk: large enough to amortise the thread hand-off.
 constexpr int64_t kGrain = 65536;
 
-void check_float(const at::Tensor& t, const char* what) {
-  MIPIN_CHECK(t.scalar_type() == at::kFloat, what, ": expected float32, found ", c10::toString(t.scalar_type()));
+// Each loop below is a kernel over [begin, end) of flat float32 arrays; the
+// arrays are checked, made contiguous and handed out by for_each_chunk.
+
+MIPIN_VECTOR_CLONES void gate_kernel(const float* s, const float* x, float* o, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float v = s[i];  // loaded unconditionally, so the loop vectorises
+    o[i] = x[i] > 0.f ? v : 0.f;
+  }
+}
+
+MIPIN_VECTOR_CLONES void divide_kernel(const float* r, const float* z, float* o, float eps, int64_t begin,
+                                       int64_t end) {
+  for (int64_t i = begin; i < end; ++i) o[i] = r[i] / (z[i] + (z[i] >= 0.f ? eps : -eps));
+}
+
+// One example's run of the rescale rule: the reference b restarts with each
+// example, so the loop itself is branch-free.
+MIPIN_VECTOR_CLONES void rescale_kernel(const float* g, const float* a, const float* b, float* o, float tiny,
+                                        int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float d = a[k] - b[k];
+    const float ratio = (std::max(a[k], 0.f) - std::max(b[k], 0.f)) / d;
+    const float gate = a[k] > 0.f ? 1.f : 0.f;
+    o[k] = g[k] * (std::fabs(d) > tiny ? ratio : gate);
+  }
+}
+
+// Checks that the operands are float32 of the first one's shape, then runs
+// body(pointers..., out, begin, end) over chunks of the flat arrays on
+// LibTorch's threads. Returns the output (the first operand's shape).
+template <typename Body>
+at::Tensor for_each_chunk(const char* what, std::initializer_list<at::Tensor> operands, Body body) {
+  std::vector<at::Tensor> contiguous;
+  std::vector<const float*> in;
+  for (const at::Tensor& t : operands) {
+    MIPIN_CHECK(t.scalar_type() == at::kFloat, what, ": expected float32, found ", c10::toString(t.scalar_type()));
+    MIPIN_CHECK(t.sizes() == operands.begin()->sizes(), what, ": shapes differ, ", operands.begin()->sizes(),
+                " and ", t.sizes());
+    contiguous.push_back(t.contiguous());
+    in.push_back(contiguous.back().data_ptr<float>());
+  }
+  at::Tensor out = at::empty_like(contiguous.front());
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, out.numel(), kGrain, [&](int64_t begin, int64_t end) { body(in.data(), po, begin, end); });
+  return out;
 }
 
 }  // namespace
 
 at::Tensor relu_gate(const at::Tensor& s, const at::Tensor& x) {
-  check_float(s, "relu_gate");
-  check_float(x, "relu_gate");
-  MIPIN_CHECK(s.sizes() == x.sizes(), "relu_gate: shapes differ, ", s.sizes(), " and ", x.sizes());
-  const at::Tensor sc = s.contiguous(), xc = x.contiguous();
-  at::Tensor out = at::empty_like(sc);
-  const float* ps = sc.data_ptr<float>();
-  const float* px = xc.data_ptr<float>();
-  float* po = out.data_ptr<float>();
-  at::parallel_for(0, sc.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float v = ps[i];  // loaded unconditionally, so the loop vectorises
-      po[i] = px[i] > 0.f ? v : 0.f;
-    }
+  return for_each_chunk("relu_gate", {s, x}, [](const float* const* in, float* o, int64_t begin, int64_t end) {
+    gate_kernel(in[0], in[1], o, begin, end);
   });
-  return out;
 }
 
 at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double epsilon) {
-  check_float(r, "stabilised_divide");
-  check_float(z, "stabilised_divide");
-  MIPIN_CHECK(r.sizes() == z.sizes(), "stabilised_divide: shapes differ, ", r.sizes(), " and ", z.sizes());
-  const at::Tensor rc = r.contiguous(), zc = z.contiguous();
-  at::Tensor out = at::empty_like(rc);
-  const float* pr = rc.data_ptr<float>();
-  const float* pz = zc.data_ptr<float>();
-  float* po = out.data_ptr<float>();
   const float eps = static_cast<float>(epsilon);
-  at::parallel_for(0, rc.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) po[i] = pr[i] / (pz[i] + (pz[i] >= 0.f ? eps : -eps));
-  });
-  return out;
+  return for_each_chunk("stabilised_divide", {r, z},
+                        [eps](const float* const* in, float* o, int64_t begin, int64_t end) {
+                          divide_kernel(in[0], in[1], o, eps, begin, end);
+                        });
 }
 
 at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tensor& z0, double tiny) {
-  check_float(m, "rescale_relu");
-  check_float(z, "rescale_relu");
-  check_float(z0, "rescale_relu");
-  MIPIN_CHECK(m.sizes() == z.sizes(), "rescale_relu: shapes differ, ", m.sizes(), " and ", z.sizes());
-  MIPIN_CHECK(z0.dim() == z.dim() && (z0.size(0) == 1 || z0.size(0) == z.size(0)) &&
+  MIPIN_CHECK(z0.scalar_type() == at::kFloat, "rescale_relu: expected float32, found ",
+              c10::toString(z0.scalar_type()));
+  MIPIN_CHECK(z0.dim() == z.dim() && z.dim() > 0 && (z0.size(0) == 1 || z0.size(0) == z.size(0)) &&
                   z0[0].sizes() == z[0].sizes(),
               "rescale_relu: the reference has shape ", z0.sizes(), ", expected batch 1 or ", z.size(0),
               " of ", z[0].sizes());
-  const at::Tensor mc = m.contiguous(), zc = z.contiguous(), z0c = z0.contiguous();
-  at::Tensor out = at::empty_like(mc);
-  const float* pm = mc.data_ptr<float>();
-  const float* pz = zc.data_ptr<float>();
+  const at::Tensor z0c = z0.contiguous();
   const float* p0 = z0c.data_ptr<float>();
-  float* po = out.data_ptr<float>();
   const int64_t per_example = z[0].numel();
   const bool shared = z0.size(0) == 1 && z.size(0) != 1;
   const float t = static_cast<float>(tiny);
-  at::parallel_for(0, mc.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    // Runs of one example at a time, so that the inner loop is branch-free
-    // and vectorises; the reference's position restarts with each example.
+  return for_each_chunk("rescale_relu", {m, z}, [&](const float* const* in, float* o, int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end;) {
       const int64_t j0 = shared ? i % per_example : i;
       const int64_t run = shared ? std::min(end - i, per_example - j0) : end - i;
-      const float* a = pz + i;
-      const float* b = p0 + j0;
-      const float* g = pm + i;
-      float* o = po + i;
-      for (int64_t k = 0; k < run; ++k) {
-        const float d = a[k] - b[k];
-        const float ratio = (std::max(a[k], 0.f) - std::max(b[k], 0.f)) / d;
-        const float gate = a[k] > 0.f ? 1.f : 0.f;
-        o[k] = g[k] * (std::fabs(d) > t ? ratio : gate);
-      }
+      rescale_kernel(in[0] + i, in[1] + i, p0 + j0, o + i, t, run);
       i += run;
     }
   });
-  return out;
 }
 
-at::Tensor masked_ratio(const at::Tensor& m, const at::Tensor& dy, const at::Tensor& dx, double tiny) {
-  for (const at::Tensor* t : {&m, &dy, &dx}) check_float(*t, "masked_ratio");
-  MIPIN_CHECK(m.sizes() == dy.sizes() && m.sizes() == dx.sizes(), "masked_ratio: shapes differ, ", m.sizes(),
-              ", ", dy.sizes(), " and ", dx.sizes());
-  const at::Tensor mc = m.contiguous(), yc = dy.contiguous(), xc = dx.contiguous();
-  at::Tensor out = at::empty_like(mc);
+at::Tensor deeplift_unpool_max(const at::Tensor& m, const at::Tensor& x, const at::Tensor& y,
+                               const at::Tensor& switches, const at::Tensor& x0, const at::Tensor& y0,
+                               const at::Tensor& switches0, double tiny) {
+  for (const at::Tensor* t : {&m, &x, &y, &x0, &y0}) {
+    MIPIN_CHECK(t->scalar_type() == at::kFloat && t->dim() == 4, "deeplift_unpool_max: expected float32 [N, C, H, W], found ",
+                c10::toString(t->scalar_type()), " of shape ", t->sizes());
+  }
+  MIPIN_CHECK(m.sizes() == y.sizes() && switches.sizes() == y.sizes() && x.size(0) == y.size(0) &&
+                  x.size(1) == y.size(1),
+              "deeplift_unpool_max: the multipliers ", m.sizes(), ", pooled output ", y.sizes(), ", switches ",
+              switches.sizes(), " and input ", x.sizes(), " do not belong together");
+  MIPIN_CHECK(x0.size(0) == 1 && x0[0].sizes() == x[0].sizes() && y0.size(0) == 1 && y0[0].sizes() == y[0].sizes() &&
+                  switches0.sizes() == y0.sizes(),
+              "deeplift_unpool_max: the reference's record ", x0.sizes(), ", ", y0.sizes(), ", ", switches0.sizes(),
+              " is not one example of the input's");
+  const at::Tensor mc = m.contiguous(), xc = x.contiguous(), yc = y.contiguous(), x0c = x0.contiguous(),
+                   y0c = y0.contiguous();
+  const at::Tensor sw = switches.to(at::kLong).contiguous(), sw0 = switches0.to(at::kLong).contiguous();
+  at::Tensor out = at::zeros_like(xc);
+  const int64_t channels = x.size(1), plane = x.size(2) * x.size(3), cells = y.size(2) * y.size(3);
   const float* pm = mc.data_ptr<float>();
-  const float* py = yc.data_ptr<float>();
   const float* px = xc.data_ptr<float>();
+  const float* py = yc.data_ptr<float>();
+  const float* px0 = x0c.data_ptr<float>();
+  const float* py0 = y0c.data_ptr<float>();
+  const int64_t* ps = sw.data_ptr<int64_t>();
+  const int64_t* ps0 = sw0.data_ptr<int64_t>();
   float* po = out.data_ptr<float>();
   const float t = static_cast<float>(tiny);
-  at::parallel_for(0, mc.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float ratio = pm[i] * py[i] / px[i];  // computed everywhere, kept where |dx| > tiny
-      po[i] = std::fabs(px[i]) > t ? ratio : 0.f;
-    }
-  });
+  // One (example, channel) plane per step; a plane's cells write only into
+  // their own plane, so planes run in parallel.
+  at::parallel_for(0, x.size(0) * channels, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, plane)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t p = begin; p < end; ++p) {
+                       const int64_t c = p % channels;
+                       const float* xp = px + p * plane;
+                       const float* x0p = px0 + c * plane;
+                       float* op = po + p * plane;
+                       for (int64_t k = 0; k < cells; ++k) {
+                         const int64_t cell = p * cells + k, cell0 = c * cells + k;
+                         const float dy = py[cell] - py0[cell0];
+                         const int64_t won = ps[cell];
+                         const float dx_win = py[cell] - x0p[won];
+                         if (std::fabs(dx_win) > t) {
+                           op[won] += pm[cell] * dy / dx_win;
+                           continue;
+                         }
+                         const int64_t won0 = ps0[cell0];
+                         const float dx_ref = xp[won0] - py0[cell0];
+                         if (std::fabs(dx_ref) > t) op[won0] += pm[cell] * dy / dx_ref;
+                       }
+                     }
+                   });
   return out;
 }
 

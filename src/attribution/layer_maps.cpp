@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "mipin/model/convolution.h"
 #include "mipin/model/max_pool_2x2.h"
 #include "mipin/util/error.h"
 
@@ -9,6 +10,10 @@ namespace mipin::maps {
 
 at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
                           const at::Tensor& input) {
+  if (input.defined()) {
+    at::Tensor flipped = transpose_by_flipped_convolution(conv, weight, signal, input.sizes());
+    if (flipped.defined()) return flipped;
+  }
   // Two equal computations whose speed differs: LibTorch's conv_transpose2d
   // on CPU takes a slow path (1.5 to 3 times a forward convolution on layers
   // with many channels) but is the fastest where the layer has very few input

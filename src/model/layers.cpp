@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "mipin/model/convolution.h"
 #include "mipin/model/max_pool_2x2.h"
 #include "mipin/model/network.h"
 #include "mipin/util/error.h"
@@ -122,7 +123,7 @@ std::vector<NamedTensor> Linear::tensors() const {
 
 // ---- Conv2d -------------------------------------------------------------
 at::Tensor Conv2d::forward(const at::Tensor& x, LayerRecord*) const {
-  return torch::conv2d(x, weight, bias, stride, padding, dilation, groups);
+  return convolve(*this, x, weight, bias);
 }
 
 std::vector<int64_t> Conv2d::output_shape(const std::vector<int64_t>& in) const {

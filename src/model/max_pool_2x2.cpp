@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "mipin/util/error.h"
+#include "util/vector_clones.h"
 
 namespace mipin {
 namespace {
@@ -20,6 +21,42 @@ void check_input(const at::Tensor& x) {
 // (Below that a single thread is faster than handing work to a second one.)
 int64_t grain(int64_t plane) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, plane)); }
 
+// Planes [begin, end) of x pooled into o (and the winners' positions into
+// oi, when given).
+MIPIN_VECTOR_CLONES void pool_planes(const float* px, float* po, int64_t* pi, int64_t begin, int64_t end, int64_t H,
+                                     int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2;
+  for (int64_t p = begin; p < end; ++p) {
+    const float* plane = px + p * H * W;
+    float* o = po + p * OH * OW;
+    int64_t* oi = pi ? pi + p * OH * OW : nullptr;
+    for (int64_t y = 0; y < OH; ++y) {
+      const float* r0 = plane + (2 * y) * W;
+      const float* r1 = r0 + W;
+      for (int64_t xo = 0; xo < OW; ++xo) {
+        // Row-major scan: the first maximum wins, a NaN wins (the last one).
+        // Selects rather than branches, so that the loop vectorises.
+        const int64_t c0 = 2 * xo;
+        const int64_t top = (2 * y) * W + c0, bottom = top + W;
+        const float a = r0[c0], b = r0[c0 + 1], c = r1[c0], d = r1[c0 + 1];
+        float best = a;
+        int64_t at = top;
+        const bool take_b = (b > best) | (b != b);
+        best = take_b ? b : best;
+        at = take_b ? top + 1 : at;
+        const bool take_c = (c > best) | (c != c);
+        best = take_c ? c : best;
+        at = take_c ? bottom : at;
+        const bool take_d = (d > best) | (d != d);
+        best = take_d ? d : best;
+        at = take_d ? bottom + 1 : at;
+        o[y * OW + xo] = best;
+        if (oi) oi[y * OW + xo] = at;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> max_pool_2x2(const at::Tensor& input, bool with_indices) {
@@ -33,29 +70,8 @@ std::pair<at::Tensor, at::Tensor> max_pool_2x2(const at::Tensor& input, bool wit
   const float* px = x.data_ptr<float>();
   float* po = out.data_ptr<float>();
   int64_t* pi = with_indices ? idx.data_ptr<int64_t>() : nullptr;
-  at::parallel_for(0, N * C, grain(H * W), [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      const float* plane = px + p * H * W;
-      float* o = po + p * OH * OW;
-      int64_t* oi = pi ? pi + p * OH * OW : nullptr;
-      for (int64_t y = 0; y < OH; ++y) {
-        const float* r0 = plane + (2 * y) * W;
-        const float* r1 = r0 + W;
-        for (int64_t xo = 0; xo < OW; ++xo) {
-          // Row-major scan: the first maximum wins, a NaN wins (the last one).
-          const int64_t c0 = 2 * xo;
-          const float a = r0[c0], b = r0[c0 + 1], c = r1[c0], d = r1[c0 + 1];
-          float best = a;
-          int64_t at = (2 * y) * W + c0;
-          if (b > best || b != b) { best = b; at = (2 * y) * W + c0 + 1; }
-          if (c > best || c != c) { best = c; at = (2 * y + 1) * W + c0; }
-          if (d > best || d != d) { best = d; at = (2 * y + 1) * W + c0 + 1; }
-          o[y * OW + xo] = best;
-          if (oi) oi[y * OW + xo] = at;
-        }
-      }
-    }
-  });
+  at::parallel_for(0, N * C, grain(H * W),
+                   [&](int64_t begin, int64_t end) { pool_planes(px, po, pi, begin, end, H, W); });
   return {out, idx};
 }
 

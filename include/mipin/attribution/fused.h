@@ -18,8 +18,16 @@ at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double ep
 // pre-activation, has batch size 1 (shared by all examples) or z's.
 at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tensor& z0, double tiny);
 
-// m * dy / dx where |dx| > tiny, else 0 (all of one shape): DeepLIFT's
-// multiplier through a max-pooling window.
-at::Tensor masked_ratio(const at::Tensor& m, const at::Tensor& dy, const at::Tensor& dx, double tiny);
+// DeepLIFT's rescale rule through max pooling, in one pass over the pooled
+// cells. For each cell with multiplier m, output y and the reference's y0:
+// the input that won at x gets m * (y - y0) / (y - x0[winner]) where that
+// denominator exceeds tiny; otherwise the input that won at the reference
+// gets m * (y - y0) / (x[winner0] - y0) where that one does. Everything else
+// is 0; overlapping windows add up. x, y, switches: the pooling's record at
+// the input ([N, C, H, W], [N, C, h, w], int64 positions within each H*W
+// plane); x0, y0, switches0: the reference's record, batch size 1.
+at::Tensor deeplift_unpool_max(const at::Tensor& m, const at::Tensor& x, const at::Tensor& y,
+                               const at::Tensor& switches, const at::Tensor& x0, const at::Tensor& y0,
+                               const at::Tensor& switches0, double tiny);
 
 }  // namespace mipin::fused

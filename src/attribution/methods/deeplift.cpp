@@ -8,7 +8,6 @@
 #include "mipin/attribution/engine.h"
 #include "mipin/attribution/fused.h"
 #include "mipin/attribution/gradient.h"
-#include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/util/error.h"
 
@@ -47,22 +46,10 @@ class DeepLift final : public AttributionMethod {
     c.with(LayerKind::MaxPool2d, std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
       const LayerRecord& rec = ctx.record;
       const LayerRecord& rec0 = r0->layers[ctx.index];
-      const auto& pool = static_cast<const MaxPool2d&>(ctx.layer);
-      auto at_switches = [](const at::Tensor& t, const at::Tensor& sw) {
-        return t.flatten(2).gather(2, sw.flatten(2)).view_as(sw);
-      };
-      const at::Tensor dy = rec.output - rec0.output;
-      const at::Tensor dx_win = rec.output - at_switches(rec0.input.expand_as(rec.input), rec.switches);
-      at::Tensor out = maps::unpool_max(pool, rec, fused::masked_ratio(m, dy, dx_win, kTiny));
-      // Where the winner did not move, the reference's winner takes the
-      // difference; such windows are rare, so their pass runs only if any.
-      const at::Tensor switches0 = rec0.switches.expand_as(rec.switches);
-      const at::Tensor dx_ref = torch::where(dx_win.abs() > kTiny, torch::zeros_like(dx_win),
-                                             at_switches(rec.input, switches0) - rec0.output);
-      if (!(dx_ref.abs() > kTiny).any().item<bool>()) return out;
-      LayerRecord at_ref = rec;
-      at_ref.switches = switches0;
-      return out + maps::unpool_max(pool, at_ref, fused::masked_ratio(m, dy, dx_ref, kTiny));
+      MIPIN_CHECK(rec.switches.defined() && rec0.switches.defined(),
+                  "deeplift: max pooling switches were not recorded (layer ", ctx.index, ")");
+      return fused::deeplift_unpool_max(m, rec.input, rec.output, rec.switches, rec0.input, rec0.output,
+                                        rec0.switches, kTiny);
     }));
     const at::Tensor top = one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
     return propagate(network, record, c, top) * (x - x0);

@@ -9,6 +9,7 @@
 #include "mipin/attribution/gradient.h"
 #include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
+#include "mipin/model/convolution.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 
@@ -20,7 +21,7 @@ at::Tensor forward_with(const Layer& layer, const at::Tensor& weight, const at::
                         const at::Tensor& a) {
   if (layer.kind() == LayerKind::Linear) return torch::linear(a, weight, bias);
   const auto& conv = static_cast<const Conv2d&>(layer);
-  return torch::conv2d(a, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups);
+  return convolve(conv, a, weight, bias);
 }
 
 // Its transpose with another weight.

@@ -1,0 +1,85 @@
+// The one-pass loops of attribution/fused.h against the chains of LibTorch
+// operations they replace.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "mipin/attribution/fused.h"
+
+namespace mipin {
+namespace {
+
+constexpr double kTiny = 1e-7;
+
+// DeepLIFT through max pooling as tensor operations: gather at the winners,
+// divide where the denominator is large enough, scatter back with LibTorch's
+// max-pooling gradient (which adds overlapping windows up).
+at::Tensor deeplift_unpool_reference(const at::Tensor& m, const at::Tensor& x, const at::Tensor& x0,
+                                     at::IntArrayRef kernel, at::IntArrayRef stride, double* fallback_mass) {
+  auto [y, sw] = torch::max_pool2d_with_indices(x, kernel, stride);
+  auto [y0, sw0] = torch::max_pool2d_with_indices(x0, kernel, stride);
+  auto at = [](const at::Tensor& t, const at::Tensor& s) { return t.flatten(2).gather(2, s.flatten(2)).view_as(s); };
+  auto unpool = [&](const at::Tensor& v, const at::Tensor& s) {
+    return at::max_pool2d_with_indices_backward(v, x, kernel, stride, {0, 0}, {1, 1}, false, s);
+  };
+  const at::Tensor dy = y - y0;
+  const at::Tensor dx_win = y - at(x0.expand_as(x), sw);
+  const at::Tensor moved = dx_win.abs() > kTiny;
+  const at::Tensor first = torch::where(moved, m * dy / dx_win, torch::zeros_like(m));
+  const at::Tensor sw0n = sw0.expand_as(sw).contiguous();
+  const at::Tensor dx_ref = at(x, sw0n) - y0;
+  const at::Tensor second = torch::where(~moved & (dx_ref.abs() > kTiny), m * dy / dx_ref, torch::zeros_like(m));
+  *fallback_mass = second.abs().sum().item<double>();
+  return unpool(first, sw) + unpool(second, sw0n);
+}
+
+at::Tensor deeplift_unpool_ours(const at::Tensor& m, const at::Tensor& x, const at::Tensor& x0,
+                                at::IntArrayRef kernel, at::IntArrayRef stride) {
+  auto [y, sw] = torch::max_pool2d_with_indices(x, kernel, stride);
+  auto [y0, sw0] = torch::max_pool2d_with_indices(x0, kernel, stride);
+  return fused::deeplift_unpool_max(m, x, y, sw, x0, y0, sw0, kTiny);
+}
+
+TEST(Fused, DeepLiftUnpoolMatchesTheTensorFormulation) {
+  torch::manual_seed(0);
+  for (auto [kernel, stride] : {std::pair<int64_t, int64_t>{2, 2}, {3, 2}, {3, 1}}) {
+    const at::Tensor x = torch::randn({3, 4, 9, 9});
+    // The reference is example 1 with every other cell raised: where x's
+    // winner is not a raised cell it did not move, and the difference goes
+    // to the reference's winner (the fallback branch).
+    at::Tensor x0 = x[1].clone().unsqueeze(0);
+    x0.index({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 9, 2),
+              torch::indexing::Slice(0, 9, 2)}) += 10;
+    const at::Tensor m = torch::randn(torch::max_pool2d(x, kernel, stride).sizes());
+    double fallback_mass = 0;
+    const at::Tensor ours = deeplift_unpool_ours(m, x, x0, {kernel, kernel}, {stride, stride});
+    const at::Tensor theirs =
+        deeplift_unpool_reference(m, x, x0, {kernel, kernel}, {stride, stride}, &fallback_mass);
+    EXPECT_TRUE(torch::allclose(ours, theirs, 1e-5, 1e-6)) << "kernel " << kernel << " stride " << stride;
+    EXPECT_GT(fallback_mass, 0.0) << "the fallback branch was not exercised";
+  }
+}
+
+TEST(Fused, DeepLiftUnpoolRejectsARecordOfAnotherShape) {
+  const at::Tensor x = torch::randn({2, 3, 8, 8});
+  auto [y, sw] = torch::max_pool2d_with_indices(x, {2, 2}, {2, 2});
+  const at::Tensor x0 = torch::randn({1, 3, 6, 6});
+  auto [y0, sw0] = torch::max_pool2d_with_indices(x0, {2, 2}, {2, 2});
+  EXPECT_THROW(fused::deeplift_unpool_max(torch::ones_like(y), x, y, sw, x0, y0, sw0, kTiny), std::exception);
+}
+
+TEST(Fused, ElementwiseLoopsMatchTensorOperations) {
+  torch::manual_seed(1);
+  // Large enough to be split across threads.
+  const at::Tensor s = torch::randn({4, 8, 64, 64}), x = torch::randn({4, 8, 64, 64});
+  EXPECT_TRUE(torch::equal(fused::relu_gate(s, x), torch::where(x > 0, s, torch::zeros_like(s))));
+  const at::Tensor z = x * 1e-3;
+  const at::Tensor eps = torch::where(z >= 0, torch::full_like(z, 0.01), torch::full_like(z, -0.01));
+  EXPECT_TRUE(torch::allclose(fused::stabilised_divide(s, z, 0.01), s / (z + eps), 1e-5, 1e-6));
+  const at::Tensor z0 = torch::randn({1, 8, 64, 64});
+  const at::Tensor d = x - z0;
+  const at::Tensor rescale = torch::where(d.abs() > kTiny, (torch::relu(x) - torch::relu(z0)) / d, (x > 0).to(at::kFloat));
+  EXPECT_TRUE(torch::allclose(fused::rescale_relu(s, x, z0, kTiny), s * rescale, 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace mipin
