@@ -144,10 +144,32 @@ Json run_json_command(const std::string& command) {
   return Json::parse(last == std::string::npos ? text : text.substr(last + 1));
 }
 
+// Several processes' results as one: every "<key>_samples" list joined and
+// "<key>_ms" its median; peak memory the largest.
+Json pooled(const Json& rounds, const std::vector<std::string>& keys) {
+  Json out = rounds.at(0);
+  for (const std::string& key : keys) {
+    std::vector<double> all;
+    for (const Json& r : rounds) {
+      for (double v : r.at(key + "_samples")) all.push_back(v);
+    }
+    out[key + "_samples"] = all;
+    out[key + "_ms"] = median(all);
+  }
+  for (const char* rss : {"peak_rss_mib", "peak_rss_after_warmup_mib"}) {
+    for (const Json& r : rounds) {
+      if (r.contains(rss)) out[rss] = std::max(out[rss].get<double>(), r[rss].get<double>());
+    }
+  }
+  out["rounds"] = rounds.size();
+  return out;
+}
+
 struct ModelCase {
   std::string name, path, shape;  // shape: per example, "" for the one stored in the file
   std::vector<int64_t> batches;
   int reps_small, reps_large;  // repetitions at the first and second batch size
+  int rounds;                  // alternating PyTorch / our gradient processes
   std::vector<std::string> skipped;  // methods left out for this model, with why below
 };
 
@@ -204,12 +226,12 @@ int main(int argc, char** argv) {
       metadata.input_shape = {1, 28, 28};
       metadata.architecture = arch;
       save_torchscript(make_architecture(arch, {1, 28, 28}, 10), path, metadata);
-      models.push_back({arch, path, "", {1, 64}, quick ? 5 : 200, quick ? 3 : 20, {}});
+      models.push_back({arch, path, "", {1, 64}, quick ? 5 : 200, quick ? 3 : 20, quick ? 1 : 5, {}});
     }
     if (!vgg16.empty() && wanted("vgg16")) {
       // Sampling methods cost their sample count times the gradient; on VGG16
       // at 224x224 they would take the whole run (occlusion: 3,136 forwards).
-      models.push_back({"vgg16", vgg16, "3,224,224", {1, 8}, quick ? 2 : 7, quick ? 2 : 5,
+      models.push_back({"vgg16", vgg16, "3,224,224", {1, 8}, quick ? 2 : 7, quick ? 2 : 5, quick ? 1 : 3,
                         {"smoothgrad", "integrated-gradients", "occlusion"}});
     }
     std::vector<std::string> methods;
@@ -240,20 +262,33 @@ int main(int argc, char** argv) {
         const int64_t batch = m.batches[b];
         const int reps = b == 0 ? m.reps_small : m.reps_large;
         Json jb = {{"repetitions", reps}, {"methods", Json::object()}};
-        // Python PyTorch on the same file: forward, and torch.autograd.grad of
-        // the target logits with respect to the input.
-        const Json py = run_json_command(
-            shell_quote(python) + " " + shell_quote((fs::path(MIPIN_SOURCE_DIR) / "bench/time_pytorch.py").string()) +
-            " --model " + shell_quote(m.path) + " --input-shape " + shape_arg(imported.network) + " --batch " +
-            std::to_string(batch) + " --reps " + std::to_string(reps) + " --threads " + std::to_string(threads));
+        auto run_ours = [&](const std::string& name) {
+          return run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) + " --case-method " + name +
+                                  (m.shape.empty() ? "" : " --case-shape " + m.shape) + " --case-batch " +
+                                  std::to_string(batch) + " --case-reps " + std::to_string(reps) + " --threads " +
+                                  std::to_string(threads));
+        };
+        // Python PyTorch on the same file (forward, and torch.autograd.grad of
+        // the target logits with respect to the input) and our gradient run
+        // in alternating processes, so that a slow spell of the machine falls
+        // on both sides; the comparison pools every round's samples.
+        Json py_rounds = Json::array(), gradient_rounds = Json::array();
+        const bool gradient_wanted = std::find(methods.begin(), methods.end(), "gradient") != methods.end();
+        for (int round = 0; round < m.rounds; ++round) {
+          py_rounds.push_back(run_json_command(
+              shell_quote(python) + " " +
+              shell_quote((fs::path(MIPIN_SOURCE_DIR) / "bench/time_pytorch.py").string()) + " --model " +
+              shell_quote(m.path) + " --input-shape " + shape_arg(imported.network) + " --batch " +
+              std::to_string(batch) + " --reps " + std::to_string(reps) + " --threads " + std::to_string(threads)));
+          if (gradient_wanted) gradient_rounds.push_back(run_ours("gradient"));
+        }
+        const Json py = pooled(py_rounds, {"forward", "gradient"});
         jb["pytorch"] = py;
         for (const std::string& name : methods) {
           if (std::find(m.skipped.begin(), m.skipped.end(), name) != m.skipped.end()) continue;
           Json r;
           try {
-            r = run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) + " --case-method " + name + (m.shape.empty() ? "" : " --case-shape " + m.shape) +
-                                 " --case-batch " + std::to_string(batch) + " --case-reps " + std::to_string(reps) +
-                                 " --threads " + std::to_string(threads));
+            r = name == "gradient" ? pooled(gradient_rounds, {"forward", "method"}) : run_ours(name);
           } catch (const Error& e) {
             // A method that does not apply to this model (grad-cam without a
             // convolution) is recorded as such; the rest goes on.
@@ -267,6 +302,7 @@ int main(int argc, char** argv) {
                         {"ratio_to_forward", r["method_ms"].get<double>() / r["forward_ms"].get<double>()},
                         {"peak_rss_mib", r["peak_rss_mib"]}};
           if (name == "gradient") {
+            entry["rounds"] = m.rounds;
             entry["pytorch_gradient_ms"] = py["gradient_ms"];
             entry["ours_over_pytorch"] = r["method_ms"].get<double>() / py["gradient_ms"].get<double>();
           }
