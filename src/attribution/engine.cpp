@@ -25,6 +25,16 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
   at::Tensor s = top;
   for (size_t l = network.size(); l-- > down_to;) {
     const Layer& layer = network.layer(l);
+    // Two layers in one step where the composite has a rule for the pair and
+    // nobody asked for the signal between them.
+    if (!signals && l > down_to) {
+      if (const PairRule* pair = composite.pair_rule_for(network.layer(l - 1), layer, l)) {
+        s = pair->backward(RuleContext{network.layer(l - 1), record.layers[l - 1], l - 1},
+                           RuleContext{layer, record.layers[l], l}, s);
+        --l;  // the loop's own step moves past the lower layer
+        continue;
+      }
+    }
     s = composite.rule_for(layer, l).backward(RuleContext{layer, record.layers[l], l}, s);
     if (signals) (*signals)[l] = s;
   }

@@ -101,6 +101,34 @@ at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tens
   });
 }
 
+at::Tensor unpool_max_gated(const at::Tensor& signal, const at::Tensor& switches, const at::Tensor& x) {
+  MIPIN_CHECK(signal.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat && signal.dim() == 4 &&
+                  x.dim() == 4 && switches.sizes() == signal.sizes() && x.size(0) == signal.size(0) &&
+                  x.size(1) == signal.size(1),
+              "unpool_max_gated: expected a float32 signal [N, C, h, w], switches of its shape and a float32 "
+              "input [N, C, H, W], found ",
+              signal.sizes(), ", ", switches.sizes(), " and ", x.sizes());
+  const at::Tensor sc = signal.contiguous(), xc = x.contiguous(), sw = switches.to(at::kLong).contiguous();
+  at::Tensor out = at::zeros_like(xc);
+  const int64_t plane = x.size(2) * x.size(3), cells = signal.size(2) * signal.size(3);
+  const float* ps = sc.data_ptr<float>();
+  const float* px = xc.data_ptr<float>();
+  const int64_t* pw = sw.data_ptr<int64_t>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, x.size(0) * x.size(1), std::max<int64_t>(1, kGrain / std::max<int64_t>(1, plane)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t p = begin; p < end; ++p) {
+                       const float* xp = px + p * plane;
+                       float* op = po + p * plane;
+                       for (int64_t k = p * cells; k < (p + 1) * cells; ++k) {
+                         const int64_t won = pw[k];
+                         if (xp[won] > 0.f) op[won] += ps[k];
+                       }
+                     }
+                   });
+  return out;
+}
+
 at::Tensor deeplift_unpool_max(const at::Tensor& m, const at::Tensor& x, const at::Tensor& y,
                                const at::Tensor& switches, const at::Tensor& x0, const at::Tensor& y0,
                                const at::Tensor& switches0, double tiny) {

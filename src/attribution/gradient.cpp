@@ -6,6 +6,7 @@
 #include "mipin/attribution/fused.h"
 #include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
+#include "mipin/util/error.h"
 
 namespace mipin {
 namespace {
@@ -20,6 +21,15 @@ std::shared_ptr<const Rule> rule(FunctionRule::Function f) {
 }
 
 }  // namespace
+
+std::shared_ptr<const PairRule> relu_under_max_pool() {
+  return std::make_shared<FunctionPairRule>(
+      [](const RuleContext& relu, const RuleContext& pool, const at::Tensor& s) {
+        MIPIN_CHECK(pool.record.switches.defined(),
+                    "max pooling switches were not recorded: run the forward pass with a record");
+        return fused::unpool_max_gated(s, pool.record.switches, relu.record.input);
+      });
+}
 
 Composite gradient_composite() {
   Composite c("gradient");
@@ -51,7 +61,9 @@ Composite gradient_composite() {
         return maps::batchnorm_transpose(as<BatchNorm2d>(ctx), s);
       }))
       .with(LayerKind::Dropout,
-            rule([](const RuleContext&, const at::Tensor& s) { return s; }));
+            rule([](const RuleContext&, const at::Tensor& s) { return s; }))
+      // A ReLU under a max pooling: the gate matters only at the winners.
+      .with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool());
   return c;
 }
 

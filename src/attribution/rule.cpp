@@ -6,7 +6,21 @@ namespace mipin {
 
 Composite& Composite::with(LayerKind kind, std::shared_ptr<const Rule> rule) {
   by_kind_[kind] = std::move(rule);
+  for (auto it = by_pair_.begin(); it != by_pair_.end();) {
+    it = it->first.first == kind || it->first.second == kind ? by_pair_.erase(it) : std::next(it);
+  }
   return *this;
+}
+
+Composite& Composite::with_pair(LayerKind lower, LayerKind upper, std::shared_ptr<const PairRule> rule) {
+  by_pair_[{lower, upper}] = std::move(rule);
+  return *this;
+}
+
+const PairRule* Composite::pair_rule_for(const Layer& lower, const Layer& upper, size_t upper_index) const {
+  if (upper_index == 0 || by_index_.count(upper_index) || by_index_.count(upper_index - 1)) return nullptr;
+  auto it = by_pair_.find({lower.kind(), upper.kind()});
+  return it == by_pair_.end() ? nullptr : it->second.get();
 }
 
 Composite& Composite::with_layer(size_t index, std::shared_ptr<const Rule> rule) {

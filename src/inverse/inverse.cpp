@@ -5,6 +5,7 @@
 
 #include "mipin/attribution/engine.h"
 #include "mipin/attribution/fused.h"
+#include "mipin/attribution/gradient.h"
 #include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
@@ -52,6 +53,7 @@ Composite Inverse::composite() const {
         return maps::unflatten(ctx.record, s);
       }))
       .with(LayerKind::Dropout, rule([](const RuleContext&, const at::Tensor& s) { return s; }));
+  if (mode == ReluMode::Forward) c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool());
   // Linear and Conv2d have no rule by kind: only fitted layers can be inverted.
   for (const auto& [index, op] : operators_) {
     const at::Tensor u = op;

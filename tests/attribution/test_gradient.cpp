@@ -6,6 +6,7 @@
 
 #include "mipin/attribution/engine.h"
 #include "mipin/attribution/gradient.h"
+#include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 #include "support/test_support.h"
@@ -83,6 +84,35 @@ TEST(Engine, PartialPropagationAndSignalsAreConsistent) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("Linear(128, 10)"), std::string::npos) << e.what();
+  }
+}
+
+// A pair rule stands for two single rules; replacing either (as guided
+// backprop replaces the ReLU's) must drop it, or the pair's old gate would
+// run where the new rule should.
+TEST(Engine, PairRulesFollowTheSingleRulesTheyStandFor) {
+  const ImportedModel m = load_torchscript(test::test_model("zoo_cnn.pt"));
+  const at::Tensor x = torch::randn({2, 1, 28, 28});
+  ForwardRecord record;
+  const at::Tensor logits = m.network.forward(x, &record);
+  const auto pass = std::make_shared<FunctionRule>([](const RuleContext&, const at::Tensor& s) { return s; });
+  size_t relu_under_pool = 0;
+  for (size_t l = 1; l < m.network.size(); ++l) {
+    if (m.network.layer(l).kind() == LayerKind::MaxPool2d && m.network.layer(l - 1).kind() == LayerKind::ReLU) {
+      relu_under_pool = l - 1;
+      break;
+    }
+  }
+  ASSERT_GT(relu_under_pool, 0u) << "the zoo CNN has a ReLU under a max pooling";
+  Composite by_kind = gradient_composite();
+  by_kind.with(LayerKind::ReLU, pass);
+  Composite by_position = gradient_composite();
+  by_position.with_layer(relu_under_pool, pass);
+  for (const Composite* c : {&by_kind, &by_position}) {
+    std::vector<at::Tensor> signals;  // asking for them runs every layer's own rule
+    const at::Tensor single = propagate(m.network, record, *c, logits, 0, &signals);
+    EXPECT_TRUE(propagate(m.network, record, *c, logits).equal(single));
+    EXPECT_FALSE(single.equal(propagate(m.network, record, gradient_composite(), logits)));
   }
 }
 

@@ -18,6 +18,13 @@ at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double ep
 // pre-activation, has batch size 1 (shared by all examples) or z's.
 at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tensor& z0, double tiny);
 
+// Max unpooling followed by the ReLU gate below it (unpool_max, then
+// relu_gate with x), in one pass over the pooled cells: each cell's signal
+// goes to its winner's position (int64 positions within each H*W plane of
+// x, overlapping windows adding up) where x there is positive. x: the ReLU's
+// input, [N, C, H, W], which is also the pooling's input shape.
+at::Tensor unpool_max_gated(const at::Tensor& signal, const at::Tensor& switches, const at::Tensor& x);
+
 // DeepLIFT's rescale rule through max pooling, in one pass over the pooled
 // cells. For each cell with multiplier m, output y and the reference's y0:
 // the input that won at x gets m * (y - y0) / (y - x0[winner]) where that

@@ -1,5 +1,7 @@
 #pragma once
 // The plain gradient of the target logit with respect to the input (saliency).
+#include <memory>
+
 #include "mipin/attribution/method.h"
 #include "mipin/attribution/rule.h"
 
@@ -7,6 +9,10 @@ namespace mipin {
 
 // Rules: the transpose of every layer's (locally) linear map.
 Composite gradient_composite();
+
+// The gradient's ReLU gate under its max unpooling, as one pair rule (for
+// other composites with the same two rules, such as MIP-IN's).
+std::shared_ptr<const PairRule> relu_under_max_pool();
 
 class Gradient final : public AttributionMethod {
  public:

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "mipin/model/layer.h"
 
@@ -41,6 +42,30 @@ class FunctionRule final : public Rule {
   Function f_;
 };
 
+// A rule for two consecutive layers: takes the signal at the upper layer's
+// output to the lower layer's input in one step, where two single rules
+// would each pass over the whole activation (unpooling and the ReLU gate
+// below it). It must give what the two single rules of its kinds give.
+class PairRule {
+ public:
+  virtual ~PairRule() = default;
+  virtual at::Tensor backward(const RuleContext& lower, const RuleContext& upper,
+                              const at::Tensor& signal) const = 0;
+};
+
+class FunctionPairRule final : public PairRule {
+ public:
+  using Function = std::function<at::Tensor(const RuleContext&, const RuleContext&, const at::Tensor&)>;
+  explicit FunctionPairRule(Function f) : f_(std::move(f)) {}
+  at::Tensor backward(const RuleContext& lower, const RuleContext& upper,
+                      const at::Tensor& signal) const override {
+    return f_(lower, upper, signal);
+  }
+
+ private:
+  Function f_;
+};
+
 // Maps layer types to rules; a rule for one layer position overrides its type's.
 class Composite {
  public:
@@ -48,9 +73,16 @@ class Composite {
 
   Composite& with(LayerKind kind, std::shared_ptr<const Rule> rule);
   Composite& with_layer(size_t index, std::shared_ptr<const Rule> rule);
+  // A pair rule stands for the single rules of its two kinds as they are
+  // now: with() on either kind later drops it, so a composite derived from
+  // another (guided backprop from the gradient) never keeps a stale pair.
+  Composite& with_pair(LayerKind lower, LayerKind upper, std::shared_ptr<const PairRule> rule);
 
   // Throws mipin::Error naming the method and the layer when no rule applies.
   const Rule& rule_for(const Layer& layer, size_t index) const;
+  // The pair rule for layers lower and upper = lower + 1, or null where there
+  // is none or either position has a rule of its own.
+  const PairRule* pair_rule_for(const Layer& lower, const Layer& upper, size_t upper_index) const;
   const std::string& name() const { return name_; }
   // A composite derived from another (e.g. the gradient's) under its own name.
   Composite& rename(std::string name) {
@@ -62,6 +94,7 @@ class Composite {
   std::string name_;
   std::map<LayerKind, std::shared_ptr<const Rule>> by_kind_;
   std::map<size_t, std::shared_ptr<const Rule>> by_index_;
+  std::map<std::pair<LayerKind, LayerKind>, std::shared_ptr<const PairRule>> by_pair_;
 };
 
 }  // namespace mipin
