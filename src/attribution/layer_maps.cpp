@@ -1,12 +1,43 @@
 #include "mipin/attribution/layer_maps.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
+
+#include <vector>
 
 #include "mipin/model/convolution.h"
 #include "mipin/model/max_pool_2x2.h"
 #include "mipin/util/error.h"
 
 namespace mipin::maps {
+namespace {
+
+// LibTorch's CPU conv_transpose2d (its im2col kernel) works through a batch
+// one image after another on one thread; split the batch across threads
+// (each part then runs single-threaded, as nested parallelism does).
+at::Tensor conv_transpose2d_batch_parallel(const at::Tensor& signal, const at::Tensor& weight, const Conv2d& conv,
+                                           at::IntArrayRef output_padding) {
+  auto run = [&](const at::Tensor& s) {
+    return torch::conv_transpose2d(s, weight, {}, conv.stride, conv.padding, output_padding, conv.groups,
+                                   conv.dilation);
+  };
+  const int64_t n = signal.size(0);
+  if (n < 2 || at::get_num_threads() < 2 || at::in_parallel_region() || signal.requires_grad() ||
+      weight.requires_grad()) {
+    return run(signal);
+  }
+  const at::Tensor first = run(signal.slice(0, 0, 1));
+  std::vector<int64_t> sizes = first.sizes().vec();
+  sizes[0] = n;
+  at::Tensor out = at::empty(sizes, first.options());
+  out.slice(0, 0, 1).copy_(first);
+  at::parallel_for(1, n, 1, [&](int64_t begin, int64_t end) {
+    out.slice(0, begin, end).copy_(run(signal.slice(0, begin, end)));
+  });
+  return out;
+}
+
+}  // namespace
 
 at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
                           const at::Tensor& input) {
@@ -35,13 +66,11 @@ at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at
   }
   if (output_padding[0] < std::max(conv.stride[0], conv.dilation[0]) &&
       output_padding[1] < std::max(conv.stride[1], conv.dilation[1])) {
-    return torch::conv_transpose2d(signal, weight, {}, conv.stride, conv.padding, output_padding,
-                                   conv.groups, conv.dilation);
+    return conv_transpose2d_batch_parallel(signal, weight, conv, output_padding);
   }
   // Rows beyond the reach of any window (e.g. stride 2 with a large remainder)
   // receive nothing: pad explicitly.
-  at::Tensor out = torch::conv_transpose2d(signal, weight, {}, conv.stride, conv.padding,
-                                           at::IntArrayRef{0, 0}, conv.groups, conv.dilation);
+  at::Tensor out = conv_transpose2d_batch_parallel(signal, weight, conv, at::IntArrayRef{0, 0});
   return torch::constant_pad_nd(out, {0, input.size(3) - out.size(3), 0, input.size(2) - out.size(2)});
 }
 
