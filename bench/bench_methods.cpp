@@ -300,7 +300,9 @@ int main(int argc, char** argv) {
           Json entry = {{"forward_ms", r["forward_ms"]},
                         {"method_ms", r["method_ms"]},
                         {"ratio_to_forward", r["method_ms"].get<double>() / r["forward_ms"].get<double>()},
-                        {"peak_rss_mib", r["peak_rss_mib"]}};
+                        {"peak_rss_mib", r["peak_rss_mib"]},
+                        {"forward_samples", r["forward_samples"]},
+                        {"method_samples", r["method_samples"]}};
           if (name == "gradient") {
             entry["rounds"] = m.rounds;
             entry["pytorch_gradient_ms"] = py["gradient_ms"];

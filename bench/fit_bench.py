@@ -52,7 +52,7 @@ def main():
     p.add_argument("--iterations", default="10,30,100")
     a = p.parse_args()
     artifact = os.path.join(_tmp, "fitted")
-    results = {"model": a.model, "data": a.data, "scaling": [], "solvers": {}}
+    results = {"model": a.model, "data": a.data, "scaling": [], "solvers": {}, "solver_examples": a.solver_examples}
 
     print(f"{'method':8} {'examples':>9} {'seconds':>9} {'peak MiB':>9}")
     for method in ("mipin", "pattern"):

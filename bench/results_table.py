@@ -60,6 +60,8 @@ def main():
         for key in ("mipin_peak_60k_over_10k", "pattern_peak_60k_over_10k"):
             if key in f:
                 print(f"\n{key.replace('_', ' ')}: {f[key]:.3f}")
+        if "solver_examples" in f:
+            print(f"\nExact against iterative solver, MIP-IN on {f['solver_examples']:,} examples:")
         print("\n| solver | seconds | per-layer mse relative to the exact solver's (top layer first) |")
         print("|---|---|---|")
         for name, r in f["solvers"].items():
