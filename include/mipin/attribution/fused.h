@@ -1,7 +1,8 @@
 #pragma once
-// Element-wise steps of the rules done in one pass over memory instead of a
-// chain of tensor operations (each of which would read and write the whole
-// activation): on large activations the chain, not the convolutions,
+// Steps of the rules done in one pass over memory instead of a chain of
+// tensor operations (each of which would read and write the whole
+// activation): element-wise gates and ratios, and unpooling fused with what
+// follows it. On large activations the chain, not the convolutions,
 // dominated the cost of a backward pass.
 #include <ATen/core/Tensor.h>
 
