@@ -34,9 +34,7 @@ std::shared_ptr<const PairRule> relu_under_max_pool() {
 Composite gradient_composite() {
   Composite c("gradient");
   c.with(LayerKind::Linear, rule([](const RuleContext& ctx, const at::Tensor& s) {
-     const at::Tensor& w = as<Linear>(ctx).weight;
-     // One example: a matrix-vector product (about half the cost of BLAS's matrix path).
-     return s.size(0) == 1 ? w.t().mv(s[0]).unsqueeze(0) : s.matmul(w);
+     return maps::linear_transpose(as<Linear>(ctx).weight, s);
    }))
       .with(LayerKind::Conv2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
         const auto& conv = as<Conv2d>(ctx);

@@ -26,11 +26,7 @@ at::Tensor make_top_signal(TopSignal top, const at::Tensor& logits) {
 
 at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
                                   const at::Tensor& signal, const at::Tensor& layer_input) {
-  if (layer.kind() == LayerKind::Linear) {
-    // One example: a matrix-vector product (about half the cost of BLAS's
-    // matrix path), as the gradient's Linear rule does.
-    return signal.dim() == 2 && signal.size(0) == 1 ? op.mv(signal[0]).unsqueeze(0) : signal.matmul(op.t());
-  }
+  if (layer.kind() == LayerKind::Linear) return maps::linear_transpose(op.t(), signal);
   MIPIN_CHECK(layer.kind() == LayerKind::Conv2d,
               "inverse operators belong to Linear or Conv2d layers, found ", layer.describe());
   return maps::conv_transpose(static_cast<const Conv2d&>(layer), op, signal, layer_input);

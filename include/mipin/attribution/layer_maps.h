@@ -9,6 +9,9 @@
 
 namespace mipin::maps {
 
+// x -> x W^T (a Linear layer's map, W: [out, in]) transposed, applied to
+// s: s W. Any [out, in] matrix in W's place (LRP's, PatternNet's).
+at::Tensor linear_transpose(const at::Tensor& weight, const at::Tensor& signal);
 // x -> conv2d(x, W) transposed, applied to s: conv_transpose2d(s, W) sized to
 // the layer's recorded input.
 at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,

@@ -27,7 +27,7 @@ at::Tensor forward_with(const Layer& layer, const at::Tensor& weight, const at::
 // Its transpose with another weight.
 at::Tensor transpose_with(const Layer& layer, const at::Tensor& weight, const at::Tensor& s,
                           const at::Tensor& input) {
-  if (layer.kind() == LayerKind::Linear) return s.matmul(weight);
+  if (layer.kind() == LayerKind::Linear) return maps::linear_transpose(weight, s);
   return maps::conv_transpose(static_cast<const Conv2d&>(layer), weight, s, input);
 }
 
