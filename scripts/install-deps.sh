@@ -8,6 +8,8 @@ packages=(
   g++ cmake ninja-build pkg-config git
   # LibTorch, and OpenBLAS so that it does not fall back to the slow reference BLAS
   libtorch-dev libopenblas0-openmp
+  # oneDNN's headers (convolutions with primitives and packed weights kept)
+  libdnnl-dev
   # libraries
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
   # the built-in data set

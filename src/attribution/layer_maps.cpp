@@ -49,8 +49,8 @@ at::Tensor linear_transpose(const at::Tensor& weight, const at::Tensor& signal) 
 at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
                           const at::Tensor& input) {
   if (input.defined()) {
-    at::Tensor flipped = transpose_by_flipped_convolution(conv, weight, signal, input.sizes());
-    if (flipped.defined()) return flipped;
+    at::Tensor fast = convolve_transposed(conv, weight, signal, input.sizes());
+    if (fast.defined()) return fast;
   }
   // Two equal computations whose speed differs: LibTorch's conv_transpose2d
   // on CPU takes a slow path (1.5 to 3 times a forward convolution on layers

@@ -78,13 +78,16 @@ TEST(MipIn, ClassSignalsAddUpToTheFullSignal) {
   for (int64_t c = 0; c < 10; ++c) sum += inverse.explain(d.network, x, torch::full({16}, c, torch::kLong));
   const double rel = ((sum - full).norm() / full.norm()).item<double>();
   EXPECT_LE(rel, 1e-4);
-  // One example at a time takes other kernels (matrix-vector products, the
-  // flipped convolution) than a batch: the same signal either way.
+  // One example at a time takes other kernels (matrix-vector products, a
+  // direct convolution where the batch takes Winograd's) than a batch: the
+  // same signal either way, up to rounding relative to its largest value.
   const at::Tensor targets = torch::full({16}, 3, torch::kLong);
   const at::Tensor batched = inverse.explain(d.network, x, targets);
   for (int64_t i : {0, 7}) {
     const at::Tensor one = inverse.explain(d.network, x.slice(0, i, i + 1), targets.slice(0, i, i + 1));
-    EXPECT_TRUE(torch::allclose(one, batched.slice(0, i, i + 1), 1e-4, 1e-5)) << i;
+    const at::Tensor same = batched.slice(0, i, i + 1);
+    const double error = (one - same).abs().max().item<double>(), scale = same.abs().max().item<double>();
+    EXPECT_LE(error, 1e-4 * scale) << i << ": " << error << " of " << scale;
   }
   // Not additive when the ReLU inverse rectifies the signal: the check can fail.
   const Inverse rectified = fit_inverse(d.network, *d.train_data,

@@ -1,9 +1,11 @@
-// The convolution paths of model/convolution.h against LibTorch's conv2d and
-// its autograd input gradient.
+// The convolution paths of model/convolution.h (oneDNN with kept primitives
+// and packed weights) against LibTorch's conv2d and its autograd input
+// gradient.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "mipin/model/convolution.h"
+#include "model/onednn.h"
 
 namespace mipin {
 namespace {
@@ -21,53 +23,113 @@ Conv2d layer(int64_t in, int64_t out, int64_t k, Pair padding, Pair dilation, Pa
 }
 
 at::Tensor autograd_input_gradient(const Conv2d& c, const at::Tensor& x, const at::Tensor& s) {
+  torch::AutoGradMode grad(true);
   const at::Tensor xi = x.detach().requires_grad_(true);
   const at::Tensor y = torch::conv2d(xi, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups);
   return torch::autograd::grad({y}, {xi}, {s})[0];
 }
 
-TEST(Convolution, OneSmallImageMatchesLibTorch) {
+// Winograd's transforms round differently from a direct sum: compare
+// relative to the size of the values.
+void expect_close(const at::Tensor& got, const at::Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const double scale = want.abs().max().item<double>();
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5 * scale + 1e-6) << what;
+}
+
+TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
+  torch::NoGradGuard no_grad;
   torch::manual_seed(0);
-  // One image of under 20,480 values with >= 8 channels each side: the
-  // direct paths. Paddings 0..2 and a dilation cover the flipped padding.
-  for (const Conv2d& c : {layer(32, 64, 3, {1, 1}, {1, 1}), layer(16, 8, 3, {0, 0}, {1, 1}),
-                          layer(8, 16, 3, {2, 2}, {2, 2}), layer(8, 8, 1, {0, 0}, {1, 1})}) {
-    const at::Tensor x = torch::randn({1, c.in_channels(), 14, 14});
-    const at::Tensor y = convolve(c, x, c.weight, c.bias);
-    EXPECT_TRUE(torch::allclose(y, torch::conv2d(x, c.weight, c.bias, c.stride, c.padding, c.dilation), 1e-4, 1e-4));
-    const at::Tensor s = torch::randn(y.sizes());
-    const at::Tensor g = transpose_by_flipped_convolution(c, c.weight, s, x.sizes());
-    ASSERT_TRUE(g.defined()) << c.describe();
-    EXPECT_TRUE(torch::allclose(g, autograd_input_gradient(c, x, s), 1e-4, 1e-4)) << c.describe();
+  // Paddings 0..2, a dilation, a 1x1 kernel, strides with and without a
+  // remainder row, with and without bias; one image and a batch, small and
+  // large enough for Winograd in both directions.
+  std::vector<Conv2d> layers{layer(32, 64, 3, {1, 1}, {1, 1}), layer(16, 8, 3, {0, 0}, {1, 1}),
+                             layer(8, 16, 3, {2, 2}, {2, 2}), layer(8, 8, 1, {0, 0}, {1, 1}),
+                             layer(16, 16, 3, {1, 1}, {1, 1}, {2, 2}), layer(8, 12, 5, {2, 2}, {1, 1}, {2, 2})};
+  // An image's first layer: oneDNN forward, LibTorch back.
+  for (int64_t channels : {1, 3}) {
+    const Conv2d first = layer(channels, 32, 3, {1, 1}, {1, 1});
+    for (int64_t batch : {1, 4}) {
+      const at::Tensor x = torch::randn({batch, channels, 28, 28});
+      expect_close(convolve(first, x, first.weight, first.bias),
+                   torch::conv2d(x, first.weight, first.bias, 1, 1), first.describe());
+    }
+  }
+  layers[1].bias = at::Tensor();
+  for (const Conv2d& c : layers) {
+    for (int64_t batch : {1, 3}) {
+      for (int64_t size : {13, 30}) {
+        const std::string what = c.describe() + " batch " + std::to_string(batch) + " size " + std::to_string(size);
+        const at::Tensor x = torch::randn({batch, c.in_channels(), size, size});
+        const at::Tensor y = convolve(c, x, c.weight, c.bias);
+        const at::Tensor want = torch::conv2d(x, c.weight, c.bias, c.stride, c.padding, c.dilation);
+        expect_close(y, want, what);
+        expect_close(convolve(c, x, c.weight, c.bias, ConvolutionUse::values_only), want, what + " values only");
+        const at::Tensor s = torch::randn(y.sizes());
+        const at::Tensor g = convolve_transposed(c, c.weight, s, x.sizes());
+        ASSERT_TRUE(g.defined()) << what;
+        expect_close(g, autograd_input_gradient(c, x, s), what);
+      }
+    }
   }
 }
 
-TEST(Convolution, FlippedTransposeDeclinesWhatItCannotDo) {
+// Forward outputs decide ReLU masks and max-pooling winners: equal windows
+// (a flat region of an image) must give exactly equal outputs, at any batch
+// size, or ties are broken by rounding.
+TEST(Convolution, EqualWindowsGiveEqualOutputs) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(4);
+  const Conv2d c = layer(32, 64, 3, {1, 1}, {1, 1});
+  for (int64_t batch : {1, 16}) {
+    const at::Tensor x = torch::randn({1, 32, 1, 1}).expand({batch, 32, 28, 28}).contiguous();
+    const at::Tensor inner = convolve(c, x, c.weight, c.bias).slice(2, 1, 27).slice(3, 1, 27);
+    EXPECT_TRUE(torch::equal(inner, inner.slice(2, 0, 1).slice(3, 0, 1).expand_as(inner))) << "batch " << batch;
+  }
+}
+
+TEST(Convolution, FastTransposeDeclinesWhatItCannotDo) {
+  torch::NoGradGuard no_grad;
   torch::manual_seed(1);
-  const Conv2d strided = layer(16, 16, 3, {1, 1}, {1, 1}, {2, 2});
   const Conv2d grouped = layer(16, 16, 3, {1, 1}, {1, 1}, {1, 1}, 2);
-  const Conv2d first = layer(1, 32, 3, {1, 1}, {1, 1});  // few channels: im2col is faster
-  for (const Conv2d* c : {&strided, &grouped, &first}) {
+  const Conv2d first = layer(1, 32, 3, {1, 1}, {1, 1});  // back to 1 channel: LibTorch's is faster
+  for (const Conv2d* c : {&grouped, &first}) {
     const at::Tensor x = torch::randn({1, c->in_channels(), 12, 12});
     const at::Tensor y = convolve(*c, x, c->weight, c->bias);
-    EXPECT_TRUE(torch::allclose(y, torch::conv2d(x, c->weight, c->bias, c->stride, c->padding, c->dilation, c->groups),
-                                1e-4, 1e-4));
-    EXPECT_FALSE(transpose_by_flipped_convolution(*c, c->weight, torch::randn(y.sizes()), x.sizes()).defined())
-        << c->describe();
+    expect_close(y, torch::conv2d(x, c->weight, c->bias, c->stride, c->padding, c->dilation, c->groups),
+                 c->describe());
+    EXPECT_FALSE(convolve_transposed(*c, c->weight, torch::randn(y.sizes()), x.sizes()).defined()) << c->describe();
   }
-  // Several images, or a large one: LibTorch's own choice is already the fast one.
+  // A signal of the wrong size for the input asked for.
   const Conv2d c = layer(16, 16, 3, {1, 1}, {1, 1});
-  EXPECT_FALSE(transpose_by_flipped_convolution(c, c.weight, torch::randn({2, 16, 12, 12}), {2, 16, 12, 12}).defined());
-  EXPECT_FALSE(transpose_by_flipped_convolution(c, c.weight, torch::randn({1, 16, 40, 40}), {1, 16, 40, 40}).defined());
+  EXPECT_FALSE(convolve_transposed(c, c.weight, torch::randn({1, 16, 11, 11}), {1, 16, 12, 12}).defined());
+  EXPECT_FALSE(convolve_transposed(c, c.weight, torch::randn({2, 16, 12, 12}), {1, 16, 12, 12}).defined());
 }
 
-TEST(Convolution, FlipAndSwapChannels) {
-  const at::Tensor w = torch::randn({4, 3, 3, 2});
-  EXPECT_TRUE(torch::equal(flip_and_swap_channels(w), w.transpose(0, 1).flip({2, 3})));
+TEST(Convolution, PackedWeightsFollowTheWeight) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(2);
+  Conv2d c = layer(16, 16, 3, {1, 1}, {1, 1});
+  const at::Tensor x = torch::randn({2, 16, 10, 10});
+  const at::Tensor before = convolve(c, x, c.weight, at::Tensor());
+  // An in-place change of the same tensor is seen (its version moves on).
+  c.weight.mul_(-2);
+  expect_close(convolve(c, x, c.weight, at::Tensor()), before * -2, "after mul_");
+  // A new weight of the same shape, possibly at the freed address of the old.
+  c.weight = torch::randn({16, 16, 3, 3});
+  expect_close(convolve(c, x, c.weight, at::Tensor()), torch::conv2d(x, c.weight, {}, 1, 1), "new weight");
+  // Weights used once (LRP's positive parts) do not pile up: an entry goes
+  // with its weight.
+  const size_t kept = onednn::packed_weights_cached();
+  for (int i = 0; i < 20; ++i) {
+    const at::Tensor once = c.weight.clamp_min(0);
+    convolve(c, x, once, at::Tensor());
+  }
+  EXPECT_LE(onednn::packed_weights_cached(), kept + 1);
 }
 
 TEST(Convolution, TrainingKeepsAutograd) {
-  torch::manual_seed(2);
+  torch::manual_seed(3);
   Conv2d c = layer(16, 16, 3, {1, 1}, {1, 1});
   c.weight.set_requires_grad(true);
   const at::Tensor x = torch::randn({1, 16, 10, 10});

@@ -16,12 +16,13 @@
 namespace mipin {
 namespace {
 
-// The layer's linear map with another weight (and optional bias).
+// The layer's linear map with another weight (and optional bias). Its
+// output is only a denominator, so it may take the fastest kernels.
 at::Tensor forward_with(const Layer& layer, const at::Tensor& weight, const at::Tensor& bias,
                         const at::Tensor& a) {
   if (layer.kind() == LayerKind::Linear) return torch::linear(a, weight, bias);
   const auto& conv = static_cast<const Conv2d&>(layer);
-  return convolve(conv, a, weight, bias);
+  return convolve(conv, a, weight, bias, ConvolutionUse::values_only);
 }
 
 // Its transpose with another weight.
