@@ -109,7 +109,8 @@ at::Tensor unpool_max_gated(const at::Tensor& signal, const at::Tensor& switches
               "input [N, C, H, W], found ",
               signal.sizes(), ", ", switches.sizes(), " and ", x.sizes());
   const at::Tensor sc = signal.contiguous(), xc = x.contiguous(), sw = switches.to(at::kLong).contiguous();
-  at::Tensor out = at::zeros_like(xc);
+  // Planes are cleared one at a time inside the loop, while in cache.
+  at::Tensor out = at::empty_like(xc);
   const int64_t plane = x.size(2) * x.size(3), cells = signal.size(2) * signal.size(3);
   const float* ps = sc.data_ptr<float>();
   const float* px = xc.data_ptr<float>();
@@ -120,6 +121,7 @@ at::Tensor unpool_max_gated(const at::Tensor& signal, const at::Tensor& switches
                      for (int64_t p = begin; p < end; ++p) {
                        const float* xp = px + p * plane;
                        float* op = po + p * plane;
+                       std::fill(op, op + plane, 0.f);
                        for (int64_t k = p * cells; k < (p + 1) * cells; ++k) {
                          const int64_t won = pw[k];
                          if (xp[won] > 0.f) op[won] += ps[k];
@@ -147,7 +149,7 @@ at::Tensor deeplift_unpool_max(const at::Tensor& m, const at::Tensor& x, const a
   const at::Tensor mc = m.contiguous(), xc = x.contiguous(), yc = y.contiguous(), x0c = x0.contiguous(),
                    y0c = y0.contiguous();
   const at::Tensor sw = switches.to(at::kLong).contiguous(), sw0 = switches0.to(at::kLong).contiguous();
-  at::Tensor out = at::zeros_like(xc);
+  at::Tensor out = at::empty_like(xc);  // cleared a plane at a time below
   const int64_t channels = x.size(1), plane = x.size(2) * x.size(3), cells = y.size(2) * y.size(3);
   const float* pm = mc.data_ptr<float>();
   const float* px = xc.data_ptr<float>();
@@ -167,6 +169,7 @@ at::Tensor deeplift_unpool_max(const at::Tensor& m, const at::Tensor& x, const a
                        const float* xp = px + p * plane;
                        const float* x0p = px0 + c * plane;
                        float* op = po + p * plane;
+                       std::fill(op, op + plane, 0.f);
                        for (int64_t k = 0; k < cells; ++k) {
                          const int64_t cell = p * cells + k, cell0 = c * cells + k;
                          const float dy = py[cell] - py0[cell0];

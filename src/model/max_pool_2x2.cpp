@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "mipin/util/error.h"
@@ -82,7 +83,9 @@ at::Tensor max_unpool_2x2(const at::Tensor& signal, const at::Tensor& indices, a
   MIPIN_CHECK(input_sizes.size() == 4 && input_sizes[0] == signal.size(0) && input_sizes[1] == signal.size(1),
               "max_unpool_2x2: input sizes ", input_sizes, " do not match the signal ", signal.sizes());
   const at::Tensor s = signal.contiguous(), i = indices.contiguous();
-  at::Tensor out = at::zeros(input_sizes, s.options());
+  // Each plane is cleared just before its scatter, while it is in cache,
+  // rather than the whole tensor in a pass of its own.
+  at::Tensor out = at::empty(input_sizes, s.options());
   const int64_t planes = s.size(0) * s.size(1), pooled = s.size(2) * s.size(3);
   const int64_t plane = input_sizes[2] * input_sizes[3];
   const float* ps = s.data_ptr<float>();
@@ -91,6 +94,7 @@ at::Tensor max_unpool_2x2(const at::Tensor& signal, const at::Tensor& indices, a
   at::parallel_for(0, planes, grain(plane), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       float* o = po + p * plane;
+      std::fill(o, o + plane, 0.f);
       for (int64_t k = 0; k < pooled; ++k) o[pi[p * pooled + k]] += ps[p * pooled + k];
     }
   });

@@ -79,14 +79,15 @@ std::array<int64_t, 2> two(at::IntArrayRef s) { return {s[0], s[1]}; }
 // a rounding error apart: a forward output that decides ReLU masks and
 // max-pooling winners would have exact ties broken by tile position, and
 // differently for each batch size. Signals going back meet no such choice.
-// Measured on an AVX-512 machine (2 threads): it halves the time of
-// VGG16-sized layers, but is behind the direct kernel below about a
-// thousand output positions (a single image of 14x14: 61 against 40 us
-// transposed).
+// Measured on an AVX-512 machine (2 threads), transposed: a half to a third
+// of the direct kernel's time on VGG16's layers and from about 500 output
+// positions on (one 28x28 image of 512 channels: 8.7 against 16.5 ms), but
+// slower on fewer (one 14x14 image of 32 channels: 61 against 40 us) and
+// with an image's 1 or 3 channels on a side.
 bool winograd_first(const Key& k) {
   return (k.direction == Direction::transposed || k.winograd_allowed) && k.weight[2] == 3 && k.weight[3] == 3 &&
-         k.stride == std::array<int64_t, 2>{1, 1} && k.dilation == std::array<int64_t, 2>{1, 1} &&
-         k.output[0] * k.output[2] * k.output[3] >= 1024;
+         k.weight[0] >= 8 && k.weight[1] >= 8 && k.stride == std::array<int64_t, 2>{1, 1} &&
+         k.dilation == std::array<int64_t, 2>{1, 1} && k.output[0] * k.output[2] * k.output[3] >= 512;
 }
 
 std::unique_ptr<Plan> make_plan(const Key& k, dnnl::algorithm algorithm) {

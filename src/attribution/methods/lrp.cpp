@@ -37,6 +37,29 @@ const at::Tensor& weight_of(const Layer& layer) {
                                            : static_cast<const Conv2d&>(layer).weight;
 }
 
+// Rules with several terms a_i W_i (signed inputs, z-box's bounds) as one
+// map: inputs stacked along the feature/channel axis, weights alike. On an
+// image's first layer (1 or 3 channels) one such convolution costs about
+// what each of the separate ones did.
+struct StackedTerms {
+  std::vector<at::Tensor> inputs;
+  at::Tensor input, weight;
+
+  StackedTerms(std::vector<at::Tensor> a, const std::vector<at::Tensor>& w)
+      : inputs(std::move(a)), input(at::cat(inputs, 1)), weight(at::cat(w, 1)) {}
+
+  // z = sum_i a_i W_i.
+  at::Tensor forward(const Layer& layer) const { return forward_with(layer, weight, at::Tensor(), input); }
+
+  // sum_i a_i * (W_i^T s).
+  at::Tensor redistribute(const Layer& layer, const at::Tensor& s) const {
+    const std::vector<at::Tensor> parts = transpose_with(layer, weight, s, input).chunk(inputs.size(), 1);
+    at::Tensor out = inputs[0] * parts[0];
+    for (size_t i = 1; i < parts.size(); ++i) out += inputs[i] * parts[i];
+    return out;
+  }
+};
+
 
 // LRP-epsilon: R_in = a * W^T (R / (z + eps sign z)), z the layer's output.
 std::shared_ptr<const Rule> epsilon_rule(double epsilon) {
@@ -56,19 +79,20 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
     const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
     // Behind a ReLU the input has no negative part: its terms are zero, and
     // skipping them halves the convolutions of this rule.
-    const bool signed_input = (a < 0).any().item<bool>();
+    const bool signed_input = a.min().item<float>() < 0.f;
     const at::Tensor ap = signed_input ? a.clamp_min(0) : a, an = signed_input ? a.clamp_max(0) : at::Tensor();
     const at::Tensor undefined;
     auto share = [&](const at::Tensor& w1, const at::Tensor& w2) {
       // Relevance over the contributions a+ w1 + a- w2.
-      at::Tensor z = forward_with(ctx.layer, w1, undefined, ap);
-      if (signed_input) z = z + forward_with(ctx.layer, w2, undefined, an);
-      const at::Tensor s = fused::stabilised_divide(r, z, 1e-9);
-      at::Tensor out = ap * transpose_with(ctx.layer, w1, s, a);
-      if (signed_input) out = out + an * transpose_with(ctx.layer, w2, s, a);
-      return out;
+      if (signed_input) {
+        const StackedTerms terms({ap, an}, {w1, w2});
+        return terms.redistribute(ctx.layer, fused::stabilised_divide(r, terms.forward(ctx.layer), 1e-9));
+      }
+      const at::Tensor s = fused::stabilised_divide(r, forward_with(ctx.layer, w1, undefined, ap), 1e-9);
+      return ap * transpose_with(ctx.layer, w1, s, a);
     };
-    at::Tensor out = alpha * share(wp, wn);
+    at::Tensor out = share(wp, wn);
+    if (alpha != 1) out = alpha * out;
     if (beta != 0) out = out - beta * share(wn, wp);
     return out;
   });
@@ -80,15 +104,10 @@ std::shared_ptr<const Rule> zbox_rule(double low, double high) {
   return std::make_shared<FunctionRule>([low, high](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
     const at::Tensor& w = weight_of(ctx.layer);
-    const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
-    const at::Tensor l = torch::full_like(a, low), h = torch::full_like(a, high);
-    const at::Tensor undefined;
-    const at::Tensor z = forward_with(ctx.layer, w, undefined, a) -
-                         forward_with(ctx.layer, wp, undefined, l) -
-                         forward_with(ctx.layer, wn, undefined, h);
-    const at::Tensor s = fused::stabilised_divide(r, z, 1e-9);
-    return a * transpose_with(ctx.layer, w, s, a) - l * transpose_with(ctx.layer, wp, s, a) -
-           h * transpose_with(ctx.layer, wn, s, a);
+    // z = a w - l w+ - h w-, and the relevance splits the same way.
+    const StackedTerms terms({a, torch::full_like(a, low), torch::full_like(a, high)},
+                             {w, -w.clamp_min(0), -w.clamp_max(0)});
+    return terms.redistribute(ctx.layer, fused::stabilised_divide(r, terms.forward(ctx.layer), 1e-9));
   });
 }
 

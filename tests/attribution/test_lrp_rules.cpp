@@ -1,0 +1,79 @@
+// LRP's rules for inputs of either sign (alpha-beta on a signed input, z-box
+// on the first layer) against their textbook formulas, written out term by
+// term on a single layer; a convolution whose kernel covers its whole input
+// is the same linear map and must give the same relevance.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "mipin/attribution/registry.h"
+#include "mipin/model/layers.h"
+
+namespace mipin {
+namespace {
+
+constexpr int64_t kIn = 12, kOut = 9, kBatch = 4;
+
+// R_i = sum_j c_ij / (sum_i' c_i'j) R_j with R_j the target logit (one-hot).
+at::Tensor share(const at::Tensor& contributions, const at::Tensor& logits, const at::Tensor& targets) {
+  // contributions: [N, in, out]
+  const at::Tensor rows = torch::arange(contributions.size(0));
+  const at::Tensor c = contributions.index({rows, torch::indexing::Slice(), targets});  // [N, in]
+  const at::Tensor r = logits.index({rows, targets});                                      // [N]
+  return c / c.sum(1, true) * r.unsqueeze(1);
+}
+
+struct Case {
+  at::Tensor x, w, targets;
+  Network linear, conv;
+};
+
+Case make_case() {
+  torch::manual_seed(5);
+  Case k;
+  k.x = torch::rand({kBatch, kIn}) * 2 - 1;  // signed, within the z-box bounds [-1, 1]
+  k.w = torch::randn({kOut, kIn});
+  k.targets = torch::tensor({0, 3, 5, 8}, torch::kLong);
+  Linear l;
+  l.weight = k.w;
+  k.linear.add(l);
+  // The same map as a convolution: [N, 3, 2, 2] inputs, a 2x2 kernel, one output position.
+  Conv2d c;
+  c.weight = k.w.reshape({kOut, 3, 2, 2});
+  k.conv.add(c);
+  k.conv.add(Flatten{});
+  return k;
+}
+
+void expect_rule(const char* method, MethodSettings settings, const at::Tensor& expected, const Case& k) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor from_linear = make_method(method, settings)->attribute(k.linear, k.x, k.targets);
+  EXPECT_TRUE(torch::allclose(from_linear, expected, 1e-4, 1e-5)) << method << "\n" << from_linear << "\n" << expected;
+  const at::Tensor from_conv =
+      make_method(method, settings)->attribute(k.conv, k.x.reshape({kBatch, 3, 2, 2}), k.targets);
+  EXPECT_TRUE(torch::allclose(from_conv.reshape({kBatch, kIn}), expected, 1e-4, 1e-5)) << method << " (conv)";
+}
+
+TEST(LrpRules, AlphaBetaOnASignedInput) {
+  const Case k = make_case();
+  const at::Tensor c = k.x.unsqueeze(2) * k.w.t().unsqueeze(0);  // a_i w_ij
+  const at::Tensor logits = k.x.matmul(k.w.t());
+  const at::Tensor zplus = share(c.clamp_min(0), logits, k.targets);
+  expect_rule("lrp-zplus", {}, zplus, k);
+  MethodSettings s;
+  s.alpha = 2;
+  s.beta = 1;
+  expect_rule("lrp-alpha-beta", s, 2 * zplus - share(c.clamp_max(0), logits, k.targets), k);
+}
+
+TEST(LrpRules, ZBoxOnTheFirstLayer) {
+  const Case k = make_case();
+  const double low = -1, high = 1;
+  const at::Tensor wt = k.w.t().unsqueeze(0);  // [1, in, out]
+  const at::Tensor c = k.x.unsqueeze(2) * wt - low * wt.clamp_min(0) - high * wt.clamp_max(0);
+  MethodSettings s;
+  s.input_bounds = {low, high};
+  expect_rule("lrp-composite", s, share(c, k.x.matmul(k.w.t()), k.targets), k);
+}
+
+}  // namespace
+}  // namespace mipin
