@@ -38,7 +38,7 @@ Composite gradient_composite() {
    }))
       .with(LayerKind::Conv2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
         const auto& conv = as<Conv2d>(ctx);
-        return maps::conv_transpose(conv, conv.weight, s, ctx.record.input);
+        return maps::conv_transpose(conv, conv.weight, s, ctx.record.input, TransposeKernels::fastest);
       }))
       .with(LayerKind::ReLU, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return fused::relu_gate(s, ctx.record.input);

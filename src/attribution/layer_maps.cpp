@@ -47,9 +47,9 @@ at::Tensor linear_transpose(const at::Tensor& weight, const at::Tensor& signal) 
 }
 
 at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
-                          const at::Tensor& input) {
+                          const at::Tensor& input, TransposeKernels kernels) {
   if (input.defined()) {
-    at::Tensor fast = convolve_transposed(conv, weight, signal, input.sizes());
+    at::Tensor fast = convolve_transposed(conv, weight, signal, input.sizes(), kernels);
     if (fast.defined()) return fast;
   }
   // Two equal computations whose speed differs: LibTorch's conv_transpose2d

@@ -29,7 +29,8 @@ at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
   if (layer.kind() == LayerKind::Linear) return maps::linear_transpose(op.t(), signal);
   MIPIN_CHECK(layer.kind() == LayerKind::Conv2d,
               "inverse operators belong to Linear or Conv2d layers, found ", layer.describe());
-  return maps::conv_transpose(static_cast<const Conv2d&>(layer), op, signal, layer_input);
+  return maps::conv_transpose(static_cast<const Conv2d&>(layer), op, signal, layer_input,
+                              TransposeKernels::fastest);
 }
 
 Composite Inverse::composite() const {

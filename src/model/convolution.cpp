@@ -30,18 +30,19 @@ onednn::Geometry geometry(const Conv2d& layer) { return {layer.stride, layer.pad
 }  // namespace
 
 at::Tensor convolve(const Conv2d& layer, const at::Tensor& x, const at::Tensor& weight,
-                    const at::Tensor& bias, ConvolutionUse use) {
+                    const at::Tensor& bias) {
   if (onednn_applies(x, weight, bias, layer.groups, false)) {
-    at::Tensor y = onednn::convolve(x, weight, bias, geometry(layer), use == ConvolutionUse::values_only);
+    at::Tensor y = onednn::convolve(x, weight, bias, geometry(layer));
     if (y.defined()) return y;
   }
   return torch::conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups);
 }
 
 at::Tensor convolve_transposed(const Conv2d& layer, const at::Tensor& weight, const at::Tensor& signal,
-                               at::IntArrayRef input_sizes) {
+                               at::IntArrayRef input_sizes, TransposeKernels kernels) {
   if (!onednn_applies(signal, weight, at::Tensor(), layer.groups, true)) return {};
-  return onednn::convolve_transposed(signal, weight, input_sizes, geometry(layer));
+  return onednn::convolve_transposed(signal, weight, input_sizes, geometry(layer),
+                                     kernels == TransposeKernels::fastest);
 }
 
 }  // namespace mipin

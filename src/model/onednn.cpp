@@ -1,6 +1,7 @@
 #include "model/onednn.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/util/intrusive_ptr.h>
 
 #include <array>
@@ -16,14 +17,25 @@ namespace {
 
 using dnnl::memory;
 
+// Never destroyed: cached primitives and packed weights refer to it, and
+// static destruction order is not theirs to choose.
 dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
+  static auto* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *engine;
 }
 
 dnnl::stream& thread_stream() {
   thread_local dnnl::stream stream(cpu_engine());
   return stream;
+}
+
+// Each call brings its own scratchpad, so that one primitive may run on
+// several threads at once (oneDNN's own scratchpad belongs to the thread
+// that created the primitive).
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
 }
 
 memory::dims dims_of(at::IntArrayRef sizes) { return memory::dims(sizes.begin(), sizes.end()); }
@@ -38,23 +50,26 @@ memory::desc any(const memory::dims& dims) {
 
 enum class Direction { forward, transposed };
 
-// Everything a primitive depends on.
+// Everything a primitive depends on, the thread count included (a JIT
+// kernel divides its work for the threads there were when it was built).
 struct Key {
   Direction direction;
   bool bias;
   bool winograd_allowed;
+  int threads;
   std::array<int64_t, 4> input, weight, output;  // input: x (forward) or the signal (transposed)
   std::array<int64_t, 2> stride, padding, dilation;
 
   bool operator==(const Key& o) const {
-    return direction == o.direction && bias == o.bias && winograd_allowed == o.winograd_allowed && input == o.input && weight == o.weight &&
-           output == o.output && stride == o.stride && padding == o.padding && dilation == o.dilation;
+    return direction == o.direction && bias == o.bias && winograd_allowed == o.winograd_allowed &&
+           threads == o.threads && input == o.input && weight == o.weight && output == o.output &&
+           stride == o.stride && padding == o.padding && dilation == o.dilation;
   }
 };
 
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    size_t h = std::hash<int>()(int(k.direction) * 4 + int(k.bias) * 2 + int(k.winograd_allowed));
+    size_t h = std::hash<int>()(k.threads * 8 + int(k.direction) * 4 + int(k.bias) * 2 + int(k.winograd_allowed));
     auto mix = [&h](int64_t v) { h ^= std::hash<int64_t>()(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
     for (const auto* a : {&k.input, &k.weight, &k.output}) for (int64_t v : *a) mix(v);
     for (const auto* a : {&k.stride, &k.padding, &k.dilation}) for (int64_t v : *a) mix(v);
@@ -62,32 +77,50 @@ struct KeyHash {
   }
 };
 
-// A compiled primitive and the layouts it reads and writes, with the
+// A primitive with the scratchpad each call must bring.
+struct Step {
+  dnnl::primitive primitive;
+  memory::desc scratchpad;
+
+  void run(dnnl::stream& stream, std::unordered_map<int, memory> args) const {
+    if (scratchpad.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(scratchpad, cpu_engine()));
+    primitive.execute(stream, args);
+  }
+};
+
+// A compiled convolution and the layouts it reads and writes, with the
 // reorders between those and plain NCHW when they differ.
 struct Plan {
-  dnnl::primitive convolution;
+  Step convolution;
   memory::desc input_desc, weight_desc, output_desc;
-  std::unique_ptr<dnnl::reorder> input_reorder, output_reorder;
+  std::unique_ptr<Step> input_reorder, output_reorder;
 };
 
 std::array<int64_t, 4> four(at::IntArrayRef s) { return {s[0], s[1], s[2], s[3]}; }
 std::array<int64_t, 2> two(at::IntArrayRef s) { return {s[0], s[1]}; }
 
-// Winograd F(2x2 or 4x4, 3x3), for unit-stride undilated 3x3 kernels, where
-// the output decides nothing. Its transforms round differently at each
-// position of a tile, so equal windows (a flat region of an image) come out
-// a rounding error apart: a forward output that decides ReLU masks and
-// max-pooling winners would have exact ties broken by tile position, and
-// differently for each batch size. Signals going back meet no such choice.
-// Measured on an AVX-512 machine (2 threads), transposed: a half to a third
-// of the direct kernel's time on VGG16's layers and from about 500 output
-// positions on (one 28x28 image of 512 channels: 8.7 against 16.5 ms), but
-// slower on fewer (one 14x14 image of 32 channels: 61 against 40 us) and
-// with an image's 1 or 3 channels on a side.
+// Winograd F(4x4, 3x3), for unit-stride undilated 3x3 kernels, transposed
+// only and where the caller allows it. Its rounding error is relative to
+// the largest value in each tile of the output, not to each output's own
+// terms: forward, equal windows (a flat region of an image) would come out
+// a rounding error apart and max-pooling and ReLU ties be broken by tile
+// position, differently for each batch size; quotients (LRP's) put huge
+// values beside small ones. Measured on an AVX-512 machine (2 threads): a
+// half to a third of the direct kernel's time on VGG16's layers and from
+// about 500 output positions on (one 28x28 image of 512 channels: 8.7
+// against 16.5 ms), but slower on fewer (one 14x14 image of 32 channels: 61
+// against 40 us) and with an image's 1 or 3 channels on a side.
 bool winograd_first(const Key& k) {
-  return (k.direction == Direction::transposed || k.winograd_allowed) && k.weight[2] == 3 && k.weight[3] == 3 &&
+  return k.direction == Direction::transposed && k.winograd_allowed && k.weight[2] == 3 && k.weight[3] == 3 &&
          k.weight[0] >= 8 && k.weight[1] >= 8 && k.stride == std::array<int64_t, 2>{1, 1} &&
          k.dilation == std::array<int64_t, 2>{1, 1} && k.output[0] * k.output[2] * k.output[3] >= 512;
+}
+
+std::unique_ptr<Step> reorder_between(const memory::desc& from, const memory::desc& to) {
+  if (from == to) return nullptr;
+  auto& engine = cpu_engine();
+  const dnnl::reorder::primitive_desc pd(engine, from, engine, to, user_scratchpad());
+  return std::make_unique<Step>(Step{dnnl::reorder(pd), pd.scratchpad_desc()});
 }
 
 std::unique_ptr<Plan> make_plan(const Key& k, dnnl::algorithm algorithm) {
@@ -105,54 +138,53 @@ std::unique_ptr<Plan> make_plan(const Key& k, dnnl::algorithm algorithm) {
     if (padding_r[a] < 0) return nullptr;
   }
   auto& engine = cpu_engine();
+  const dnnl::primitive_attr attr = user_scratchpad();
   auto plan = std::make_unique<Plan>();
+  // Asked for inference, oneDNN 2.6 prefers its brgconv kernels in NHWC,
+  // which on VGG16's 512-channel 14x14 layers take twice as long as the
+  // blocked-layout kernels it picks for training (LibTorch's choice).
+  const auto kind = dnnl::prop_kind::forward_training;
   if (k.direction == Direction::forward) {
-    // Asked for inference, oneDNN 2.6 prefers its brgconv kernels in NHWC,
-    // which on VGG16's 512-channel 14x14 layers take twice as long as the
-    // blocked-layout kernels it picks for training (LibTorch's choice).
-    const auto kind = dnnl::prop_kind::forward_training;
     const auto desc = k.bias ? dnnl::convolution_forward::desc(kind, algorithm, any(x), any(w), plain({w[0]}), any(y),
                                                                stride, dilation, padding_l, padding_r)
                              : dnnl::convolution_forward::desc(kind, algorithm, any(x), any(w), any(y), stride,
                                                                dilation, padding_l, padding_r);
-    const dnnl::convolution_forward::primitive_desc pd(desc, engine);
-    plan->convolution = dnnl::convolution_forward(pd);
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine);
+    plan->convolution = {dnnl::convolution_forward(pd), pd.scratchpad_desc()};
     plan->input_desc = pd.src_desc();
     plan->weight_desc = pd.weights_desc();
     plan->output_desc = pd.dst_desc();
   } else {
-    const dnnl::convolution_forward::desc hint_desc(dnnl::prop_kind::forward_training, algorithm, any(x), any(w),
-                                                    any(y), stride, dilation, padding_l, padding_r);
+    const dnnl::convolution_forward::desc hint_desc(kind, algorithm, any(x), any(w), any(y), stride, dilation,
+                                                    padding_l, padding_r);
     const dnnl::convolution_forward::primitive_desc hint(hint_desc, engine);
     const dnnl::convolution_backward_data::desc desc(algorithm, any(x), any(w), any(y), stride, dilation, padding_l,
                                                      padding_r);
-    const dnnl::convolution_backward_data::primitive_desc pd(desc, engine, hint);
-    plan->convolution = dnnl::convolution_backward_data(pd);
+    const dnnl::convolution_backward_data::primitive_desc pd(desc, attr, engine, hint);
+    plan->convolution = {dnnl::convolution_backward_data(pd), pd.scratchpad_desc()};
     plan->input_desc = pd.diff_dst_desc();
     plan->weight_desc = pd.weights_desc();
     plan->output_desc = pd.diff_src_desc();
   }
-  if (plan->input_desc != plain(in)) {
-    plan->input_reorder = std::make_unique<dnnl::reorder>(
-        dnnl::reorder::primitive_desc(engine, plain(in), engine, plan->input_desc));
-  }
-  if (plan->output_desc != plain(out)) {
-    plan->output_reorder = std::make_unique<dnnl::reorder>(
-        dnnl::reorder::primitive_desc(engine, plan->output_desc, engine, plain(out)));
-  }
+  plan->input_reorder = reorder_between(plain(in), plan->input_desc);
+  plan->output_reorder = reorder_between(plan->output_desc, plain(out));
   return plan;
 }
 
-// The plan for a shape: Winograd where it is expected to be faster and
-// oneDNN has it, else direct. Shapes oneDNN has nothing for are remembered
-// as such (a null plan).
-const Plan* plan_for(const Key& key) {
+// The plan for a shape: Winograd where allowed and expected to be faster,
+// else direct. Shapes oneDNN has nothing for are remembered as such (a null
+// plan). Primitives are compiled outside the lock; the map is emptied when
+// it grows past a few hundred shapes (callers hold their plan by a shared
+// pointer, so that is safe at any time).
+std::shared_ptr<const Plan> plan_for(const Key& key) {
   static std::mutex mutex;
-  static std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto found = plans.find(key);
-  if (found != plans.end()) return found->second.get();
-  std::unique_ptr<Plan> plan;
+  static std::unordered_map<Key, std::shared_ptr<const Plan>, KeyHash> plans;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto found = plans.find(key);
+    if (found != plans.end()) return found->second;
+  }
+  std::shared_ptr<const Plan> plan;
   for (dnnl::algorithm algorithm : {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
     if (algorithm == dnnl::algorithm::convolution_winograd && !winograd_first(key)) continue;
     try {
@@ -162,9 +194,9 @@ const Plan* plan_for(const Key& key) {
     }
     if (plan) break;
   }
-  // Plans are never dropped (one per layer shape and batch size met); the
-  // map's nodes keep their address, so the pointer stays valid.
-  return plans.emplace(key, std::move(plan)).first->second.get();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (plans.size() >= 512) plans.clear();
+  return plans.emplace(key, plan).first->second;
 }
 
 // Weights reordered into a primitive's layout, found again by the weight
@@ -229,18 +261,20 @@ at::Tensor run(const Plan& plan, const Key& key, const at::Tensor& input, const 
   memory conv_in = user_in, conv_out = user_out;
   if (plan.input_reorder) {
     conv_in = memory(plan.input_desc, engine);
-    plan.input_reorder->execute(stream, user_in, conv_in);
+    plan.input_reorder->run(stream, {{DNNL_ARG_FROM, user_in}, {DNNL_ARG_TO, conv_in}});
   }
   if (plan.output_reorder) conv_out = memory(plan.output_desc, engine);
-  const memory w = packed_weight(weight, plan.weight_desc);
+  std::unordered_map<int, memory> args{{DNNL_ARG_WEIGHTS, packed_weight(weight, plan.weight_desc)}};
   if (key.direction == Direction::forward) {
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, conv_in}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, conv_out}};
+    args.emplace(DNNL_ARG_SRC, conv_in);
+    args.emplace(DNNL_ARG_DST, conv_out);
     if (key.bias) args.emplace(DNNL_ARG_BIAS, memory(plain({key.weight[0]}), engine, bias.data_ptr()));
-    plan.convolution.execute(stream, args);
   } else {
-    plan.convolution.execute(stream, {{DNNL_ARG_DIFF_DST, conv_in}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, conv_out}});
+    args.emplace(DNNL_ARG_DIFF_DST, conv_in);
+    args.emplace(DNNL_ARG_DIFF_SRC, conv_out);
   }
-  if (plan.output_reorder) plan.output_reorder->execute(stream, conv_out, user_out);
+  plan.convolution.run(stream, std::move(args));
+  if (plan.output_reorder) plan.output_reorder->run(stream, {{DNNL_ARG_FROM, conv_out}, {DNNL_ARG_TO, user_out}});
   stream.wait();
   return out;
 }
@@ -250,26 +284,35 @@ bool usable(const at::Tensor& t) {
          t.dim() == 4 && t.numel() > 0;
 }
 
+// The number of windows along each spatial axis of an input of this size,
+// or 0 where the geometry is not a valid one (LibTorch then reports it).
+int64_t windows(int64_t size, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  if (stride <= 0 || dilation <= 0 || padding < 0) return 0;
+  const int64_t span = size + 2 * padding - dilation * (kernel - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
 }  // namespace
 
-at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Geometry g,
-                    bool winograd_allowed) {
+at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Geometry g) {
   if (!usable(x) || !usable(weight) || x.size(1) != weight.size(1)) return {};
   const at::Tensor w = weight.contiguous(), b = bias.defined() ? bias.contiguous() : bias;
-  if (b.defined() && (b.scalar_type() != at::kFloat || b.dim() != 1 || b.size(0) != w.size(0))) return {};
+  if (b.defined() && (!b.device().is_cpu() || b.scalar_type() != at::kFloat || b.dim() != 1 || b.size(0) != w.size(0))) {
+    return {};
+  }
   std::array<int64_t, 4> output{x.size(0), w.size(0), 0, 0};
   for (int a = 0; a < 2; ++a) {
-    output[2 + a] = (x.size(2 + a) + 2 * g.padding[a] - g.dilation[a] * (w.size(2 + a) - 1) - 1) / g.stride[a] + 1;
+    output[2 + a] = windows(x.size(2 + a), w.size(2 + a), g.stride[a], g.padding[a], g.dilation[a]);
     if (output[2 + a] <= 0) return {};
   }
-  const Key key{Direction::forward, b.defined(), winograd_allowed, four(x.sizes()), four(w.sizes()), output, two(g.stride),
-                two(g.padding), two(g.dilation)};
-  const Plan* plan = plan_for(key);
+  const Key key{Direction::forward, b.defined(), false, at::get_num_threads(), four(x.sizes()), four(w.sizes()),
+                output, two(g.stride), two(g.padding), two(g.dilation)};
+  const auto plan = plan_for(key);
   return plan ? run(*plan, key, x, w, b) : at::Tensor();
 }
 
 at::Tensor convolve_transposed(const at::Tensor& signal, const at::Tensor& weight, at::IntArrayRef input_sizes,
-                               Geometry g) {
+                               Geometry g, bool winograd_allowed) {
   if (!usable(signal) || !usable(weight) || input_sizes.size() != 4 || signal.size(1) != weight.size(0) ||
       input_sizes[0] != signal.size(0) || input_sizes[1] != weight.size(1)) {
     return {};
@@ -277,13 +320,12 @@ at::Tensor convolve_transposed(const at::Tensor& signal, const at::Tensor& weigh
   const at::Tensor w = weight.contiguous();
   // The signal must have the size the forward map gives the input.
   for (int a = 0; a < 2; ++a) {
-    const int64_t windows =
-        (input_sizes[2 + a] + 2 * g.padding[a] - g.dilation[a] * (w.size(2 + a) - 1) - 1) / g.stride[a] + 1;
-    if (windows != signal.size(2 + a)) return {};
+    const int64_t n = windows(input_sizes[2 + a], w.size(2 + a), g.stride[a], g.padding[a], g.dilation[a]);
+    if (n <= 0 || n != signal.size(2 + a)) return {};
   }
-  const Key key{Direction::transposed, false, true, four(signal.sizes()), four(w.sizes()), four(input_sizes),
-                two(g.stride), two(g.padding), two(g.dilation)};
-  const Plan* plan = plan_for(key);
+  const Key key{Direction::transposed, false, winograd_allowed, at::get_num_threads(), four(signal.sizes()),
+                four(w.sizes()), four(input_sizes), two(g.stride), two(g.padding), two(g.dilation)};
+  const auto plan = plan_for(key);
   return plan ? run(*plan, key, signal, w, at::Tensor()) : at::Tensor();
 }
 

@@ -2,11 +2,13 @@
 // Convolutions on oneDNN's own API, with what LibTorch rebuilds on every call
 // kept between calls: the compiled primitive for each shape, and each weight
 // reordered once into the blocked layout the primitive reads. Transposed
-// convolutions, and forward ones whose output decides nothing, take oneDNN's
-// Winograd algorithm where it pays, which needs about half the
-// multiplications of a direct 3x3 one (see winograd_first in onednn.cpp).
+// convolutions may take oneDNN's Winograd algorithm, F(4x4, 3x3), which
+// needs a quarter of the multiplications of a direct 3x3 one (see
+// winograd_first in onednn.cpp for where it pays and why forward ones never
+// take it).
 //
 // Private to the library; model/convolution.h decides when to come here.
+// Thread-safe: primitives run with a scratchpad of each call's own.
 #include <ATen/core/Tensor.h>
 
 namespace mipin::onednn {
@@ -16,22 +18,21 @@ struct Geometry {
 };
 
 // conv2d(x, weight, bias) for float NCHW x, OIHW weight, ungrouped; bias may
-// be undefined. Undefined where oneDNN has no primitive for the shape.
-// winograd_allowed: the output decides nothing (no ReLU mask, no max-pooling
-// winner), so Winograd's position-dependent rounding is harmless.
-at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Geometry g,
-                    bool winograd_allowed = false);
+// be undefined. Direct kernels only. Undefined where oneDNN has no
+// primitive for the shape or the geometry is not a valid one.
+at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Geometry g);
 
 // The transpose of x -> conv2d(x, weight) (its input gradient) applied to
-// signal, with the result sized input_sizes. Undefined where oneDNN has no
-// primitive for the shape.
+// signal, with the result sized input_sizes; Winograd's kernels where they
+// pay if winograd_allowed. Undefined where oneDNN has no primitive for the
+// shape or the sizes do not belong together.
 at::Tensor convolve_transposed(const at::Tensor& signal, const at::Tensor& weight, at::IntArrayRef input_sizes,
-                               Geometry g);
+                               Geometry g, bool winograd_allowed);
 
 // Packed weights are found again by the weight tensor's identity and version
-// counter: an in-place tensor operation on a weight is seen, a write through
-// its raw data pointer is not. A weight's packed copy goes when the weight's
-// last reference does (at the next call).
+// counter: an in-place tensor operation on a weight is seen; a write that
+// bypasses the version counter (through data_ptr(), .data() or set_data())
+// is not. A dead weight's packed copy is dropped at the next look-up.
 size_t packed_weights_cached();
 
 }  // namespace mipin::onednn

@@ -75,5 +75,36 @@ TEST(LrpRules, ZBoxOnTheFirstLayer) {
   expect_rule("lrp-composite", s, share(c, k.x.matmul(k.w.t()), k.targets), k);
 }
 
+// A grouped convolution takes the terms of a signed input one by one; the
+// same map as an ungrouped convolution (zero weights off the diagonal
+// blocks) stacks them: the relevance must agree.
+TEST(LrpRules, GroupedConvolutionMatchesItsUngroupedForm) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(7);
+  Conv2d grouped;
+  grouped.weight = torch::randn({4, 2, 3, 3});
+  grouped.padding = {1, 1};
+  grouped.groups = 2;
+  Conv2d dense = grouped;
+  dense.groups = 1;
+  dense.weight = torch::zeros({4, 4, 3, 3});
+  dense.weight.slice(0, 0, 2).slice(1, 0, 2).copy_(grouped.weight.slice(0, 0, 2));
+  dense.weight.slice(0, 2, 4).slice(1, 2, 4).copy_(grouped.weight.slice(0, 2, 4));
+  Network a, b;
+  a.add(grouped);
+  a.add(Flatten{});
+  b.add(dense);
+  b.add(Flatten{});
+  const at::Tensor x = torch::randn({3, 4, 5, 5});
+  const at::Tensor t = torch::tensor({0, 40, 99}, torch::kLong);
+  for (const char* method : {"lrp-zplus", "lrp-composite"}) {
+    MethodSettings s;
+    s.input_bounds = {-4, 4};
+    const at::Tensor from_grouped = make_method(method, s)->attribute(a, x, t);
+    const at::Tensor from_dense = make_method(method, s)->attribute(b, x, t);
+    EXPECT_TRUE(torch::allclose(from_grouped, from_dense, 1e-4, 1e-5)) << method;
+  }
+}
+
 }  // namespace
 }  // namespace mipin

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <thread>
+
 #include "mipin/model/convolution.h"
 #include "model/onednn.h"
 
@@ -51,8 +53,9 @@ TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
     const Conv2d first = layer(channels, 32, 3, {1, 1}, {1, 1});
     for (int64_t batch : {1, 4}) {
       const at::Tensor x = torch::randn({batch, channels, 28, 28});
-      expect_close(convolve(first, x, first.weight, first.bias),
-                   torch::conv2d(x, first.weight, first.bias, 1, 1), first.describe());
+      const at::Tensor y = onednn::convolve(x, first.weight, first.bias, {first.stride, first.padding, first.dilation});
+      ASSERT_TRUE(y.defined());
+      expect_close(y, torch::conv2d(x, first.weight, first.bias, 1, 1), first.describe());
     }
   }
   layers[1].bias = at::Tensor();
@@ -61,14 +64,17 @@ TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
       for (int64_t size : {13, 30}) {
         const std::string what = c.describe() + " batch " + std::to_string(batch) + " size " + std::to_string(size);
         const at::Tensor x = torch::randn({batch, c.in_channels(), size, size});
-        const at::Tensor y = convolve(c, x, c.weight, c.bias);
-        const at::Tensor want = torch::conv2d(x, c.weight, c.bias, c.stride, c.padding, c.dilation);
-        expect_close(y, want, what);
-        expect_close(convolve(c, x, c.weight, c.bias, ConvolutionUse::values_only), want, what + " values only");
+        // Through oneDNN itself (convolve would quietly fall back to LibTorch).
+        const at::Tensor y = onednn::convolve(x, c.weight, c.bias, {c.stride, c.padding, c.dilation});
+        ASSERT_TRUE(y.defined()) << what;
+        expect_close(y, torch::conv2d(x, c.weight, c.bias, c.stride, c.padding, c.dilation), what);
         const at::Tensor s = torch::randn(y.sizes());
-        const at::Tensor g = convolve_transposed(c, c.weight, s, x.sizes());
-        ASSERT_TRUE(g.defined()) << what;
-        expect_close(g, autograd_input_gradient(c, x, s), what);
+        const at::Tensor want = autograd_input_gradient(c, x, s);
+        for (TransposeKernels kernels : {TransposeKernels::direct_only, TransposeKernels::fastest}) {
+          const at::Tensor g = convolve_transposed(c, c.weight, s, x.sizes(), kernels);
+          ASSERT_TRUE(g.defined()) << what;
+          expect_close(g, want, what);
+        }
       }
     }
   }
@@ -76,7 +82,8 @@ TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
 
 // Forward outputs decide ReLU masks and max-pooling winners: equal windows
 // (a flat region of an image) must give exactly equal outputs, at any batch
-// size, or ties are broken by rounding.
+// size, or ties are broken by rounding. (oneDNN 2.6 has Winograd kernels for
+// AVX-512 only: elsewhere nothing here could break it.)
 TEST(Convolution, EqualWindowsGiveEqualOutputs) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(4);
@@ -98,12 +105,42 @@ TEST(Convolution, FastTransposeDeclinesWhatItCannotDo) {
     const at::Tensor y = convolve(*c, x, c->weight, c->bias);
     expect_close(y, torch::conv2d(x, c->weight, c->bias, c->stride, c->padding, c->dilation, c->groups),
                  c->describe());
-    EXPECT_FALSE(convolve_transposed(*c, c->weight, torch::randn(y.sizes()), x.sizes()).defined()) << c->describe();
+    EXPECT_FALSE(convolve_transposed(*c, c->weight, torch::randn(y.sizes()), x.sizes(), TransposeKernels::fastest)
+                     .defined())
+        << c->describe();
   }
   // A signal of the wrong size for the input asked for.
   const Conv2d c = layer(16, 16, 3, {1, 1}, {1, 1});
-  EXPECT_FALSE(convolve_transposed(c, c.weight, torch::randn({1, 16, 11, 11}), {1, 16, 12, 12}).defined());
-  EXPECT_FALSE(convolve_transposed(c, c.weight, torch::randn({2, 16, 12, 12}), {1, 16, 12, 12}).defined());
+  for (const auto& [signal, input] : std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>>{
+           {{1, 16, 11, 11}, {1, 16, 12, 12}}, {{2, 16, 12, 12}, {1, 16, 12, 12}}}) {
+    EXPECT_FALSE(convolve_transposed(c, c.weight, torch::randn(signal), input, TransposeKernels::fastest).defined());
+  }
+  // A kernel larger than the padded input, or a zero stride: LibTorch's
+  // error, not a made-up result.
+  const at::Tensor small = torch::randn({1, 16, 2, 2});
+  EXPECT_FALSE(onednn::convolve(small, torch::randn({16, 16, 5, 5}), {}, {c.stride, c.padding, c.dilation}).defined());
+  const Pair zero{0, 0};
+  EXPECT_FALSE(onednn::convolve(small, c.weight, {}, {zero, c.padding, c.dilation}).defined());
+}
+
+// Direct kernels keep each output's rounding to its own terms: a huge value
+// in the signal (an LRP quotient over a near-zero denominator) reaches only
+// the positions its nonzero taps connect it to. (Winograd's kernels spread
+// a rounding error of about 1e-7 of it, here over 100, across its tile.)
+TEST(Convolution, DirectTransposeKeepsAHugeValueToItsTaps) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(6);
+  Conv2d c = layer(16, 16, 3, {1, 1}, {1, 1});
+  at::Tensor centre_only = torch::zeros_like(c.weight);
+  centre_only.select(2, 1).select(2, 1).copy_(c.weight.select(2, 1).select(2, 1));
+  at::Tensor s = torch::randn({1, 16, 32, 32});
+  s[0][3][9][9] = 1e9;
+  const at::Tensor got = convolve_transposed(c, centre_only, s, {1, 16, 32, 32}, TransposeKernels::direct_only);
+  ASSERT_TRUE(got.defined());
+  const at::Tensor want = torch::conv_transpose2d(s, centre_only, {}, 1, 1);
+  at::Tensor elsewhere = torch::ones({1, 16, 32, 32}, torch::kBool);
+  elsewhere.select(2, 9).select(2, 9).fill_(false);  // where the huge value lands
+  EXPECT_LT((got - want).masked_select(elsewhere).abs().max().item<double>(), 1e-4);
 }
 
 TEST(Convolution, PackedWeightsFollowTheWeight) {
@@ -115,9 +152,16 @@ TEST(Convolution, PackedWeightsFollowTheWeight) {
   // An in-place change of the same tensor is seen (its version moves on).
   c.weight.mul_(-2);
   expect_close(convolve(c, x, c.weight, at::Tensor()), before * -2, "after mul_");
-  // A new weight of the same shape, possibly at the freed address of the old.
+  // A new weight of the same shape.
   c.weight = torch::randn({16, 16, 3, 3});
   expect_close(convolve(c, x, c.weight, at::Tensor()), torch::conv2d(x, c.weight, {}, 1, 1), "new weight");
+  // It was packed: one entry more (dead entries were dropped by the call before).
+  const at::Tensor other = torch::randn({16, 16, 3, 3});
+  convolve(c, x, other, at::Tensor());
+  const size_t entries = onednn::packed_weights_cached();
+  Conv2d d = layer(16, 16, 3, {1, 1}, {1, 1});
+  convolve(d, x, d.weight, at::Tensor());
+  EXPECT_EQ(onednn::packed_weights_cached(), entries + 1);
   // Weights used once (LRP's positive parts) do not pile up: an entry goes
   // with its weight.
   const size_t kept = onednn::packed_weights_cached();
@@ -126,6 +170,37 @@ TEST(Convolution, PackedWeightsFollowTheWeight) {
     convolve(c, x, once, at::Tensor());
   }
   EXPECT_LE(onednn::packed_weights_cached(), kept + 1);
+}
+
+// One compiled primitive serves several threads at once (each call brings
+// its own scratchpad): the same results as one after the other.
+TEST(Convolution, ThreadsShareCompiledPrimitives) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(8);
+  const Conv2d c = layer(32, 32, 3, {1, 1}, {1, 1});
+  std::vector<at::Tensor> inputs, forward, transposed;
+  for (int i = 0; i < 4; ++i) {
+    inputs.push_back(torch::randn({2, 32, 24, 24}));
+    forward.push_back(convolve(c, inputs[i], c.weight, c.bias));
+    transposed.push_back(convolve_transposed(c, c.weight, inputs[i], inputs[i].sizes(), TransposeKernels::fastest));
+  }
+  std::vector<at::Tensor> forward_threaded(4), transposed_threaded(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      torch::NoGradGuard inner;
+      for (int rep = 0; rep < 20; ++rep) {
+        forward_threaded[i] = convolve(c, inputs[i], c.weight, c.bias);
+        transposed_threaded[i] =
+            convolve_transposed(c, c.weight, inputs[i], inputs[i].sizes(), TransposeKernels::fastest);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(torch::equal(forward_threaded[i], forward[i])) << i;
+    EXPECT_TRUE(torch::equal(transposed_threaded[i], transposed[i])) << i;
+  }
 }
 
 TEST(Convolution, TrainingKeepsAutograd) {

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "mipin/attribution/rule.h"
+#include "mipin/model/convolution.h"
 #include "mipin/model/layers.h"
 
 namespace mipin::maps {
@@ -13,9 +14,10 @@ namespace mipin::maps {
 // s: s W. Any [out, in] matrix in W's place (LRP's, PatternNet's).
 at::Tensor linear_transpose(const at::Tensor& weight, const at::Tensor& signal);
 // x -> conv2d(x, W) transposed, applied to s: conv_transpose2d(s, W) sized to
-// the layer's recorded input.
+// the layer's recorded input. kernels: whether Winograd's faster, tile-wise
+// rounded kernels may serve (model/convolution.h says when they may).
 at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
-                          const at::Tensor& input);
+                          const at::Tensor& input, TransposeKernels kernels = TransposeKernels::direct_only);
 // Scatters s to the recorded argmax positions (overlapping windows add up).
 at::Tensor unpool_max(const MaxPool2d& pool, const LayerRecord& record, const at::Tensor& signal);
 // Transpose of average pooling (the gradient): each cell gets s / window size.

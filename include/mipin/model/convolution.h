@@ -1,34 +1,39 @@
 #pragma once
 // Convolutions through the fastest CPU kernels available for the shape at
 // hand. Ungrouped float layers run on oneDNN with their compiled primitives
-// and packed weights kept between calls (and Winograd's algorithm where it
-// pays); LibTorch's own kernels take the rest (the map back to an image of
-// few channels, groups, other types) and everything autograd must see.
+// and packed weights kept between calls; LibTorch's own kernels take the
+// rest (the map back to an image of few channels, groups, other types) and
+// everything autograd must see.
 #include <ATen/core/Tensor.h>
 
 #include "mipin/model/layers.h"
 
 namespace mipin {
 
-// What the output of a forward convolution is used for. Outputs that
-// decide something (ReLU masks, max-pooling winners) need equal windows, as
-// in a flat region of an image, to come out exactly equal, which only the
-// direct kernels give; outputs that are only divided by (LRP's
-// denominators) may take Winograd's faster kernels, whose rounding differs
-// from one position of a tile to the next.
-enum class ConvolutionUse { decisions, values_only };
+// Which kernels a transposed convolution may take. Winograd's algorithm
+// (3x3 unit-stride layers with enough positions) takes a half to a third of
+// the direct kernels' time, but its rounding error is relative to the
+// largest value in each tile of the output rather than to each output's own
+// terms. Sensitivities and linear images of a signal (the gradient and its
+// relatives, MIP-IN's inverse, PatternNet) may take it; quotients may not:
+// LRP's near-zero denominators put huge values beside small ones, and the
+// rounding error of a huge value would land on its neighbours.
+enum class TransposeKernels { direct_only, fastest };
 
 // conv2d(x, weight, bias) with the layer's stride, padding, dilation and
 // groups; weight has the layer's weight shape (its own or another, as LRP's
-// positive part or a fitted operator). bias may be undefined.
+// positive part or a fitted operator). bias may be undefined. Direct kernels
+// only: forward outputs decide ReLU masks and max-pooling winners, and
+// equal windows (a flat region of an image) must come out exactly equal,
+// at any batch size.
 at::Tensor convolve(const Conv2d& layer, const at::Tensor& x, const at::Tensor& weight,
-                    const at::Tensor& bias, ConvolutionUse use = ConvolutionUse::decisions);
+                    const at::Tensor& bias);
 
 // The transpose of x -> convolve(x, weight) applied to signal, sized
 // input_sizes (the input gradient of the convolution). Returns an undefined
 // tensor where the fast kernels do not apply; the caller then takes the
 // general path.
 at::Tensor convolve_transposed(const Conv2d& layer, const at::Tensor& weight, const at::Tensor& signal,
-                               at::IntArrayRef input_sizes);
+                               at::IntArrayRef input_sizes, TransposeKernels kernels);
 
 }  // namespace mipin

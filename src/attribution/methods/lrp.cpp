@@ -16,13 +16,12 @@
 namespace mipin {
 namespace {
 
-// The layer's linear map with another weight (and optional bias). Its
-// output is only a denominator, so it may take the fastest kernels.
+// The layer's linear map with another weight (and optional bias).
 at::Tensor forward_with(const Layer& layer, const at::Tensor& weight, const at::Tensor& bias,
                         const at::Tensor& a) {
   if (layer.kind() == LayerKind::Linear) return torch::linear(a, weight, bias);
   const auto& conv = static_cast<const Conv2d&>(layer);
-  return convolve(conv, a, weight, bias, ConvolutionUse::values_only);
+  return convolve(conv, a, weight, bias);
 }
 
 // Its transpose with another weight.
@@ -37,27 +36,49 @@ const at::Tensor& weight_of(const Layer& layer) {
                                            : static_cast<const Conv2d&>(layer).weight;
 }
 
-// Rules with several terms a_i W_i (signed inputs, z-box's bounds) as one
-// map: inputs stacked along the feature/channel axis, weights alike. On an
-// image's first layer (1 or 3 channels) one such convolution costs about
-// what each of the separate ones did.
-struct StackedTerms {
-  std::vector<at::Tensor> inputs;
-  at::Tensor input, weight;
-
-  StackedTerms(std::vector<at::Tensor> a, const std::vector<at::Tensor>& w)
-      : inputs(std::move(a)), input(at::cat(inputs, 1)), weight(at::cat(w, 1)) {}
+// Rules with several terms a_i W_i (signed inputs, z-box's bounds). An
+// ungrouped layer takes them as one map, the inputs stacked along the
+// feature/channel axis and the weights alike: on an image's first layer (1
+// or 3 channels) one such convolution costs about what each of the
+// separate ones did. A grouped convolution would mix the stacked channels
+// across its groups, so it takes the terms one by one.
+class Terms {
+ public:
+  Terms(const Layer& layer, std::vector<at::Tensor> inputs, std::vector<at::Tensor> weights)
+      : layer_(layer), inputs_(std::move(inputs)), weights_(std::move(weights)) {
+    stacked_ = layer.kind() == LayerKind::Linear || static_cast<const Conv2d&>(layer).groups == 1;
+    if (stacked_) {
+      input_ = at::cat(inputs_, 1);
+      weight_ = at::cat(weights_, 1);
+    }
+  }
 
   // z = sum_i a_i W_i.
-  at::Tensor forward(const Layer& layer) const { return forward_with(layer, weight, at::Tensor(), input); }
+  at::Tensor forward() const {
+    if (stacked_) return forward_with(layer_, weight_, at::Tensor(), input_);
+    at::Tensor z = forward_with(layer_, weights_[0], at::Tensor(), inputs_[0]);
+    for (size_t i = 1; i < inputs_.size(); ++i) z += forward_with(layer_, weights_[i], at::Tensor(), inputs_[i]);
+    return z;
+  }
 
   // sum_i a_i * (W_i^T s).
-  at::Tensor redistribute(const Layer& layer, const at::Tensor& s) const {
-    const std::vector<at::Tensor> parts = transpose_with(layer, weight, s, input).chunk(inputs.size(), 1);
-    at::Tensor out = inputs[0] * parts[0];
-    for (size_t i = 1; i < parts.size(); ++i) out += inputs[i] * parts[i];
+  at::Tensor redistribute(const at::Tensor& s) const {
+    std::vector<at::Tensor> parts;
+    if (stacked_) {
+      parts = transpose_with(layer_, weight_, s, input_).chunk(inputs_.size(), 1);
+    } else {
+      for (size_t i = 0; i < inputs_.size(); ++i) parts.push_back(transpose_with(layer_, weights_[i], s, inputs_[i]));
+    }
+    at::Tensor out = inputs_[0] * parts[0];
+    for (size_t i = 1; i < parts.size(); ++i) out += inputs_[i] * parts[i];
     return out;
   }
+
+ private:
+  const Layer& layer_;
+  std::vector<at::Tensor> inputs_, weights_;
+  bool stacked_;
+  at::Tensor input_, weight_;
 };
 
 
@@ -79,14 +100,14 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
     const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
     // Behind a ReLU the input has no negative part: its terms are zero, and
     // skipping them halves the convolutions of this rule.
-    const bool signed_input = a.min().item<float>() < 0.f;
+    const bool signed_input = (a < 0).any().item<bool>();
     const at::Tensor ap = signed_input ? a.clamp_min(0) : a, an = signed_input ? a.clamp_max(0) : at::Tensor();
     const at::Tensor undefined;
     auto share = [&](const at::Tensor& w1, const at::Tensor& w2) {
       // Relevance over the contributions a+ w1 + a- w2.
       if (signed_input) {
-        const StackedTerms terms({ap, an}, {w1, w2});
-        return terms.redistribute(ctx.layer, fused::stabilised_divide(r, terms.forward(ctx.layer), 1e-9));
+        const Terms terms(ctx.layer, {ap, an}, {w1, w2});
+        return terms.redistribute(fused::stabilised_divide(r, terms.forward(), 1e-9));
       }
       const at::Tensor s = fused::stabilised_divide(r, forward_with(ctx.layer, w1, undefined, ap), 1e-9);
       return ap * transpose_with(ctx.layer, w1, s, a);
@@ -105,9 +126,9 @@ std::shared_ptr<const Rule> zbox_rule(double low, double high) {
     const at::Tensor& a = ctx.record.input;
     const at::Tensor& w = weight_of(ctx.layer);
     // z = a w - l w+ - h w-, and the relevance splits the same way.
-    const StackedTerms terms({a, torch::full_like(a, low), torch::full_like(a, high)},
-                             {w, -w.clamp_min(0), -w.clamp_max(0)});
-    return terms.redistribute(ctx.layer, fused::stabilised_divide(r, terms.forward(ctx.layer), 1e-9));
+    const Terms terms(ctx.layer, {a, torch::full_like(a, low), torch::full_like(a, high)},
+                      {w, -w.clamp_min(0), -w.clamp_max(0)});
+    return terms.redistribute(fused::stabilised_divide(r, terms.forward(), 1e-9));
   });
 }
 

@@ -29,7 +29,8 @@ Composite pattern_composite(const std::string& name, const Patterns& patterns, b
     const at::Tensor map = times_weight ? (w * a).contiguous() : a;
     c.with_layer(index, std::make_shared<FunctionRule>([map](const RuleContext& ctx, const at::Tensor& s) {
       if (ctx.layer.kind() == LayerKind::Linear) return maps::linear_transpose(map, s);
-      return maps::conv_transpose(static_cast<const Conv2d&>(ctx.layer), map, s, ctx.record.input);
+      return maps::conv_transpose(static_cast<const Conv2d&>(ctx.layer), map, s, ctx.record.input,
+                                  TransposeKernels::fastest);
     }));
   }
   return c;
