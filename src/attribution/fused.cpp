@@ -26,6 +26,15 @@ MIPIN_VECTOR_CLONES void gate_kernel(const float* s, const float* x, float* o, i
   }
 }
 
+// Guided backprop (gate) or deconvnet (no gate): s where s > 0 [and x > 0].
+MIPIN_VECTOR_CLONES void rectify_kernel(const float* s, const float* x, float* o, bool gate, int64_t begin,
+                                        int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float v = s[i];
+    o[i] = v > 0.f && (!gate || x[i] > 0.f) ? v : 0.f;
+  }
+}
+
 MIPIN_VECTOR_CLONES void divide_kernel(const float* r, const float* z, float* o, float eps, int64_t begin,
                                        int64_t end) {
   for (int64_t i = begin; i < end; ++i) o[i] = r[i] / (z[i] + (z[i] >= 0.f ? eps : -eps));
@@ -71,6 +80,14 @@ at::Tensor relu_gate(const at::Tensor& s, const at::Tensor& x) {
   });
 }
 
+at::Tensor relu_backward(const at::Tensor& s, const at::Tensor& x, ReluBackward relu) {
+  if (relu == ReluBackward::gate) return relu_gate(s, x);
+  const bool gate = relu == ReluBackward::gate_and_rectify;
+  return for_each_chunk("relu_backward", {s, x}, [gate](const float* const* in, float* o, int64_t begin, int64_t end) {
+    rectify_kernel(in[0], in[1], o, gate, begin, end);
+  });
+}
+
 at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double epsilon) {
   const float eps = static_cast<float>(epsilon);
   return for_each_chunk("stabilised_divide", {r, z},
@@ -101,11 +118,12 @@ at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tens
   });
 }
 
-at::Tensor unpool_max_gated(const at::Tensor& signal, const at::Tensor& switches, const at::Tensor& x) {
+at::Tensor unpool_max_relu(const at::Tensor& signal, const at::Tensor& switches, const at::Tensor& x,
+                           ReluBackward relu) {
   MIPIN_CHECK(signal.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat && signal.dim() == 4 &&
                   x.dim() == 4 && switches.sizes() == signal.sizes() && x.size(0) == signal.size(0) &&
                   x.size(1) == signal.size(1),
-              "unpool_max_gated: expected a float32 signal [N, C, h, w], switches of its shape and a float32 "
+              "unpool_max_relu: expected a float32 signal [N, C, h, w], switches of its shape and a float32 "
               "input [N, C, H, W], found ",
               signal.sizes(), ", ", switches.sizes(), " and ", x.sizes());
   const at::Tensor sc = signal.contiguous(), xc = x.contiguous(), sw = switches.to(at::kLong).contiguous();
@@ -122,10 +140,17 @@ at::Tensor unpool_max_gated(const at::Tensor& signal, const at::Tensor& switches
                        const float* xp = px + p * plane;
                        float* op = po + p * plane;
                        std::fill(op, op + plane, 0.f);
-                       for (int64_t k = p * cells; k < (p + 1) * cells; ++k) {
-                         const int64_t won = pw[k];
-                         if (xp[won] > 0.f) op[won] += ps[k];
+                       if (relu == ReluBackward::gate) {
+                         for (int64_t k = p * cells; k < (p + 1) * cells; ++k) {
+                           const int64_t won = pw[k];
+                           if (xp[won] > 0.f) op[won] += ps[k];
+                         }
+                         continue;
                        }
+                       // Rectification applies to the sums of overlapping
+                       // windows: scatter first, then rectify the plane.
+                       for (int64_t k = p * cells; k < (p + 1) * cells; ++k) op[pw[k]] += ps[k];
+                       rectify_kernel(op, xp, op, relu == ReluBackward::gate_and_rectify, 0, plane);
                      }
                    });
   return out;

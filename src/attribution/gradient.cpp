@@ -22,12 +22,12 @@ std::shared_ptr<const Rule> rule(FunctionRule::Function f) {
 
 }  // namespace
 
-std::shared_ptr<const PairRule> relu_under_max_pool() {
+std::shared_ptr<const PairRule> relu_under_max_pool(fused::ReluBackward rule) {
   return std::make_shared<FunctionPairRule>(
-      [](const RuleContext& relu, const RuleContext& pool, const at::Tensor& s) {
+      [rule](const RuleContext& relu, const RuleContext& pool, const at::Tensor& s) {
         MIPIN_CHECK(pool.record.switches.defined(),
                     "max pooling switches were not recorded: run the forward pass with a record");
-        return fused::unpool_max_gated(s, pool.record.switches, relu.record.input);
+        return fused::unpool_max_relu(s, pool.record.switches, relu.record.input, rule);
       });
 }
 

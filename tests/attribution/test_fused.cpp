@@ -71,7 +71,12 @@ TEST(Fused, ElementwiseLoopsMatchTensorOperations) {
   torch::manual_seed(1);
   // Large enough to be split across threads.
   const at::Tensor s = torch::randn({4, 8, 64, 64}), x = torch::randn({4, 8, 64, 64});
-  EXPECT_TRUE(torch::equal(fused::relu_gate(s, x), torch::where(x > 0, s, torch::zeros_like(s))));
+  const at::Tensor zero = torch::zeros_like(s);
+  EXPECT_TRUE(torch::equal(fused::relu_gate(s, x), torch::where(x > 0, s, zero)));
+  EXPECT_TRUE(torch::equal(fused::relu_backward(s, x, fused::ReluBackward::gate), torch::where(x > 0, s, zero)));
+  EXPECT_TRUE(torch::equal(fused::relu_backward(s, x, fused::ReluBackward::gate_and_rectify),
+                           torch::where(x > 0, torch::relu(s), zero)));
+  EXPECT_TRUE(torch::equal(fused::relu_backward(s, x, fused::ReluBackward::rectify), torch::relu(s)));
   const at::Tensor z = x * 1e-3;
   const at::Tensor eps = torch::where(z >= 0, torch::full_like(z, 0.01), torch::full_like(z, -0.01));
   EXPECT_TRUE(torch::allclose(fused::stabilised_divide(s, z, 0.01), s / (z + eps), 1e-5, 1e-6));
@@ -79,6 +84,26 @@ TEST(Fused, ElementwiseLoopsMatchTensorOperations) {
   const at::Tensor d = x - z0;
   const at::Tensor rescale = torch::where(d.abs() > kTiny, (torch::relu(x) - torch::relu(z0)) / d, (x > 0).to(at::kFloat));
   EXPECT_TRUE(torch::allclose(fused::rescale_relu(s, x, z0, kTiny), s * rescale, 1e-5, 1e-6));
+}
+
+// Unpooling fused with each ReLU rule below it against the two steps one
+// after the other (LibTorch's max-pooling gradient, then relu_backward), on
+// 2x2 windows and on overlapping 3x3 windows of stride 2, whose sums the
+// rectifying rules must see whole.
+TEST(Fused, UnpoolingWithEachReluRuleMatchesTheTwoSteps) {
+  torch::manual_seed(2);
+  const at::Tensor x = torch::randn({3, 8, 33, 33});
+  for (int64_t kernel : {2, 3}) {
+    auto [y, switches] = torch::max_pool2d_with_indices(x, {kernel, kernel}, {2, 2});
+    const at::Tensor s = torch::randn(y.sizes());
+    const at::Tensor unpooled =
+        at::max_pool2d_with_indices_backward(s, x, {kernel, kernel}, {2, 2}, {0, 0}, {1, 1}, false, switches);
+    for (auto relu : {fused::ReluBackward::gate, fused::ReluBackward::gate_and_rectify, fused::ReluBackward::rectify}) {
+      const at::Tensor want = fused::relu_backward(unpooled, x, relu);
+      EXPECT_TRUE(torch::allclose(fused::unpool_max_relu(s, switches, x, relu), want, 1e-6, 1e-6))
+          << "kernel " << kernel << " rule " << int(relu);
+    }
+  }
 }
 
 }  // namespace

@@ -11,6 +11,15 @@ namespace mipin::fused {
 // s where x > 0, else 0: the ReLU gate (the gradient of relu at x).
 at::Tensor relu_gate(const at::Tensor& s, const at::Tensor& x);
 
+// What a ReLU's backward rule does with the signal s at its output, x being
+// its input: the gradient's gate (s where x > 0), guided backprop's gate of
+// the rectified signal (s where s > 0 and x > 0), deconvnet's rectification
+// (s where s > 0).
+enum class ReluBackward { gate, gate_and_rectify, rectify };
+
+// s through a ReLU's backward rule, in one pass.
+at::Tensor relu_backward(const at::Tensor& s, const at::Tensor& x, ReluBackward relu);
+
 // r / (z + eps * sign(z)), with sign(0) = +1: LRP's stabilised division.
 at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double epsilon);
 
@@ -19,12 +28,14 @@ at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double ep
 // pre-activation, has batch size 1 (shared by all examples) or z's.
 at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tensor& z0, double tiny);
 
-// Max unpooling followed by the ReLU gate below it (unpool_max, then
-// relu_gate with x), in one pass over the pooled cells: each cell's signal
-// goes to its winner's position (int64 positions within each H*W plane of
-// x, overlapping windows adding up) where x there is positive. x: the ReLU's
-// input, [N, C, H, W], which is also the pooling's input shape.
-at::Tensor unpool_max_gated(const at::Tensor& signal, const at::Tensor& switches, const at::Tensor& x);
+// Max unpooling followed by the backward rule of the ReLU below it
+// (unpool_max, then relu_backward with x), one plane at a time while it is
+// in cache: each cell's signal goes to its winner's position (int64
+// positions within each H*W plane of x, overlapping windows adding up). The
+// gate alone is applied at the winners only. x: the ReLU's input,
+// [N, C, H, W], which is also the pooling's input shape.
+at::Tensor unpool_max_relu(const at::Tensor& signal, const at::Tensor& switches, const at::Tensor& x,
+                           ReluBackward relu);
 
 // DeepLIFT's rescale rule through max pooling, in one pass over the pooled
 // cells. For each cell with multiplier m, output y and the reference's y0:

@@ -2,6 +2,7 @@
 // The plain gradient of the target logit with respect to the input (saliency).
 #include <memory>
 
+#include "mipin/attribution/fused.h"
 #include "mipin/attribution/method.h"
 #include "mipin/attribution/rule.h"
 
@@ -10,9 +11,9 @@ namespace mipin {
 // Rules: the transpose of every layer's (locally) linear map.
 Composite gradient_composite();
 
-// The gradient's ReLU gate under its max unpooling, as one pair rule (for
-// other composites with the same two rules, such as MIP-IN's).
-std::shared_ptr<const PairRule> relu_under_max_pool();
+// A ReLU's backward rule under max unpooling, as one pair rule: the
+// gradient's gate (also MIP-IN's), or guided backprop's or deconvnet's rule.
+std::shared_ptr<const PairRule> relu_under_max_pool(fused::ReluBackward relu = fused::ReluBackward::gate);
 
 class Gradient final : public AttributionMethod {
  public:

@@ -11,10 +11,14 @@
 namespace mipin {
 namespace {
 
-Composite with_relu_rule(const std::string& name, FunctionRule::Function relu) {
+Composite with_relu_rule(const std::string& name, fused::ReluBackward relu) {
   Composite c = gradient_composite();
   c.rename(name);
-  c.with(LayerKind::ReLU, std::make_shared<FunctionRule>(std::move(relu)));
+  c.with(LayerKind::ReLU, std::make_shared<FunctionRule>([relu](const RuleContext& ctx, const at::Tensor& s) {
+    return fused::relu_backward(s, ctx.record.input, relu);
+  }));
+  // Replacing the ReLU rule dropped the gradient's pair: this one stands for the new rule.
+  c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool(relu));
   return c;
 }
 
@@ -24,9 +28,7 @@ const RegisterMethod guided({
     "",
     [](const MethodSettings&) {
       return std::make_unique<CompositeMethod>("guided-backprop", [](const Network&) {
-        return with_relu_rule("guided-backprop", [](const RuleContext& ctx, const at::Tensor& s) {
-          return fused::relu_gate(torch::relu(s), ctx.record.input);
-        });
+        return with_relu_rule("guided-backprop", fused::ReluBackward::gate_and_rectify);
       });
     },
 });
@@ -38,8 +40,7 @@ const RegisterMethod deconvnet({
     "",
     [](const MethodSettings&) {
       return std::make_unique<CompositeMethod>("deconvnet", [](const Network&) {
-        return with_relu_rule("deconvnet",
-                              [](const RuleContext&, const at::Tensor& s) { return torch::relu(s); });
+        return with_relu_rule("deconvnet", fused::ReluBackward::rectify);
       });
     },
 });
