@@ -27,11 +27,12 @@ MIPIN_VECTOR_CLONES void gate_kernel(const float* s, const float* x, float* o, i
 }
 
 // Guided backprop (gate) or deconvnet (no gate): s where s > 0 [and x > 0].
+// NaN passes, as through torch::relu and the gradient's gate.
 MIPIN_VECTOR_CLONES void rectify_kernel(const float* s, const float* x, float* o, bool gate, int64_t begin,
                                         int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     const float v = s[i];
-    o[i] = v > 0.f && (!gate || x[i] > 0.f) ? v : 0.f;
+    o[i] = !(v <= 0.f) && (!gate || x[i] > 0.f) ? v : 0.f;
   }
 }
 

@@ -83,8 +83,13 @@ struct Step {
   memory::desc scratchpad;
 
   void run(dnnl::stream& stream, std::unordered_map<int, memory> args) const {
-    if (scratchpad.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(scratchpad, cpu_engine()));
+    if (scratchpad.get_size() == 0) {
+      primitive.execute(stream, args);
+      return;
+    }
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(scratchpad, cpu_engine()));
     primitive.execute(stream, args);
+    stream.wait();  // the scratchpad goes with args (a no-op wait on OpenMP's synchronous CPU stream)
   }
 };
 

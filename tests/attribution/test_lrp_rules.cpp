@@ -75,6 +75,45 @@ TEST(LrpRules, ZBoxOnTheFirstLayer) {
   expect_rule("lrp-composite", s, share(c, k.x.matmul(k.w.t()), k.targets), k);
 }
 
+// LRP-z+ at a dead patch (zero input) under a positive bias: at its centre
+// z+ is 0 while the ReLU output is not, so the quotient s = R / (z+ + eps)
+// is about 1e9 R. Only zero weights or zero inputs meet it, and the
+// relevance must be what LibTorch's (direct) kernels give for the textbook
+// rule. On a layer large enough for Winograd's kernels (16 channels, 32x32)
+// those would spread that value's rounding error over its tile (measured:
+// an error of 0.44 against relevance of at most 3e-7).
+TEST(LrpRules, ZPlusKeepsHugeQuotientsOfDeadRegionsToThemselves) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(8);
+  Conv2d conv;
+  conv.weight = torch::randn({16, 16, 3, 3});
+  conv.bias = torch::rand({16}) + 0.5;
+  conv.padding = {1, 1};
+  Linear dense;
+  dense.weight = torch::randn({4, 16 * 32 * 32}) * 0.01;
+  Network net;
+  net.add(conv);
+  net.add(ReLU{});
+  net.add(Flatten{});
+  net.add(dense);
+  at::Tensor x = torch::rand({2, 16, 32, 32});
+  x.slice(2, 9, 12).slice(3, 9, 12).zero_();  // a dead 3x3 patch: one huge quotient at its centre
+  const at::Tensor t = torch::tensor({1, 2}, torch::kLong);
+  // The rule by hand, on LibTorch's kernels.
+  auto divide = [](const at::Tensor& r, const at::Tensor& z) { return r / (z + torch::where(z >= 0, 1e-9, -1e-9)); };
+  const at::Tensor a = torch::relu(torch::conv2d(x, conv.weight, conv.bias, 1, 1)).flatten(1);
+  const at::Tensor logits = a.matmul(dense.weight.t());
+  const at::Tensor top = torch::zeros_like(logits).scatter_(1, t.unsqueeze(1), logits.gather(1, t.unsqueeze(1)));
+  const at::Tensor wp = dense.weight.clamp_min(0);
+  const at::Tensor r1 = (a * divide(top, a.matmul(wp.t())).matmul(wp)).reshape({2, 16, 32, 32});
+  const at::Tensor cp = conv.weight.clamp_min(0);
+  const at::Tensor s0 = divide(r1, torch::conv2d(x, cp, {}, 1, 1));
+  const at::Tensor want = x * torch::conv_transpose2d(s0, cp, {}, 1, 1);
+  ASSERT_GT(s0.abs().max().item<double>(), 1e6 * s0.abs().median().item<double>()) << "no huge quotient";
+  const at::Tensor got = make_method("lrp-zplus", {})->attribute(net, x, t);
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
+}
+
 // A grouped convolution takes the terms of a signed input one by one; the
 // same map as an ungrouped convolution (zero weights off the diagonal
 // blocks) stacks them: the relevance must agree.

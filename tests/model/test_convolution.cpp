@@ -189,6 +189,10 @@ TEST(Convolution, ThreadsShareCompiledPrimitives) {
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
       torch::NoGradGuard inner;
+      // A shape no thread has met yet: all four compile it at once.
+      const at::Tensor fresh = torch::ones({1, 32, 21, 21});
+      EXPECT_TRUE(torch::allclose(convolve(c, fresh, c.weight, c.bias),
+                                  torch::conv2d(fresh, c.weight, c.bias, 1, 1), 1e-4, 1e-4));
       for (int rep = 0; rep < 20; ++rep) {
         forward_threaded[i] = convolve(c, inputs[i], c.weight, c.bias);
         transposed_threaded[i] =
