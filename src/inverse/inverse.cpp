@@ -35,11 +35,14 @@ at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
 
 Composite Inverse::composite() const {
   Composite c("mipin");
+  // Forward: the forward gate (s where the layer's input was positive);
+  // Backward: the signal rectified; Both: the two together.
   const ReluMode mode = options_.relu_mode;
-  c.with(LayerKind::ReLU, rule([mode](const RuleContext& ctx, const at::Tensor& s) {
-     if (mode == ReluMode::Backward) return torch::relu(s);
-     // The forward gate: s where the layer's input was positive.
-     return fused::relu_gate(mode == ReluMode::Forward ? s : torch::relu(s), ctx.record.input);
+  const fused::ReluBackward relu = mode == ReluMode::Forward    ? fused::ReluBackward::gate
+                                   : mode == ReluMode::Backward ? fused::ReluBackward::rectify
+                                                                : fused::ReluBackward::gate_and_rectify;
+  c.with(LayerKind::ReLU, rule([relu](const RuleContext& ctx, const at::Tensor& s) {
+     return fused::relu_backward(s, ctx.record.input, relu);
    }))
       .with(LayerKind::MaxPool2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return maps::unpool_max(static_cast<const MaxPool2d&>(ctx.layer), ctx.record, s);
@@ -54,7 +57,7 @@ Composite Inverse::composite() const {
         return maps::unflatten(ctx.record, s);
       }))
       .with(LayerKind::Dropout, rule([](const RuleContext&, const at::Tensor& s) { return s; }));
-  if (mode == ReluMode::Forward) c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool());
+  c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool(relu));
   // Linear and Conv2d have no rule by kind: only fitted layers can be inverted.
   for (const auto& [index, op] : operators_) {
     const at::Tensor u = op;
