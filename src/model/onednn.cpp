@@ -2,15 +2,15 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <c10/util/intrusive_ptr.h>
 
 #include <array>
-#include <deque>
 #include <dnnl.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+
+#include "util/derived_tensor_cache.h"
 
 namespace mipin::onednn {
 namespace {
@@ -204,19 +204,12 @@ std::shared_ptr<const Plan> plan_for(const Key& key) {
   return plans.emplace(key, plan).first->second;
 }
 
-// Weights reordered into a primitive's layout, found again by the weight
-// tensor's identity and version. The weak reference lets the weight go
-// (and its entry with it) while keeping its address from being reused.
-struct PackedWeight {
-  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
-  uint32_t version;
-  memory::desc desc;
-  memory packed;
-};
-
-std::mutex packed_mutex;
-std::deque<PackedWeight> packed_weights;
-constexpr size_t kMaxPackedWeights = 256;
+// Weights reordered into a primitive's layout, kept while the weight lives
+// and is unchanged (the tag is the layout).
+DerivedTensorCache<memory::desc, memory>& packed_weights() {
+  static auto* cache = new DerivedTensorCache<memory::desc, memory>(256);
+  return *cache;
+}
 
 memory pack(const at::Tensor& weight, const memory::desc& desc) {
   auto& engine = cpu_engine();
@@ -231,28 +224,7 @@ memory packed_weight(const at::Tensor& weight, const memory::desc& desc) {
   if (desc == plain(dims_of(weight.sizes()))) {
     return memory(desc, cpu_engine(), weight.data_ptr());
   }
-  // Inference-mode tensors have no version counter: pack them every time.
-  if (weight.is_inference()) return pack(weight, desc);
-  const uint32_t version = weight.unsafeGetTensorImpl()->version_counter().current_version();
-  {
-    std::lock_guard<std::mutex> lock(packed_mutex);
-    for (auto it = packed_weights.begin(); it != packed_weights.end();) {
-      if (it->owner.expired()) {
-        it = packed_weights.erase(it);
-      } else if (it->owner._unsafe_get_target() == weight.unsafeGetTensorImpl() && it->version == version &&
-                 it->desc == desc) {
-        return it->packed;
-      } else {
-        ++it;
-      }
-    }
-  }
-  memory packed = pack(weight, desc);
-  std::lock_guard<std::mutex> lock(packed_mutex);
-  if (packed_weights.size() >= kMaxPackedWeights) packed_weights.pop_front();
-  packed_weights.push_back({c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(weight.getIntrusivePtr()),
-                            version, desc, packed});
-  return packed;
+  return packed_weights().get(weight, desc, [&] { return pack(weight, desc); });
 }
 
 at::Tensor run(const Plan& plan, const Key& key, const at::Tensor& input, const at::Tensor& weight,
@@ -334,9 +306,6 @@ at::Tensor convolve_transposed(const at::Tensor& signal, const at::Tensor& weigh
   return plan ? run(*plan, key, signal, w, at::Tensor()) : at::Tensor();
 }
 
-size_t packed_weights_cached() {
-  std::lock_guard<std::mutex> lock(packed_mutex);
-  return packed_weights.size();
-}
+size_t packed_weights_cached() { return packed_weights().size(); }
 
 }  // namespace mipin::onednn

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
 
@@ -75,6 +77,22 @@ TEST(LrpRules, ZBoxOnTheFirstLayer) {
   expect_rule("lrp-composite", s, share(c, k.x.matmul(k.w.t()), k.targets), k);
 }
 
+// The rules keep the weight's positive and negative parts between calls;
+// a weight changed in place must give the relevance of the changed weight.
+TEST(LrpRules, AWeightChangedInPlaceIsSeen) {
+  Case k = make_case();
+  auto expected = [&] {
+    const at::Tensor c = k.x.unsqueeze(2) * k.w.t().unsqueeze(0);
+    return share(c.clamp_min(0), k.x.matmul(k.w.t()), k.targets);
+  };
+  expect_rule("lrp-zplus", {}, expected(), k);
+  {
+    torch::NoGradGuard no_grad;
+    k.w.mul_(-0.5).add_(0.1);  // both networks' weights are views of it
+  }
+  expect_rule("lrp-zplus", {}, expected(), k);
+}
+
 // LRP-z+ at a dead patch (zero input) under a positive bias: at its centre
 // z+ is 0 while the ReLU output is not, so the quotient s = R / (z+ + eps)
 // is about 1e9 R. Only zero weights or zero inputs meet it, and the
@@ -143,6 +161,31 @@ TEST(LrpRules, GroupedConvolutionMatchesItsUngroupedForm) {
     const at::Tensor from_dense = make_method(method, s)->attribute(b, x, t);
     EXPECT_TRUE(torch::allclose(from_grouped, from_dense, 1e-4, 1e-5)) << method;
   }
+}
+
+// What the rules keep of a weight must not keep the weight itself alive:
+// once the model goes, its weights go (a grouped layer's z-box uses the
+// weight as one of its parts).
+TEST(LrpRules, WhatTheyKeepOfAWeightLetsTheModelGo) {
+  torch::NoGradGuard no_grad;
+  std::optional<c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>> weight;
+  {
+    Conv2d grouped;
+    grouped.weight = torch::randn({4, 2, 3, 3});
+    grouped.groups = 2;
+    Network net;
+    net.add(grouped);
+    net.add(Flatten{});
+    weight.emplace(grouped.weight.getIntrusivePtr());
+    grouped = Conv2d{};
+    MethodSettings s;
+    s.input_bounds = {-4, 4};
+    for (const char* method : {"lrp-zplus", "lrp-composite", "lrp-alpha-beta"}) {
+      make_method(method, s)->attribute(net, torch::randn({2, 4, 5, 5}), torch::tensor({0, 7}, torch::kLong));
+    }
+    ASSERT_FALSE(weight->expired());
+  }
+  EXPECT_TRUE(weight->expired());
 }
 
 }  // namespace

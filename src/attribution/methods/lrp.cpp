@@ -12,6 +12,7 @@
 #include "mipin/model/convolution.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
+#include "util/derived_tensor_cache.h"
 
 namespace mipin {
 namespace {
@@ -36,6 +37,38 @@ const at::Tensor& weight_of(const Layer& layer) {
                                            : static_cast<const Conv2d&>(layer).weight;
 }
 
+// What the rules use of a layer's weight: W itself, its positive part W+ =
+// max(W, 0), its negative part W- = min(W, 0), or their negatives.
+enum class Part { weight, positive, negative, minus_positive, minus_negative };
+// One part, or several stacked along the input axis (see Terms).
+using Parts = std::vector<Part>;
+
+// Parts are kept while the weight lives and is unchanged: the rules need
+// them on every call, and deriving them again would cost a pass over the
+// weight (400 MB for VGG16's first dense layer) and, for a convolution, a
+// new packed copy for its kernels. The price is one more copy of each
+// weight a rule has used, held until the model is freed.
+at::Tensor weight_parts(const at::Tensor& w, const Parts& parts) {
+  // The weight itself is not cached: its entry would keep it alive.
+  if (parts == Parts{Part::weight}) return w;
+  static auto* cache = new DerivedTensorCache<Parts, at::Tensor>(256);
+  return cache->get(w, parts, [&]() -> at::Tensor {
+    if (parts.size() > 1) {
+      std::vector<at::Tensor> each;
+      for (Part p : parts) each.push_back(weight_parts(w, {p}));
+      return at::cat(each, 1);
+    }
+    switch (parts[0]) {
+      case Part::positive: return w.clamp_min(0);
+      case Part::negative: return w.clamp_max(0);
+      case Part::minus_positive: return -weight_parts(w, {Part::positive});
+      case Part::minus_negative: return -weight_parts(w, {Part::negative});
+      case Part::weight: break;  // returned above
+    }
+    MIPIN_FAIL("weight_parts: no derivation for this part");
+  });
+}
+
 // Rules with several terms a_i W_i (signed inputs, z-box's bounds). An
 // ungrouped layer takes them as one map, the inputs stacked along the
 // feature/channel axis and the weights alike: on an image's first layer (1
@@ -44,12 +77,15 @@ const at::Tensor& weight_of(const Layer& layer) {
 // across its groups, so it takes the terms one by one.
 class Terms {
  public:
-  Terms(const Layer& layer, std::vector<at::Tensor> inputs, std::vector<at::Tensor> weights)
-      : layer_(layer), inputs_(std::move(inputs)), weights_(std::move(weights)) {
+  Terms(const Layer& layer, std::vector<at::Tensor> inputs, const Parts& parts)
+      : layer_(layer), inputs_(std::move(inputs)) {
+    const at::Tensor& w = weight_of(layer);
     stacked_ = layer.kind() == LayerKind::Linear || static_cast<const Conv2d&>(layer).groups == 1;
     if (stacked_) {
       input_ = at::cat(inputs_, 1);
-      weight_ = at::cat(weights_, 1);
+      weight_ = weight_parts(w, parts);
+    } else {
+      for (Part p : parts) weights_.push_back(weight_parts(w, {p}));
     }
   }
 
@@ -81,7 +117,6 @@ class Terms {
   at::Tensor input_, weight_;
 };
 
-
 // LRP-epsilon: R_in = a * W^T (R / (z + eps sign z)), z the layer's output.
 std::shared_ptr<const Rule> epsilon_rule(double epsilon) {
   return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
@@ -97,24 +132,23 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
   return std::make_shared<FunctionRule>([alpha, beta](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
     const at::Tensor& w = weight_of(ctx.layer);
-    const at::Tensor wp = w.clamp_min(0), wn = w.clamp_max(0);
     // Behind a ReLU the input has no negative part: its terms are zero, and
     // skipping them halves the convolutions of this rule.
     const bool signed_input = (a < 0).any().item<bool>();
     const at::Tensor ap = signed_input ? a.clamp_min(0) : a, an = signed_input ? a.clamp_max(0) : at::Tensor();
-    const at::Tensor undefined;
-    auto share = [&](const at::Tensor& w1, const at::Tensor& w2) {
-      // Relevance over the contributions a+ w1 + a- w2.
+    auto share = [&](Part first, Part second) {
+      // Relevance over the contributions a+ W_first + a- W_second.
       if (signed_input) {
-        const Terms terms(ctx.layer, {ap, an}, {w1, w2});
+        const Terms terms(ctx.layer, {ap, an}, {first, second});
         return terms.redistribute(fused::stabilised_divide(r, terms.forward(), 1e-9));
       }
-      const at::Tensor s = fused::stabilised_divide(r, forward_with(ctx.layer, w1, undefined, ap), 1e-9);
+      const at::Tensor w1 = weight_parts(w, {first});
+      const at::Tensor s = fused::stabilised_divide(r, forward_with(ctx.layer, w1, at::Tensor(), ap), 1e-9);
       return ap * transpose_with(ctx.layer, w1, s, a);
     };
-    at::Tensor out = share(wp, wn);
+    at::Tensor out = share(Part::positive, Part::negative);
     if (alpha != 1) out = alpha * out;
-    if (beta != 0) out = out - beta * share(wn, wp);
+    if (beta != 0) out = out - beta * share(Part::negative, Part::positive);
     return out;
   });
 }
@@ -124,10 +158,9 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
 std::shared_ptr<const Rule> zbox_rule(double low, double high) {
   return std::make_shared<FunctionRule>([low, high](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
-    const at::Tensor& w = weight_of(ctx.layer);
     // z = a w - l w+ - h w-, and the relevance splits the same way.
     const Terms terms(ctx.layer, {a, torch::full_like(a, low), torch::full_like(a, high)},
-                      {w, -w.clamp_min(0), -w.clamp_max(0)});
+                      {Part::weight, Part::minus_positive, Part::minus_negative});
     return terms.redistribute(fused::stabilised_divide(r, terms.forward(), 1e-9));
   });
 }
