@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -23,9 +24,11 @@
 #include <string>
 #include <vector>
 
+#include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/inverse/inverse.h"
+#include "mipin/model/convolution.h"
 #include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/atomic_file.h"
@@ -87,16 +90,28 @@ std::vector<int64_t> parse_shape(const std::string& text) {
   return shape;
 }
 
+// A child's model and its batch of standard normal inputs.
+struct CaseInput {
+  ImportedModel model;
+  at::Tensor x;
+};
+
+CaseInput load_case(const std::string& model_path, const std::string& example_shape, int64_t batch, int threads) {
+  torch::set_num_threads(threads);
+  CaseInput c{load_torchscript(model_path, ImportOptions{}.with_input_shape(parse_shape(example_shape))), {}};
+  std::vector<int64_t> shape{batch};
+  for (int64_t d : c.model.network.input_shape()) shape.push_back(d);
+  torch::manual_seed(0);
+  c.x = torch::randn(shape);
+  return c;
+}
+
 Json run_case(const std::string& model_path, const std::string& example_shape, int64_t batch, const std::string& method_name,
               int reps, int threads) {
-  torch::set_num_threads(threads);
   torch::NoGradGuard no_grad;
-  const ImportedModel model = load_torchscript(model_path, ImportOptions{}.with_input_shape(parse_shape(example_shape)));
-  const Network& net = model.network;
-  std::vector<int64_t> shape{batch};
-  for (int64_t d : net.input_shape()) shape.push_back(d);
-  torch::manual_seed(0);
-  const at::Tensor x = torch::randn(shape);
+  const CaseInput input = load_case(model_path, example_shape, batch, threads);
+  const Network& net = input.model.network;
+  const at::Tensor& x = input.x;
   const at::Tensor targets = net.forward(x).argmax(1);
 
   Inverse inverse(InverseOptions{}, net.fingerprint());
@@ -124,6 +139,63 @@ Json run_case(const std::string& model_path, const std::string& example_shape, i
           {"method_samples", method_ms},
           {"peak_rss_mib", peak_rss_mib()},
           {"peak_rss_after_warmup_mib", rss_forward_before}};
+}
+
+// What exact LRP-z+ cannot go below. Its backward pass maps each layer's
+// input through the layer with the positive weights (z+ = a W+) and maps
+// the quotients back through the transpose, on direct kernels (Winograd's
+// tile-wise rounding is no place for LRP's quotients; model/convolution.h).
+// Those maps alone, with nothing else of the method, set its floor:
+// (forward + maps with W+ + their transposes) / forward. The forward passes
+// alternate with the maps, as in run_case.
+Json run_floor(const std::string& model_path, const std::string& example_shape, int64_t batch, int reps,
+               int threads) {
+  torch::NoGradGuard no_grad;
+  const CaseInput input = load_case(model_path, example_shape, batch, threads);
+  const Network& net = input.model.network;
+  const at::Tensor& x = input.x;
+  ForwardRecord record;
+  net.forward(x, &record);
+  struct Map {
+    std::function<at::Tensor()> forward, transposed;
+  };
+  std::vector<Map> positive;
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& layer = net.layer(i);
+    const at::Tensor a = record.layers[i].input.clamp_min(0);
+    const at::Tensor s = torch::rand_like(record.layers[i].output);
+    if (layer.kind() == LayerKind::Conv2d) {
+      const auto& conv = static_cast<const Conv2d&>(layer);
+      const at::Tensor wp = conv.weight.clamp_min(0);
+      positive.push_back({[&conv, a, wp] { return convolve(conv, a, wp, at::Tensor()); },
+                      [&conv, a, wp, s] { return maps::conv_transpose(conv, wp, s, a, TransposeKernels::direct_only); }});
+    } else if (layer.kind() == LayerKind::Linear) {
+      const at::Tensor wp = static_cast<const Linear&>(layer).weight.clamp_min(0);
+      positive.push_back({[a, wp] { return torch::linear(a, wp); }, [wp, s] { return maps::linear_transpose(wp, s); }});
+    }
+  }
+  auto all = [&](bool transposed) {
+    for (const Map& m : positive) (transposed ? m.transposed : m.forward)();
+  };
+  for (int i = 0; i < 2; ++i) {
+    net.forward(x);
+    all(false);
+    all(true);
+  }
+  std::vector<double> forward_ms, zplus_ms, transposed_ms;
+  for (int r = 0; r < reps; ++r) {
+    forward_ms.push_back(milliseconds([&] { net.forward(x); }));
+    zplus_ms.push_back(milliseconds([&] { all(false); }));
+    transposed_ms.push_back(milliseconds([&] { all(true); }));
+  }
+  const double f = median(forward_ms), z = median(zplus_ms), t = median(transposed_ms);
+  return {{"forward_ms", f},
+          {"positive_maps_ms", z},
+          {"transposed_direct_ms", t},
+          {"floor_ratio", (f + z + t) / f},
+          {"forward_samples", forward_ms},
+          {"positive_maps_samples", zplus_ms},
+          {"transposed_direct_samples", transposed_ms}};
 }
 
 std::string shell_quote(const std::string& s) {
@@ -207,11 +279,15 @@ int main(int argc, char** argv) {
   app.add_option("--case-shape", case_shape)->needs(c);
   app.add_option("--case-batch", case_batch)->needs(c);
   app.add_option("--case-reps", case_reps)->needs(c);
+  bool case_floor = false;
+  app.add_flag("--case-floor", case_floor, "(internal) time LRP-z+'s floor instead of a method")->needs(c);
   CLI11_PARSE(app, argc, argv);
   try {
     if (threads <= 0) threads = int(std::max<unsigned>(1, std::thread::hardware_concurrency()));
     if (!case_model.empty()) {
-      std::cout << "\n" << run_case(case_model, case_shape, case_batch, case_method, case_reps, threads).dump() << std::endl;
+      const Json r = case_floor ? run_floor(case_model, case_shape, case_batch, case_reps, threads)
+                                : run_case(case_model, case_shape, case_batch, case_method, case_reps, threads);
+      std::cout << "\n" << r.dump() << std::endl;
       return 0;
     }
     fs::create_directories(out);
@@ -263,7 +339,8 @@ int main(int argc, char** argv) {
         const int reps = b == 0 ? m.reps_small : m.reps_large;
         Json jb = {{"repetitions", reps}, {"methods", Json::object()}};
         auto run_ours = [&](const std::string& name) {
-          return run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) + " --case-method " + name +
+          return run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) +
+                                  (name == "floor" ? " --case-floor" : " --case-method " + name) +
                                   (m.shape.empty() ? "" : " --case-shape " + m.shape) + " --case-batch " +
                                   std::to_string(batch) + " --case-reps " + std::to_string(reps) + " --threads " +
                                   std::to_string(threads));
@@ -318,6 +395,16 @@ int main(int argc, char** argv) {
                                          : "");
           std::fflush(stdout);
           jb["methods"][name] = entry;
+        }
+        if (std::find(methods.begin(), methods.end(), "lrp-zplus") != methods.end()) {
+          const Json floor = run_ours("floor");
+          std::printf("%-6s %5lld  %-20s %10.3f %10.3f %7.2f   (forward + maps with W+ %.3f + transposed %.3f ms)\n",
+                      m.name.c_str(), static_cast<long long>(batch), "lrp-zplus floor", floor["forward_ms"].get<double>(),
+                      floor["forward_ms"].get<double>() * floor["floor_ratio"].get<double>(),
+                      floor["floor_ratio"].get<double>(), floor["positive_maps_ms"].get<double>(),
+                      floor["transposed_direct_ms"].get<double>());
+          std::fflush(stdout);
+          jb["lrp_zplus_floor"] = floor;
         }
         jm["batches"][std::to_string(batch)] = jb;
       }

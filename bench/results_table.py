@@ -48,6 +48,19 @@ def main():
         py = b["pytorch"]
         print(f"| {model} | {batch} | {g['forward_ms']:.3f} | {py['forward_ms']:.3f} | {g['method_ms']:.3f} | "
               f"{py['gradient_ms']:.3f} | {g['ours_over_pytorch']:.2f} | {g['peak_rss_mib']:.0f} |")
+    floors = [(model, batch, j["models"][model]["batches"][batch]) for model, batch in columns
+              if "lrp_zplus_floor" in j["models"][model]["batches"][batch]]
+    if floors:
+        print("\nThe floor of exact LRP-z+ (and alpha-beta, composite): the forward pass, each layer's map with "
+              "its positive weights, and their transposes on direct kernels, timed alone:\n")
+        print("| model | batch | forward ms | maps with W+ ms | their transposes ms | floor / forward | LRP-z+ / forward |")
+        print("|---|---|---|---|---|---|---|")
+        for model, batch, b in floors:
+            f = b["lrp_zplus_floor"]
+            z = b["methods"].get("lrp-zplus", {})
+            measured = f"{z['ratio_to_forward']:.2f}" if "ratio_to_forward" in z else "—"
+            print(f"| {model} | {batch} | {f['forward_ms']:.3f} | {f['positive_maps_ms']:.3f} | "
+                  f"{f['transposed_direct_ms']:.3f} | {f['floor_ratio']:.2f} | {measured} |")
     fit_path = os.path.join(folder, "fit.json")
     if os.path.exists(fit_path):
         f = json.load(open(fit_path))
