@@ -17,6 +17,7 @@
 #include <functional>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -241,7 +242,7 @@ struct ModelCase {
   std::string name, path, shape;  // shape: per example, "" for the one stored in the file
   std::vector<int64_t> batches;
   int reps_small, reps_large;  // repetitions at the first and second batch size
-  int rounds;                  // alternating PyTorch / our gradient processes
+  int rounds;                  // processes per method, spread over the run
   std::vector<std::string> skipped;  // methods left out for this model, with why below
 };
 
@@ -337,43 +338,60 @@ int main(int argc, char** argv) {
       for (size_t b = 0; b < m.batches.size(); ++b) {
         const int64_t batch = m.batches[b];
         const int reps = b == 0 ? m.reps_small : m.reps_large;
-        Json jb = {{"repetitions", reps}, {"methods", Json::object()}};
+        // The shared machine has slow spells that last minutes. Each method
+        // runs in m.rounds processes spread over this batch's run (every
+        // round visits every method once), so that a spell falls on one
+        // round of many methods rather than on every sample of one; each
+        // method's samples are pooled. Python PyTorch and our gradient run
+        // back to back in each round, so that their comparison sees the same
+        // machine.
+        const int reps_per_round = std::max(1, (reps + m.rounds - 1) / m.rounds);
+        Json jb = {{"repetitions", reps_per_round * m.rounds}, {"rounds", m.rounds}, {"methods", Json::object()}};
         auto run_ours = [&](const std::string& name) {
           return run_json_command(shell_quote(self) + " --case " + shell_quote(m.path) +
                                   (name == "floor" ? " --case-floor" : " --case-method " + name) +
                                   (m.shape.empty() ? "" : " --case-shape " + m.shape) + " --case-batch " +
-                                  std::to_string(batch) + " --case-reps " + std::to_string(reps) + " --threads " +
-                                  std::to_string(threads));
+                                  std::to_string(batch) + " --case-reps " + std::to_string(reps_per_round) +
+                                  " --threads " + std::to_string(threads));
         };
-        // Python PyTorch on the same file (forward, and torch.autograd.grad of
-        // the target logits with respect to the input) and our gradient run
-        // in alternating processes, so that a slow spell of the machine falls
-        // on both sides; the comparison pools every round's samples.
-        Json py_rounds = Json::array(), gradient_rounds = Json::array();
-        const bool gradient_wanted = std::find(methods.begin(), methods.end(), "gradient") != methods.end();
+        std::vector<std::string> order;  // the gradient first, right after Python
+        for (const std::string& name : methods) {
+          if (std::find(m.skipped.begin(), m.skipped.end(), name) != m.skipped.end()) continue;
+          order.insert(name == "gradient" ? order.begin() : order.end(), name);
+        }
+        const bool floor_wanted = std::find(methods.begin(), methods.end(), "lrp-zplus") != methods.end();
+        if (floor_wanted) order.push_back("floor");
+        Json py_rounds = Json::array();
+        std::map<std::string, Json> rounds_of;
+        for (const std::string& name : order) rounds_of[name] = Json::array();
         for (int round = 0; round < m.rounds; ++round) {
+          std::printf("%-6s %5lld  round %d of %d\n", m.name.c_str(), static_cast<long long>(batch), round + 1,
+                      m.rounds);
+          std::fflush(stdout);
           py_rounds.push_back(run_json_command(
               shell_quote(python) + " " +
               shell_quote((fs::path(MIPIN_SOURCE_DIR) / "bench/time_pytorch.py").string()) + " --model " +
               shell_quote(m.path) + " --input-shape " + shape_arg(imported.network) + " --batch " +
-              std::to_string(batch) + " --reps " + std::to_string(reps) + " --threads " + std::to_string(threads)));
-          if (gradient_wanted) gradient_rounds.push_back(run_ours("gradient"));
+              std::to_string(batch) + " --reps " + std::to_string(reps_per_round) + " --threads " +
+              std::to_string(threads)));
+          for (const std::string& name : order) {
+            if (jb["methods"].contains(name)) continue;  // it did not run here
+            try {
+              rounds_of[name].push_back(run_ours(name));
+            } catch (const Error& e) {
+              // A method that does not apply to this model (grad-cam without a
+              // convolution) is recorded as such; the rest goes on.
+              std::printf("%-6s %5lld  %-20s   does not run here (see the error above)\n", m.name.c_str(),
+                          static_cast<long long>(batch), name.c_str());
+              jb["methods"][name] = {{"error", e.what()}};
+            }
+          }
         }
         const Json py = pooled(py_rounds, {"forward", "gradient"});
         jb["pytorch"] = py;
-        for (const std::string& name : methods) {
-          if (std::find(m.skipped.begin(), m.skipped.end(), name) != m.skipped.end()) continue;
-          Json r;
-          try {
-            r = name == "gradient" ? pooled(gradient_rounds, {"forward", "method"}) : run_ours(name);
-          } catch (const Error& e) {
-            // A method that does not apply to this model (grad-cam without a
-            // convolution) is recorded as such; the rest goes on.
-            std::printf("%-6s %5lld  %-20s   does not run here (see the error above)\n", m.name.c_str(),
-                        static_cast<long long>(batch), name.c_str());
-            jb["methods"][name] = {{"error", e.what()}};
-            continue;
-          }
+        for (const std::string& name : order) {
+          if (name == "floor" || jb["methods"].contains(name)) continue;
+          const Json r = pooled(rounds_of[name], {"forward", "method"});
           Json entry = {{"forward_ms", r["forward_ms"]},
                         {"method_ms", r["method_ms"]},
                         {"ratio_to_forward", r["method_ms"].get<double>() / r["forward_ms"].get<double>()},
@@ -381,7 +399,6 @@ int main(int argc, char** argv) {
                         {"forward_samples", r["forward_samples"]},
                         {"method_samples", r["method_samples"]}};
           if (name == "gradient") {
-            entry["rounds"] = m.rounds;
             entry["pytorch_gradient_ms"] = py["gradient_ms"];
             entry["ours_over_pytorch"] = r["method_ms"].get<double>() / py["gradient_ms"].get<double>();
           }
@@ -393,19 +410,18 @@ int main(int argc, char** argv) {
                                             " ms, ours/PyTorch " + std::to_string(entry["ours_over_pytorch"].get<double>()))
                                                .c_str()
                                          : "");
-          std::fflush(stdout);
           jb["methods"][name] = entry;
         }
-        if (std::find(methods.begin(), methods.end(), "lrp-zplus") != methods.end()) {
-          const Json floor = run_ours("floor");
+        if (floor_wanted) {
+          Json floor = pooled(rounds_of["floor"], {"forward", "positive_maps", "transposed_direct"});
+          const double f = floor["forward_ms"], z = floor["positive_maps_ms"], t = floor["transposed_direct_ms"];
+          floor["floor_ratio"] = (f + z + t) / f;
           std::printf("%-6s %5lld  %-20s %10.3f %10.3f %7.2f   (forward + maps with W+ %.3f + transposed %.3f ms)\n",
-                      m.name.c_str(), static_cast<long long>(batch), "lrp-zplus floor", floor["forward_ms"].get<double>(),
-                      floor["forward_ms"].get<double>() * floor["floor_ratio"].get<double>(),
-                      floor["floor_ratio"].get<double>(), floor["positive_maps_ms"].get<double>(),
-                      floor["transposed_direct_ms"].get<double>());
-          std::fflush(stdout);
+                      m.name.c_str(), static_cast<long long>(batch), "lrp-zplus floor", f, f + z + t, (f + z + t) / f,
+                      z, t);
           jb["lrp_zplus_floor"] = floor;
         }
+        std::fflush(stdout);
         jm["batches"][std::to_string(batch)] = jb;
       }
       results["models"][m.name] = jm;

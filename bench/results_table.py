@@ -23,7 +23,10 @@ def main():
             if name not in methods:
                 methods.append(name)
     methods.sort(key=lambda n: (n not in ("gradient", "mipin"), n))
-    print("Method time / forward time (same process, medians):\n")
+    rounds = sorted({b.get("rounds", 1) for m in j["models"].values() for b in m["batches"].values()})
+    print("Method time / forward time (medians; each method ran in "
+          + " or ".join(str(r) for r in rounds)
+          + " processes spread over the run, each alternating forward passes and method calls):\n")
     print("| method | " + " | ".join(f"{m} b{b}" for m, b in columns) + " |")
     print("|---|" + "---|" * len(columns))
     for name in methods:
