@@ -15,6 +15,7 @@ import sys
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 import torchvision
 
 
@@ -60,14 +61,83 @@ class ViewCnn(nn.Module):
         return torch.log_softmax(self.fc(x), dim=1)
 
 
-class Residual(nn.Module):
+class FunctionalResidual(nn.Module):
+    """Residual blocks written with functional ops, `x + f(x)`, as scripted
+    modules often are: a BatchNorm before the add (pre-activation), a
+    branch read twice, a dense residual and an in-place ReLU."""
+
     def __init__(self):
         super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.pre = nn.BatchNorm2d(8)
         self.fc1 = nn.Linear(8, 8)
         self.fc2 = nn.Linear(8, 3)
 
     def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x)) + x)
+        x = F.relu(self.stem(x))
+        y = F.relu(self.bn1(self.conv1(x)))
+        x = x + self.conv2(y)
+        x = x + F.relu_(self.pre(x))
+        x = torch.mean(x, [2, 3])
+        return self.fc2(F.relu(self.fc1(x)) + x)
+
+
+class SqueezeExcite(nn.Module):
+    """A gated block: channel weights from a sigmoid multiply the features
+    (squeeze-and-excitation), with SiLU activations, as EfficientNet has."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.squeeze = nn.Conv2d(8, 4, 1)
+        self.excite = nn.Conv2d(4, 8, 1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = F.silu(self.conv(x))
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = torch.sigmoid(self.excite(F.silu(self.squeeze(s))))
+        x = s * x
+        x = x.mean((2, 3), keepdim=True)
+        return self.fc(x.view(x.size(0), x.size(1)))
+
+
+def activation_mlp(activation):
+    """An MLP with one kind of activation, for import and gradient parity."""
+    return lambda: nn.Sequential(nn.Linear(20, 32), activation(), nn.Linear(32, 16), activation(),
+                                 nn.Linear(16, 4))
+
+
+# Every activation mipin maps, as a module (some in place).
+ACTIVATIONS = {
+    "leaky_relu": lambda: nn.LeakyReLU(0.1),
+    "elu": lambda: nn.ELU(0.7, inplace=True),
+    "gelu": nn.GELU,
+    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+    "silu": lambda: nn.SiLU(inplace=True),
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "softplus": lambda: nn.Softplus(beta=2.0, threshold=5.0),
+    "hardtanh": lambda: nn.Hardtanh(-0.5, 1.5),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "hardsigmoid": nn.Hardsigmoid,
+    "hardswish": nn.Hardswish,
+}
+
+
+class Product(nn.Module):
+    """Two activations of one shape multiplied: no gate, which mipin refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 4)
+        self.b = nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.a(x) * self.b(x)
 
 
 def randomize_batchnorm(model):
@@ -99,10 +169,25 @@ def models():
         "zoo_vgg_mini.pt": (lambda: randomize_batchnorm(zoo_vgg_mini()), [1, 28, 28], "trace"),
         "view_cnn.pt": (ViewCnn, [3, 16, 16], "trace"),
         "view_cnn_scripted.pt": (ViewCnn, [3, 16, 16], "script"),
+        # Graphs: residual adds, concatenations, gates, every activation. Small
+        # images keep the tests fast; the layers are the real ones.
+        "resnet18.pt": (lambda: randomize_batchnorm(torchvision.models.resnet18(weights=None)),
+                        [3, 64, 64], "trace"),
+        "resnet50.pt": (lambda: randomize_batchnorm(torchvision.models.resnet50(weights=None)),
+                        [3, 64, 64], "trace"),
+        "mobilenet_v2.pt": (lambda: randomize_batchnorm(torchvision.models.mobilenet_v2(weights=None)),
+                            [3, 64, 64], "trace"),
+        "densenet121.pt": (lambda: randomize_batchnorm(torchvision.models.densenet121(weights=None)),
+                           [3, 64, 64], "trace"),
+        "residual_scripted.pt": (lambda: randomize_batchnorm(FunctionalResidual()), [3, 12, 12],
+                                 "script"),
+        "squeeze_excite_scripted.pt": (SqueezeExcite, [3, 12, 12], "script"),
+        **{f"act_{name}.pt": (activation_mlp(make), [20], "trace")
+           for name, make in ACTIVATIONS.items()},
         # Models mipin must refuse, naming the op.
-        "unsupported_sigmoid.pt": (lambda: nn.Sequential(nn.Linear(6, 4), nn.Sigmoid(),
-                                                         nn.Linear(4, 2)), [6], "trace"),
-        "unsupported_residual.pt": (Residual, [8], "script"),
+        "unsupported_mish.pt": (lambda: nn.Sequential(nn.Linear(6, 4), nn.Mish(),
+                                                      nn.Linear(4, 2)), [6], "trace"),
+        "unsupported_product.pt": (Product, [6], "script"),
     }
 
 

@@ -18,27 +18,50 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
               shape_string(top.sizes().vec()), " but the logits have shape ",
               shape_string(record.logits.sizes().vec()));
   torch::NoGradGuard no_grad;
-  if (signals) {
-    signals->assign(network.size() + 1, at::Tensor());
-    (*signals)[network.size()] = top;
-  }
-  at::Tensor s = top;
+  // The signal at every value, summed over the nodes that read it. Value v
+  // is read only by nodes >= v, so once the nodes down to `down_to` have
+  // run, every value >= down_to has its whole signal.
+  std::vector<at::Tensor> at_value(network.size() + 1);
+  at_value[network.size()] = top;
+  auto receive = [&](size_t v, at::Tensor s) {
+    if (!s.defined()) return;
+    at_value[v] = at_value[v].defined() ? at_value[v] + s : std::move(s);
+  };
   for (size_t l = network.size(); l-- > down_to;) {
+    const at::Tensor s = at_value[l + 1];
+    if (!signals) at_value[l + 1] = at::Tensor();  // its last use
+    if (!s.defined()) continue;                      // no signal reaches this node
     const Layer& layer = network.layer(l);
-    // Two layers in one step where the composite has a rule for the pair and
-    // nobody asked for the signal between them.
-    if (!signals && l > down_to) {
+    // Two layers in one step where the composite has a rule for the pair, the
+    // lower one's output is read by the upper one alone, and nobody asked
+    // for the signal between them.
+    if (!signals && l > down_to && network.inputs(l)[0] == l && network.inputs(l).size() == 1 &&
+        network.readers(l) == 1 && network.layer(l - 1).arity() == 1) {
       if (const PairRule* pair = composite.pair_rule_for(network.layer(l - 1), layer, l)) {
-        s = pair->backward(RuleContext{network.layer(l - 1), record.layers[l - 1], l - 1},
-                           RuleContext{layer, record.layers[l], l}, s);
+        receive(network.inputs(l - 1)[0],
+                pair->backward(RuleContext{network.layer(l - 1), record.layers[l - 1], l - 1},
+                               RuleContext{layer, record.layers[l], l}, s));
         --l;  // the loop's own step moves past the lower layer
         continue;
       }
     }
-    s = composite.rule_for(layer, l).backward(RuleContext{layer, record.layers[l], l}, s);
-    if (signals) (*signals)[l] = s;
+    Signals out = composite.rule_for(layer, l).backward(RuleContext{layer, record.layers[l], l}, s);
+    const auto& inputs = network.inputs(l);
+    MIPIN_CHECK(out.size() == inputs.size(), "method '", composite.name(), "' gave ", out.size(),
+                " signal(s) for layer ", l, " (", layer.describe(), "), which reads ", inputs.size());
+    for (size_t k = 0; k < inputs.size(); ++k) receive(inputs[k], std::move(out[k]));
   }
-  return s;
+  // A value that nothing reached (every path to it was cut) has a zero
+  // signal; values below down_to have none yet.
+  for (size_t v = signals ? 0 : down_to; v <= (signals ? network.size() : down_to); ++v) {
+    if (v < down_to) {
+      at_value[v] = at::Tensor();
+    } else if (!at_value[v].defined()) {
+      at_value[v] = torch::zeros_like(record.value(v));
+    }
+  }
+  if (signals) *signals = at_value;
+  return at_value[down_to];
 }
 
 }  // namespace mipin

@@ -75,7 +75,12 @@ at::Tensor for_each_chunk(const char* what, std::initializer_list<at::Tensor> op
 
 }  // namespace
 
+// Other types (float64, for exact checks against autograd) take the same
+// rules as tensor operations.
+static bool is_float(const at::Tensor& t) { return t.scalar_type() == at::kFloat; }
+
 at::Tensor relu_gate(const at::Tensor& s, const at::Tensor& x) {
+  if (!is_float(s)) return at::where(x > 0, s, at::zeros_like(s));
   return for_each_chunk("relu_gate", {s, x}, [](const float* const* in, float* o, int64_t begin, int64_t end) {
     gate_kernel(in[0], in[1], o, begin, end);
   });
@@ -84,6 +89,7 @@ at::Tensor relu_gate(const at::Tensor& s, const at::Tensor& x) {
 at::Tensor relu_backward(const at::Tensor& s, const at::Tensor& x, ReluBackward relu) {
   if (relu == ReluBackward::gate) return relu_gate(s, x);
   const bool gate = relu == ReluBackward::gate_and_rectify;
+  if (!is_float(s)) return gate ? relu_gate(s.clamp_min(0), x) : s.clamp_min(0);
   return for_each_chunk("relu_backward", {s, x}, [gate](const float* const* in, float* o, int64_t begin, int64_t end) {
     rectify_kernel(in[0], in[1], o, gate, begin, end);
   });
@@ -121,6 +127,10 @@ at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tens
 
 at::Tensor unpool_max_relu(const at::Tensor& signal, const at::Tensor& switches, const at::Tensor& x,
                            ReluBackward relu) {
+  if (!is_float(signal) && signal.dim() == 4 && x.dim() == 4) {
+    const at::Tensor unpooled = at::zeros_like(x).flatten(2).scatter_add_(2, switches.flatten(2), signal.flatten(2));
+    return relu_backward(unpooled.view_as(x), x, relu);
+  }
   MIPIN_CHECK(signal.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat && signal.dim() == 4 &&
                   x.dim() == 4 && switches.sizes() == signal.sizes() && x.size(0) == signal.size(0) &&
                   x.size(1) == signal.size(1),

@@ -7,6 +7,7 @@
 #include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/util/error.h"
+#include "model/activations.h"
 
 namespace mipin {
 namespace {
@@ -60,6 +61,23 @@ Composite gradient_composite() {
       }))
       .with(LayerKind::Dropout,
             rule([](const RuleContext&, const at::Tensor& s) { return s; }))
+      .with(LayerKind::Activation, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        const auto& a = as<Activation>(ctx);
+        return activation_gradient(activation_spec(a.function), a.parameters, s, ctx.record.input,
+                                   ctx.record.output);
+      }))
+      .with(LayerKind::Reshape, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::unflatten(ctx.record, s);
+      }))
+      .with(LayerKind::Add, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::add_copy(ctx.record, s);
+      }))
+      .with(LayerKind::Concat, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::concat_split(as<Concat>(ctx), ctx.record, s);
+      }))
+      .with(LayerKind::Mul, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::mul_transpose(as<Mul>(ctx), ctx.record, s);
+      }))
       // A ReLU under a max pooling: the gate matters only at the winners.
       .with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool());
   return c;

@@ -144,9 +144,53 @@ at::Tensor unflatten(const LayerRecord& record, const at::Tensor& signal) {
   return signal.reshape(record.input.sizes());
 }
 
+at::Tensor per_channel(const at::Tensor& values, int64_t rank) {
+  std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
+  shape[1] = -1;
+  return values.view(shape);
+}
+
 at::Tensor batchnorm_transpose(const BatchNorm2d& bn, const at::Tensor& signal) {
   const at::Tensor scale = bn.weight / torch::sqrt(bn.running_var + bn.eps);
-  return signal * scale.view({1, -1, 1, 1});
+  return signal * per_channel(scale, signal.dim());
+}
+
+Signals add_copy(const LayerRecord& record, const at::Tensor& signal) {
+  return Signals(std::max<size_t>(record.inputs.size(), 1), signal);
+}
+
+Signals concat_split(const Concat& cat, const LayerRecord& record, const at::Tensor& signal) {
+  std::vector<int64_t> sizes;
+  const int64_t axis = cat.axis(signal.dim());
+  for (const auto& input : record.inputs) sizes.push_back(input.size(axis));
+  Signals out;
+  for (auto& part : signal.split_with_sizes(sizes, axis)) out.push_back(part);
+  return out;
+}
+
+namespace {
+// s * a summed to the gate's shape (its broadcast axes).
+at::Tensor gate_share(const at::Tensor& signal, const at::Tensor& value, const at::Tensor& gate) {
+  const at::Tensor product = signal * value;
+  return product.sizes() == gate.sizes() ? product : product.sum_to_size(gate.sizes());
+}
+}  // namespace
+
+Signals mul_transpose(const Mul& mul, const LayerRecord& record, const at::Tensor& signal) {
+  const size_t g = mul.gate_index(record);
+  const at::Tensor& gate = record.inputs[g];
+  const at::Tensor& value = record.inputs[1 - g];
+  Signals out(2);
+  out[1 - g] = signal * gate;
+  out[g] = gate_share(signal, value, gate);
+  return out;
+}
+
+Signals mul_gated_only(const Mul& mul, const LayerRecord& record, const at::Tensor& signal) {
+  const size_t g = mul.gate_index(record);
+  Signals out(2);
+  out[1 - g] = signal * record.inputs[g];
+  return out;
 }
 
 }  // namespace mipin::maps

@@ -39,8 +39,10 @@ std::pair<at::Tensor, at::Tensor> rows(const Layer& layer, const at::Tensor& inp
   return {x, x.matmul(c.weight.flatten(1).t())};
 }
 
+// The layer's output is read by a ReLU alone.
 bool followed_by_relu(const Network& net, size_t i) {
-  return i + 1 < net.size() && net.layer(i + 1).kind() == LayerKind::ReLU;
+  const auto readers = net.reader_nodes(i + 1);
+  return readers.size() == 1 && i + 1 < net.size() && net.layer(readers[0]).kind() == LayerKind::ReLU;
 }
 
 }  // namespace

@@ -33,6 +33,7 @@ void run_info(const InfoOptions& o) {
     layers.push_back({{"index", i},
                       {"type", to_string(layer.kind())},
                       {"description", layer.describe()},
+                      {"inputs", net.inputs(i)},
                       {"output_shape", shapes[i + 1]},
                       {"parameters", layer.parameter_count()}});
   }
@@ -53,11 +54,19 @@ void run_info(const InfoOptions& o) {
   for (const auto& notice : m.notices) std::cout << "note: " << notice << "\n";
   std::cout << "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%4s  %-58s %-18s %12s\n", "#", "layer", "output", "parameters");
+  // A graph names what each node reads where it is not the node before it:
+  // "<- 3, 7" is the outputs of layers 3 and 7, "<- input" the model's input.
+  const bool graph = !net.is_chain();
+  std::snprintf(line, sizeof line, graph ? "%4s  %-58s %-14s %-18s %12s\n" : "%4s  %-58s%s %-18s %12s\n", "#",
+                "layer", graph ? "reads" : "", "output", "parameters");
   std::cout << line;
   for (size_t i = 0; i < net.size(); ++i) {
-    std::snprintf(line, sizeof line, "%4zu  %-58s %-18s %12lld\n", i,
-                  net.layer(i).describe().c_str(), shape_string(shapes[i + 1]).c_str(),
+    std::string reads;
+    if (graph && net.inputs(i) != std::vector<size_t>{i}) {
+      for (size_t v : net.inputs(i)) reads += (reads.empty() ? "<- " : ", ") + (v == 0 ? "input" : std::to_string(v - 1));
+    }
+    std::snprintf(line, sizeof line, graph ? "%4zu  %-58s %-14s %-18s %12lld\n" : "%4zu  %-58s%s %-18s %12lld\n", i,
+                  net.layer(i).describe().c_str(), reads.c_str(), shape_string(shapes[i + 1]).c_str(),
                   static_cast<long long>(net.layer(i).parameter_count()));
     std::cout << line;
   }
@@ -78,7 +87,9 @@ void register_info_command(CLI::App& app) {
       "info",
       "Show the layers mipin imports from a TorchScript model, with output shapes and\n"
       "parameter counts. BatchNorm is folded into the convolution before it and a final\n"
-      "softmax is dropped, exactly as every other command sees the model.\n\n"
+      "softmax is dropped, exactly as every other command sees the model. For a graph\n"
+      "(residual adds, concatenations, gates) each layer also shows which layers' outputs\n"
+      "it reads where that is not the layer just before it.\n\n"
       "Example: mipin info cnn.pt\n"
       "         mipin info vgg16.pt --input-shape 3,224,224 --json");
   cmd->add_option("model", options->model, "TorchScript file (torch.jit.trace/script + save)")

@@ -11,16 +11,32 @@ int fold_batchnorm(Network& network) {
   int folded = 0;
   for (size_t i = 0; i < network.size(); ++i) {
     if (network.layer(i).kind() != LayerKind::BatchNorm2d) continue;
-    MIPIN_CHECK(i > 0 && network.layer(i - 1).kind() == LayerKind::Conv2d, "BatchNorm2d at layer ",
-                i, " does not directly follow a Conv2d, so it cannot be folded (found ",
-                i > 0 ? network.layer(i - 1).describe() : std::string("nothing"), " before it)");
+    // Foldable where the layer before is the only reader of its output: a
+    // convolution (or a Linear layer, for BatchNorm1d) that nothing else sees
+    // unnormalised. Elsewhere (a pre-activation block, a BatchNorm after a
+    // concatenation) it stays: a per-channel affine node.
+    const size_t v = network.inputs(i)[0];
+    if (v == 0 || network.readers(v) != 1) continue;
+    Layer& before = network.layer(v - 1);
     const auto& bn = static_cast<const BatchNorm2d&>(network.layer(i));
-    auto& conv = static_cast<Conv2d&>(network.layer(i - 1));
     torch::NoGradGuard no_grad;
     const at::Tensor scale = bn.weight / torch::sqrt(bn.running_var + bn.eps);
-    const at::Tensor bias = conv.bias.defined() ? conv.bias : torch::zeros_like(bn.running_mean);
-    conv.weight = (conv.weight * scale.view({-1, 1, 1, 1})).detach();
-    conv.bias = ((bias - bn.running_mean) * scale + bn.bias).detach();
+    auto fold = [&](at::Tensor& weight, at::Tensor& bias) {
+      const at::Tensor b = bias.defined() ? bias : torch::zeros_like(bn.running_mean);
+      std::vector<int64_t> per_output(weight.dim(), 1);
+      per_output[0] = -1;
+      weight = (weight * scale.view(per_output)).detach();
+      bias = ((b - bn.running_mean) * scale + bn.bias).detach();
+    };
+    if (before.kind() == LayerKind::Conv2d) {
+      auto& conv = static_cast<Conv2d&>(before);
+      fold(conv.weight, conv.bias);
+    } else if (before.kind() == LayerKind::Linear) {
+      auto& linear = static_cast<Linear&>(before);
+      fold(linear.weight, linear.bias);
+    } else {
+      continue;
+    }
     network.erase(i);
     --i;
     ++folded;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "mipin/model/convolution.h"
+#include "model/activations.h"
 #include "mipin/model/max_pool_2x2.h"
 #include "mipin/model/network.h"
 #include "mipin/util/error.h"
@@ -64,8 +65,41 @@ std::string to_string(LayerKind kind) {
     case LayerKind::Flatten: return "Flatten";
     case LayerKind::BatchNorm2d: return "BatchNorm2d";
     case LayerKind::Dropout: return "Dropout";
+    case LayerKind::Add: return "Add";
+    case LayerKind::Concat: return "Concat";
+    case LayerKind::Mul: return "Mul";
+    case LayerKind::Activation: return "Activation";
+    case LayerKind::Reshape: return "Reshape";
   }
   return "?";
+}
+
+// ---- Layer: one input by default ------------------------------------------
+at::Tensor Layer::forward(const at::Tensor&, LayerRecord*) const {
+  MIPIN_FAIL(describe(), " combines several values: call forward_of with all of them");
+}
+
+Shape Layer::output_shape(const Shape&) const {
+  MIPIN_FAIL(describe(), " combines several values: call output_shape_of with all of them");
+}
+
+std::string Layer::torchscript(const std::string&, const std::string&) const {
+  MIPIN_FAIL(describe(), " combines several values: call torchscript_of with all of them");
+}
+
+at::Tensor Layer::forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const {
+  MIPIN_CHECK(inputs.size() == 1, describe(), " takes one input, found ", inputs.size());
+  return forward(inputs[0], record);
+}
+
+Shape Layer::output_shape_of(const std::vector<Shape>& inputs) const {
+  MIPIN_CHECK(inputs.size() == 1, describe(), " takes one input, found ", inputs.size());
+  return output_shape(inputs[0]);
+}
+
+std::string Layer::torchscript_of(const std::vector<std::string>& inputs, const std::string& prefix) const {
+  MIPIN_CHECK(inputs.size() == 1, describe(), " takes one input, found ", inputs.size());
+  return torchscript(inputs[0], prefix);
 }
 
 std::vector<at::Tensor> Layer::trainable_parameters() const {
@@ -277,7 +311,9 @@ at::Tensor BatchNorm2d::forward(const at::Tensor& x, LayerRecord*) const {
 }
 
 std::vector<int64_t> BatchNorm2d::output_shape(const std::vector<int64_t>& in) const {
-  require_chw(in, describe());
+  // [C, H, W] after a convolution, or [C] after a Linear layer (BatchNorm1d).
+  MIPIN_CHECK(in.size() == 3 || in.size() == 1, describe(),
+              " expects an input of shape [C, H, W] or [C], found ", shape_string(in));
   MIPIN_CHECK(in[0] == running_mean.size(0), describe(), " expects ", running_mean.size(0),
               " channels, found an input of shape ", shape_string(in));
   return in;
@@ -327,6 +363,213 @@ std::string Dropout::torchscript(const std::string& x, const std::string&) const
   std::ostringstream s;
   s << "torch.dropout(" << x << ", " << p << ", False)";
   return s.str();
+}
+
+// ---- Add ----------------------------------------------------------------
+namespace {
+std::string joined(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? separator : "") + parts[i];
+  return out;
+}
+
+void require_inputs(const Layer& layer, size_t found) {
+  const size_t arity = layer.arity();
+  MIPIN_CHECK(arity == 0 ? found >= 2 : found == arity, layer.describe(), " takes ",
+              arity == 0 ? std::string("two or more inputs") : std::to_string(arity) + " inputs",
+              ", found ", found);
+}
+}  // namespace
+
+at::Tensor Add::forward_of(const std::vector<at::Tensor>& inputs, LayerRecord*) const {
+  require_inputs(*this, inputs.size());
+  at::Tensor out = inputs[0] + inputs[1];
+  for (size_t i = 2; i < inputs.size(); ++i) out.add_(inputs[i]);
+  return out;
+}
+
+Shape Add::output_shape_of(const std::vector<Shape>& in) const {
+  require_inputs(*this, in.size());
+  for (const auto& shape : in) {
+    MIPIN_CHECK(shape == in[0], "Add() expects inputs of one shape, found ", shape_string(in[0]), " and ",
+                shape_string(shape));
+  }
+  return in[0];
+}
+
+std::string Add::torchscript_of(const std::vector<std::string>& inputs, const std::string&) const {
+  return joined(inputs, " + ");
+}
+
+// ---- Concat -------------------------------------------------------------
+int64_t Concat::axis(int64_t rank) const {
+  const int64_t a = dim < 0 ? dim + rank : dim;
+  MIPIN_CHECK(a > 0 && a < rank, describe(), " cannot concatenate along axis ", dim, " of inputs with ", rank,
+              " axes (the batch axis is 0)");
+  return a;
+}
+
+at::Tensor Concat::forward_of(const std::vector<at::Tensor>& inputs, LayerRecord*) const {
+  require_inputs(*this, inputs.size());
+  return at::cat(inputs, axis(inputs[0].dim()));
+}
+
+Shape Concat::output_shape_of(const std::vector<Shape>& in) const {
+  require_inputs(*this, in.size());
+  const int64_t a = axis(static_cast<int64_t>(in[0].size()) + 1) - 1;
+  Shape out = in[0];
+  for (size_t i = 1; i < in.size(); ++i) {
+    Shape other = in[i];
+    MIPIN_CHECK(other.size() == out.size(), describe(), " expects inputs with the same number of axes, found ",
+                shape_string(in[0]), " and ", shape_string(other));
+    out[a] += other[a];
+    other[a] = in[0][a];
+    MIPIN_CHECK(other == in[0], describe(), " expects inputs that differ only along axis ", a + 1, ", found ",
+                shape_string(in[0]), " and ", shape_string(in[i]));
+  }
+  return out;
+}
+
+std::string Concat::describe() const { return "Concat(dim=" + std::to_string(dim) + ")"; }
+
+std::string Concat::torchscript_of(const std::vector<std::string>& inputs, const std::string&) const {
+  return "torch.cat([" + joined(inputs, ", ") + "], " + std::to_string(dim) + ")";
+}
+
+// ---- Mul ----------------------------------------------------------------
+at::Tensor Mul::forward_of(const std::vector<at::Tensor>& inputs, LayerRecord*) const {
+  require_inputs(*this, inputs.size());
+  return inputs[0] * inputs[1];
+}
+
+size_t Mul::gate_index(const std::vector<Shape>& in) const {
+  if (gate >= 0) return static_cast<size_t>(gate);
+  auto count = [](const Shape& s) {
+    int64_t n = 1;
+    for (auto d : s) n *= d;
+    return n;
+  };
+  MIPIN_CHECK(count(in[0]) != count(in[1]), describe(),
+              " multiplies two values of one shape, neither of which is a gate (a sigmoid-like "
+              "activation's output or a value that broadcasts): found ", shape_string(in[0]), " and ",
+              shape_string(in[1]));
+  return count(in[0]) < count(in[1]) ? 0 : 1;
+}
+
+size_t Mul::gate_index(const LayerRecord& record) const {
+  MIPIN_CHECK(record.inputs.size() == 2, describe(), ": the record holds ", record.inputs.size(),
+              " inputs, expected 2");
+  auto shape = [](const at::Tensor& t) { return Shape(t.sizes().begin() + 1, t.sizes().end()); };
+  return gate_index({shape(record.inputs[0]), shape(record.inputs[1])});
+}
+
+Shape Mul::output_shape_of(const std::vector<Shape>& in) const {
+  require_inputs(*this, in.size());
+  const size_t g = gate_index(in);
+  const Shape& value = in[1 - g];
+  const Shape& gated = in[g];
+  // The gate broadcasts over the value: each of its axes is 1 or the value's.
+  bool fits = gated.size() <= value.size();
+  for (size_t i = 0; fits && i < gated.size(); ++i) {
+    const int64_t d = gated[gated.size() - 1 - i];
+    fits = d == 1 || d == value[value.size() - 1 - i];
+  }
+  MIPIN_CHECK(fits, describe(), " cannot broadcast the gate ", shape_string(gated), " over ",
+              shape_string(value));
+  return value;
+}
+
+std::string Mul::describe() const {
+  return gate < 0 ? "Mul(gate=broadcast)" : "Mul(gate=input " + std::to_string(gate) + ")";
+}
+
+std::string Mul::torchscript_of(const std::vector<std::string>& inputs, const std::string&) const {
+  return inputs.at(0) + " * " + inputs.at(1);
+}
+
+// ---- Activation ---------------------------------------------------------
+at::Tensor Activation::forward(const at::Tensor& x, LayerRecord*) const {
+  return activation_spec(function).f(x, parameters);
+}
+
+std::string Activation::describe() const {
+  const ActivationSpec& spec = activation_spec(function);
+  std::ostringstream s;
+  s << "Activation(" << function;
+  for (size_t i = 0; i < parameters.size() && i < spec.parameter_names.size(); ++i) {
+    s << ", " << spec.parameter_names[i] << "=" << parameters[i];
+  }
+  s << ")";
+  return s.str();
+}
+
+std::string Activation::torchscript(const std::string& x, const std::string&) const {
+  const ActivationSpec& spec = activation_spec(function);
+  std::ostringstream s;
+  s.precision(17);
+  s << "torch." << spec.aten_ops.at(0).substr(6) << "(" << x;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    if (spec.parameter_names.at(i) == "approximate") {
+      s << ", approximate='" << (parameters[i] != 0 ? "tanh" : "none") << "'";
+    } else {
+      s << ", " << std::showpoint << parameters[i];
+    }
+  }
+  s << ")";
+  return s.str();
+}
+
+// ---- Reshape ------------------------------------------------------------
+Shape Reshape::output_shape(const Shape& in) const {
+  Shape out;
+  int64_t known = 1, total = 1, inferred = -1;
+  for (auto d : in) total *= d;
+  for (int64_t d : shape) {
+    if (d == -1) {
+      MIPIN_CHECK(inferred < 0, describe(), " infers more than one axis");
+      inferred = static_cast<int64_t>(out.size());
+      out.push_back(1);
+      continue;
+    }
+    if (d < -1) {
+      const int64_t k = -2 - d;
+      MIPIN_CHECK(k >= 1 && k <= static_cast<int64_t>(in.size()), describe(), " reads axis ", k,
+                  " of an input of shape ", shape_string(in));
+      d = in[k - 1];
+    }
+    out.push_back(d);
+    known *= d;
+  }
+  if (inferred >= 0) {
+    MIPIN_CHECK(known > 0 && total % known == 0, describe(), " cannot view an input of shape ",
+                shape_string(in), " with the sizes it names");
+    out[inferred] = total / known;
+    known = total;
+  }
+  MIPIN_CHECK(known == total, describe(), " cannot view an input of shape ", shape_string(in), " (",
+              total, " values) as ", shape_string(out), " (", known, " values)");
+  return out;
+}
+
+at::Tensor Reshape::forward(const at::Tensor& x, LayerRecord*) const {
+  std::vector<int64_t> sizes{x.size(0)};
+  const Shape out = output_shape(Shape(x.sizes().begin() + 1, x.sizes().end()));
+  sizes.insert(sizes.end(), out.begin(), out.end());
+  return x.reshape(sizes);
+}
+
+std::string Reshape::describe() const {
+  std::string s = "Reshape([N";
+  for (int64_t d : shape) {
+    s += ", " + (d >= -1 ? std::to_string(d) : "input.size(" + std::to_string(-2 - d) + ")");
+  }
+  return s + "])";
+}
+
+std::string Reshape::torchscript(const std::string& x, const std::string&) const {
+  std::string s = x + ".reshape([" + x + ".size(0)";
+  for (int64_t d : shape) s += ", " + (d >= -1 ? std::to_string(d) : x + ".size(" + std::to_string(-2 - d) + ")");
+  return s + "])";
 }
 
 }  // namespace mipin

@@ -19,7 +19,7 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-Network::Network(const Network& other) : input_shape_(other.input_shape_) {
+Network::Network(const Network& other) : inputs_(other.inputs_), input_shape_(other.input_shape_) {
   for (const auto& layer : other.layers_) layers_.push_back(layer->clone());
 }
 
@@ -31,16 +31,50 @@ Network& Network::operator=(const Network& other) {
   return *this;
 }
 
-void Network::insert(size_t position, std::unique_ptr<Layer> layer) {
-  MIPIN_CHECK(position <= layers_.size(), "cannot insert a layer at position ", position,
-              " of a network with ", layers_.size(), " layers");
-  layers_.insert(layers_.begin() + static_cast<std::ptrdiff_t>(position), std::move(layer));
+size_t Network::add(std::unique_ptr<Layer> layer, std::vector<size_t> inputs) {
+  const size_t node = layers_.size();
+  if (inputs.empty()) inputs.push_back(node);
+  const size_t arity = layer->arity();
+  MIPIN_CHECK(arity == 0 ? inputs.size() >= 2 : inputs.size() == arity, layer->describe(), " takes ",
+              arity == 0 ? std::string("two or more inputs") : std::to_string(arity) + " input(s)", ", found ",
+              inputs.size());
+  for (size_t v : inputs) {
+    MIPIN_CHECK(v <= node, "node ", node, " (", layer->describe(), ") reads value ", v,
+                ", which no earlier node computes (values 0 to ", node, " exist)");
+  }
+  layers_.push_back(std::move(layer));
+  inputs_.push_back(std::move(inputs));
+  return node + 1;
 }
 
 void Network::erase(size_t position) {
   MIPIN_CHECK(position < layers_.size(), "cannot remove layer ", position, " of a network with ",
               layers_.size(), " layers");
+  MIPIN_CHECK(inputs_[position].size() == 1, "cannot remove node ", position, " (",
+              layers_[position]->describe(), "): it reads ", inputs_[position].size(), " values");
+  const size_t replaced = position + 1, by = inputs_[position][0];
   layers_.erase(layers_.begin() + static_cast<std::ptrdiff_t>(position));
+  inputs_.erase(inputs_.begin() + static_cast<std::ptrdiff_t>(position));
+  for (auto& node : inputs_) {
+    for (size_t& v : node) v = v == replaced ? by : v > replaced ? v - 1 : v;
+  }
+}
+
+std::vector<size_t> Network::reader_nodes(size_t v) const {
+  std::vector<size_t> out;
+  for (size_t i = v; i < inputs_.size(); ++i) {
+    for (size_t u : inputs_[i]) {
+      if (u == v) out.push_back(i);
+    }
+  }
+  return out;
+}
+
+bool Network::is_chain() const {
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    if (inputs_[i].size() != 1 || inputs_[i][0] != i) return false;
+  }
+  return true;
 }
 
 void Network::set_input_shape(std::vector<int64_t> shape) {
@@ -58,7 +92,8 @@ void Network::check_input(const at::Tensor& x) const {
   } else {
     shapes(got);
   }
-  MIPIN_CHECK(x.scalar_type() == at::kFloat, "expected float32 inputs, found ",
+  // float64 serves exact checks (a network converted with to_double).
+  MIPIN_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "expected float32 inputs, found ",
               c10::toString(x.scalar_type()));
 }
 
@@ -67,23 +102,54 @@ at::Tensor Network::forward(const at::Tensor& x, ForwardRecord* record) const {
   if (record) {
     record->layers.clear();
     record->layers.resize(layers_.size());
+    record->input = x;
   }
-  at::Tensor h = x;
+  if (is_chain()) {
+    at::Tensor h = x;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      LayerRecord* r = record ? &record->layers[i] : nullptr;
+      if (r) r->input = h;
+      h = layers_[i]->forward(h, r);
+      if (r) r->output = h;
+    }
+    if (record) record->logits = h;
+    return h;
+  }
+  // A value is kept until its last reader has run (all of them with a record).
+  std::vector<at::Tensor> values(layers_.size() + 1);
+  std::vector<size_t> last_reader(layers_.size() + 1, 0);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (size_t v : inputs_[i]) last_reader[v] = i;
+  }
+  values[0] = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
     LayerRecord* r = record ? &record->layers[i] : nullptr;
-    if (r) r->input = h;
-    h = layers_[i]->forward(h, r);
-    if (r) r->output = h;
+    std::vector<at::Tensor> in;
+    in.reserve(inputs_[i].size());
+    for (size_t v : inputs_[i]) in.push_back(values[v]);
+    if (r) {
+      r->input = in[0];
+      if (in.size() > 1) r->inputs = in;
+    }
+    values[i + 1] = layers_[i]->forward_of(in, r);
+    if (r) r->output = values[i + 1];
+    if (!record) {
+      for (size_t v : inputs_[i]) {
+        if (last_reader[v] == i) values[v] = at::Tensor();
+      }
+    }
   }
-  if (record) record->logits = h;
-  return h;
+  if (record) record->logits = values.back();
+  return values.back();
 }
 
 std::vector<std::vector<int64_t>> Network::shapes(const std::vector<int64_t>& input_shape) const {
   std::vector<std::vector<int64_t>> out{input_shape};
   for (size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<Shape> in;
+    for (size_t v : inputs_[i]) in.push_back(out[v]);
     try {
-      out.push_back(layers_[i]->output_shape(out.back()));
+      out.push_back(layers_[i]->output_shape_of(in));
     } catch (const Error& e) {
       MIPIN_FAIL("layer ", i, ": ", e.what());
     }
@@ -102,6 +168,16 @@ int64_t Network::num_classes() const {
   const auto s = shapes(input_shape_).back();
   MIPIN_CHECK(s.size() == 1, "the network's output is not a vector of logits: shape ", shape_string(s));
   return s[0];
+}
+
+void Network::to(at::ScalarType type) {
+  for (auto& layer : layers_) {
+    for (auto& t : layer->tensors()) {
+      // set_data swaps the storage under every handle of this tensor,
+      // the layer's own member included.
+      if (t.tensor.defined() && t.tensor.is_floating_point()) t.tensor.set_data(t.tensor.to(type));
+    }
+  }
 }
 
 void Network::set_training(bool training) {
@@ -132,9 +208,18 @@ std::string Network::fingerprint() const {
       h *= 1099511628211ull;
     }
   };
-  for (const auto& layer : layers_) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& layer = layers_[i];
     const std::string d = layer->describe();
     mix(d.data(), d.size());
+    // The wiring of a graph; a chain's is implied (and its fingerprint the
+    // one it had before graphs existed).
+    if (inputs_[i] != std::vector<size_t>{i}) {
+      for (size_t v : inputs_[i]) {
+        const uint64_t id = v;
+        mix(&id, sizeof id);
+      }
+    }
     for (auto& t : layer->tensors()) {
       if (!t.tensor.defined()) continue;
       const at::Tensor c = t.tensor.detach().to(at::kFloat).contiguous();

@@ -9,7 +9,8 @@ namespace mipin {
 void save_torchscript(const Network& network, const std::string& path,
                       const ModelMetadata& metadata) {
   torch::jit::Module module("MipinModel");
-  std::string source = "def forward(self, x):\n";
+  // One variable per value: v0 the input, v{i+1} node i's output.
+  std::string source = "def forward(self, v0):\n";
   for (size_t i = 0; i < network.size(); ++i) {
     const Layer& layer = network.layer(i);
     const std::string prefix = "layer" + std::to_string(i) + "_";
@@ -22,9 +23,11 @@ void save_torchscript(const Network& network, const std::string& path,
         module.register_buffer(prefix + t.name, value);
       }
     }
-    source += "    x = " + layer.torchscript("x", prefix) + "\n";
+    std::vector<std::string> inputs;
+    for (size_t v : network.inputs(i)) inputs.push_back("v" + std::to_string(v));
+    source += "    v" + std::to_string(i + 1) + " = " + layer.torchscript_of(inputs, prefix) + "\n";
   }
-  source += "    return x\n";
+  source += "    return v" + std::to_string(network.size()) + "\n";
   module.define(source);
   module.eval();
   write_atomically(path, [&](const std::string& tmp) {

@@ -1,7 +1,9 @@
 // TorchScript -> Network. The graph is frozen (weights and flags become
-// constants), inlined and constant-folded, then walked op by op following the
-// one activation that flows from the input to the output. Module names are
-// never trusted: only the aten ops decide what a layer is.
+// constants), inlined and constant-folded, then walked op by op in its own
+// (topological) order: every op that reads an activation becomes a node
+// reading the values it reads, so residual adds, branches, concatenations
+// and gates map as they are. Module names are never trusted: only the aten
+// ops decide what a node is.
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -12,12 +14,12 @@
 #include <filesystem>
 #include <functional>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "mipin/model/canonize.h"
 #include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
+#include "model/activations.h"
 
 namespace mipin {
 namespace {
@@ -25,15 +27,21 @@ namespace {
 using torch::jit::Node;
 using torch::jit::Value;
 
-const char* kSupported =
-    "supported ops: conv2d/_convolution, linear/addmm/matmul(+add), relu, max_pool2d, avg_pool2d, "
-    "adaptive_avg_pool2d, flatten/view/reshape, batch_norm, dropout, and a final "
-    "softmax/log_softmax";
+std::string supported_ops() {
+  std::string activations;
+  for (const auto& spec : activation_specs()) activations += spec.name + ", ";
+  return "supported ops: conv2d/_convolution, linear/addmm/matmul(+add), relu, " + activations +
+         "max_pool2d, avg_pool2d, adaptive_avg_pool2d, mean over H and W, flatten/view/reshape, "
+         "batch_norm, dropout, add of two activations (residual), cat, mul by a gate, in-place "
+         "variants, and a final softmax/log_softmax";
+}
 
 std::string first_line(const std::string& s) {
   const auto end = s.find('\n');
   return end == std::string::npos ? s : s.substr(0, end);
 }
+
+bool is_inplace(const std::string& op) { return !op.empty() && op.back() == '_' && op.rfind("aten::", 0) == 0; }
 
 class GraphReader {
  public:
@@ -45,42 +53,46 @@ class GraphReader {
     // inputs()[0] is the module itself.
     MIPIN_CHECK(inputs.size() == 2, "the model in '", path_, "' takes ", inputs.size() - 1,
                 " inputs; mipin explains models with exactly one input tensor");
-    current_ = inputs[1];
-    activations_.insert(current_);
+    values_[inputs[1]] = 0;
     for (Node* node : graph_->nodes()) visit(node);
-    MIPIN_CHECK(graph_->outputs().size() == 1 && graph_->outputs()[0] == current_,
-                "the model in '", path_,
+    MIPIN_CHECK(!network_.empty(), "the model in '", path_, "' has no layers that mipin can explain");
+    const auto outputs = graph_->outputs();
+    const auto out = outputs.size() == 1 ? values_.find(outputs[0]) : values_.end();
+    MIPIN_CHECK(out != values_.end() && out->second == network_.size(), "the model in '", path_,
                 "' does not return the result of its last layer as a single tensor (found ",
-                graph_->outputs().size() == 1
-                    ? graph_->outputs()[0]->node()->kind().toQualString()
-                    : "several outputs",
-                " as the output)");
+                outputs.size() == 1 ? outputs[0]->node()->kind().toQualString() : "several outputs",
+                " as the output", out == values_.end() ? std::string() : ", the output of layer " + std::to_string(out->second - 1) + " of " + std::to_string(network_.size()),
+                ")");
     if (!dropped_.empty()) {
       notices.push_back("dropped the final " + dropped_ +
                         ": attributions explain the logits, not probabilities");
     }
-    MIPIN_CHECK(!network_.empty(), "the model in '", path_, "' has no layers that mipin can explain");
     return std::move(network_);
   }
 
  private:
-  bool uses(Node* node, Value* v) const {
-    for (Value* in : node->inputs()) {
-      if (in == v) return true;
+  bool is_activation(Value* v) const { return values_.count(v) > 0; }
+
+  // An activation, or a list built of some (cat's argument).
+  bool reads_activation(Value* v) const {
+    if (is_activation(v)) return true;
+    if (v->node()->kind() != c10::prim::ListConstruct) return false;
+    for (Value* in : v->node()->inputs()) {
+      if (is_activation(in)) return true;
     }
     return false;
   }
 
   bool uses_any_activation(Node* node) const {
     for (Value* in : node->inputs()) {
-      if (activations_.count(in)) return true;
+      if (reads_activation(in)) return true;
     }
     for (auto* block : node->blocks()) {
       for (Node* inner : block->nodes()) {
         if (uses_any_activation(inner)) return true;
       }
       for (Value* out : block->outputs()) {
-        if (activations_.count(out)) return true;
+        if (is_activation(out)) return true;
       }
     }
     return false;
@@ -89,7 +101,7 @@ class GraphReader {
   [[noreturn]] void unsupported(Node* node, const std::string& why) const {
     MIPIN_FAIL("unsupported op '", node->kind().toQualString(), "' in '", path_, "' ",
                why.empty() ? std::string() : "(" + why + ") ", "after ", network_.size(),
-               " mapped layers; ", kSupported);
+               " mapped layers; ", supported_ops());
   }
 
   c10::IValue constant(Node* node, size_t i) const {
@@ -114,56 +126,65 @@ class GraphReader {
     if (list.size() != 2) unsupported(node, "expected 2 spatial dimensions");
     return {list[0], list[1]};
   }
-  double double_arg(Node* node, size_t i) const { return constant(node, i).toDouble(); }
+  // A number, whichever way the graph wrote it (alpha=1 is an int).
+  double double_arg(Node* node, size_t i) const {
+    const auto v = constant(node, i);
+    if (v.isInt()) return static_cast<double>(v.toInt());
+    if (!v.isDouble()) unsupported(node, "argument " + std::to_string(i) + " is not a number");
+    return v.toDouble();
+  }
   bool bool_arg(Node* node, size_t i) const { return constant(node, i).toBool(); }
   int64_t int_arg(Node* node, size_t i) const { return constant(node, i).toInt(); }
 
-  void advance(Node* node) {
-    current_ = node->output(0);
-    activations_.insert(current_);
+  size_t value_of(Node* node, size_t i) const {
+    const auto it = values_.find(node->input(i));
+    if (it == values_.end()) unsupported(node, "argument " + std::to_string(i) + " is not an activation");
+    return it->second;
   }
-  void append(Node* node, std::unique_ptr<Layer> layer) {
+
+  // The node's output is value v. An in-place op also rebinds its first
+  // argument: later readers of it see the changed tensor.
+  void bind(Node* node, size_t v) {
+    values_[node->output(0)] = v;
+    if (is_inplace(node->kind().toQualString()) && is_activation(node->input(0))) values_[node->input(0)] = v;
+  }
+  void append(Node* node, std::unique_ptr<Layer> layer, std::vector<size_t> inputs) {
     MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ",
                 node->kind().toQualString(), " after ", dropped_,
                 "; only a softmax at the very end can be dropped");
-    network_.add(std::move(layer));
-    advance(node);
+    bind(node, network_.add(std::move(layer), std::move(inputs)));
+  }
+  // A node reading the op's first argument.
+  void append(Node* node, std::unique_ptr<Layer> layer) {
+    const size_t input = value_of(node, 0);
+    append(node, std::move(layer), {input});
   }
 
   void visit(Node* node) {
-    const bool on_current = uses(node, current_);
-    bool on_earlier = false;
-    for (Value* in : node->inputs()) {
-      if (in != current_ && activations_.count(in)) on_earlier = true;
-    }
-    if (!on_current && !on_earlier) {
-      if (!node->blocks().empty() && uses_any_activation(node)) {
-        unsupported(node, "control flow that depends on the input");
-      }
-      return;  // constants and shape arithmetic
-    }
     const std::string op = node->kind().toQualString();
-    if (on_earlier) {
-      unsupported(node, op.rfind("aten::add", 0) == 0 || op.rfind("aten::cat", 0) == 0
-                            ? "it combines the activation with an earlier one: residual "
-                              "connections and concatenations are not supported"
-                            : "it reads an activation other than the current one");
+    if (!uses_any_activation(node)) return;  // constants and shape arithmetic
+    if (!node->blocks().empty()) unsupported(node, "control flow that depends on the input");
+    // A list of activations is read by the op that takes it (cat).
+    if (op == "prim::ListConstruct") return;
+    try {
+      dispatch(node, op);
+    } catch (const c10::Error& e) {
+      // An argument of a kind the op's reader did not expect.
+      unsupported(node, first_line(e.what_without_backtrace()));
     }
-    if (node->inputs().size() > 0 && node->input(0) != current_) {
-      // e.g. addmm(bias, x, W): the activation is not the first argument.
-      if (op != "aten::addmm" && op != "aten::add" && op != "aten::add_") {
-        unsupported(node, "the activation is not its first argument");
-      }
-    }
-    dispatch(node, op);
   }
 
   void dispatch(Node* node, const std::string& op) {
     if (op == "aten::size" || op == "aten::dim" || op == "aten::numel" || op == "prim::shape") {
       return;  // shape queries do not change the activation
     }
+    if (op != "aten::addmm" && op != "aten::add" && op != "aten::add_" && op != "aten::mul" &&
+        op != "aten::mul_" && op != "aten::cat" && !is_activation(node->input(0))) {
+      // e.g. sub(1, x): the activation is not the first argument.
+      unsupported(node, "the activation is not its first argument");
+    }
     if (op == "aten::contiguous" || op == "aten::clone" || op == "aten::detach") {
-      advance(node);
+      bind(node, value_of(node, 0));
       return;
     }
     if (op == "aten::_convolution") {
@@ -196,14 +217,16 @@ class GraphReader {
       return append(node, std::move(linear));
     }
     if (op == "aten::addmm") {  // addmm(bias, x, W^T, beta, alpha)
-      if (node->input(1) != current_) unsupported(node, "the activation is not mat1");
+      if (!is_activation(node->input(1)) || is_activation(node->input(0)) || is_activation(node->input(2))) {
+        unsupported(node, "the activation is not mat1");
+      }
       if (double_arg(node, 3) != 1.0 || double_arg(node, 4) != 1.0) {
         unsupported(node, "beta or alpha other than 1");
       }
       auto linear = std::make_unique<Linear>();
       linear->bias = tensor_arg(node, 0);
       linear->weight = tensor_arg(node, 2).t().contiguous();
-      return append(node, std::move(linear));
+      return append(node, std::move(linear), {value_of(node, 1)});
     }
     if (op == "aten::matmul" || op == "aten::mm") {  // x @ W^T
       const at::Tensor w = tensor_arg(node, 1);
@@ -213,11 +236,15 @@ class GraphReader {
       return append(node, std::move(linear));
     }
     if (op == "aten::add" || op == "aten::add_") {
+      if (is_activation(node->input(0)) && is_activation(node->input(1))) return append_add(node);
       return fold_bias_add(node);
     }
+    if (op == "aten::mul" || op == "aten::mul_") return append_mul(node);
+    if (op == "aten::cat") return append_cat(node);
     if (op == "aten::relu" || op == "aten::relu_") {
       return append(node, std::make_unique<ReLU>());
     }
+    if (const ActivationSpec* spec = activation_for_op(op)) return append_activation(node, *spec);
     if (op == "aten::max_pool2d") {
       auto pool = std::make_unique<MaxPool2d>();
       pool->kernel = pair_arg(node, 1);
@@ -242,12 +269,8 @@ class GraphReader {
       pool->output_size = pair_arg(node, 1);
       return append(node, std::move(pool));
     }
-    if (op == "aten::flatten") {
-      if (int_arg(node, 1) != 1 || int_arg(node, 2) != -1) {
-        unsupported(node, "only flatten(x, 1) / flatten(x, 1, -1) keeps the batch axis");
-      }
-      return append(node, std::make_unique<Flatten>());
-    }
+    if (op == "aten::mean") return append_mean(node);
+    if (op == "aten::flatten") return append_flatten(node);
     if (op == "aten::view" || op == "aten::reshape") {
       return append_view(node);
     }
@@ -274,8 +297,10 @@ class GraphReader {
     }
     if (op == "aten::softmax" || op == "aten::log_softmax") {
       MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ", op, " twice");
+      MIPIN_CHECK(value_of(node, 0) == network_.size(), "the model in '", path_, "' applies ", op,
+                  " to an activation other than its last: only a softmax at the very end can be dropped");
       dropped_ = op;
-      advance(node);
+      bind(node, value_of(node, 0));
       return;
     }
     unsupported(node, "");
@@ -286,19 +311,34 @@ class GraphReader {
     append(node, std::move(conv));
   }
 
-  // A bias added after a matmul, or after a bias-free conv: part of that layer.
+  void require_alpha_one(Node* node) const {
+    if (node->inputs().size() >= 3 && double_arg(node, 2) != 1.0) {
+      unsupported(node, "add with alpha other than 1");
+    }
+  }
+
+  // Two activations added: a residual connection.
+  void append_add(Node* node) {
+    require_alpha_one(node);
+    append(node, std::make_unique<Add>(), {value_of(node, 0), value_of(node, 1)});
+  }
+
+  // A bias added after a matmul, or after a bias-free conv, that nothing
+  // else reads unbiased: part of that layer.
   void fold_bias_add(Node* node) {
-    Layer* last = network_.empty() ? nullptr : &network_.layer(network_.size() - 1);
-    const size_t other = node->input(0) == current_ ? 1 : 0;
-    auto bias_value = torch::jit::toIValue(node->input(other));
-    const bool alpha_one = node->inputs().size() < 3 || constant(node, 2).toDouble() == 1.0;
-    if (last && bias_value && bias_value->isTensor() && alpha_one) {
+    const size_t which = is_activation(node->input(0)) ? 0 : 1;
+    const size_t v = value_of(node, which);
+    Layer* last = v == 0 ? nullptr : &network_.layer(v - 1);
+    auto bias_value = torch::jit::toIValue(node->input(1 - which));
+    require_alpha_one(node);
+    const bool only_reader = node->input(which)->uses().size() == 1;
+    if (last && bias_value && bias_value->isTensor() && only_reader) {
       const at::Tensor bias = bias_value->toTensor().detach().to(at::kFloat);
       if (last->kind() == LayerKind::Linear) {
         auto& linear = static_cast<Linear&>(*last);
         if (!linear.bias.defined() && bias.numel() == linear.out_features()) {
           linear.bias = bias.reshape({-1}).clone();
-          advance(node);
+          bind(node, v);
           return;
         }
       }
@@ -306,32 +346,142 @@ class GraphReader {
         auto& conv = static_cast<Conv2d&>(*last);
         if (!conv.bias.defined() && bias.numel() == conv.out_channels()) {
           conv.bias = bias.reshape({-1}).clone();
-          advance(node);
+          bind(node, v);
           return;
         }
       }
     }
-    unsupported(node, "only a constant bias added right after a Linear or Conv2d is supported");
+    unsupported(node, "a constant added to an activation is supported only as the bias of the Linear or Conv2d "
+                      "right before it; two activations added make a residual connection");
   }
 
-  // view/reshape to [N, -1] (or [N, K]) is a flatten that keeps the batch axis.
-  void append_view(Node* node) {
-    Node* shape = node->input(1)->node();
-    size_t rank = 0;
-    if (auto list = torch::jit::toIValue(node->input(1))) {
-      rank = list->toIntVector().size();
-    } else if (shape->kind() == c10::prim::ListConstruct) {
-      rank = shape->inputs().size();
+  // a * g, g a gate computed in the network: the input a sigmoid-like
+  // activation computed, else (decided by shape) the one that broadcasts.
+  void append_mul(Node* node) {
+    if (!is_activation(node->input(0)) || !is_activation(node->input(1))) {
+      unsupported(node, "only a product of an activation and a gate computed from the network is supported");
     }
-    if (rank != 2) unsupported(node, "only a reshape to [batch, features] is supported");
-    append(node, std::make_unique<Flatten>());
+    auto mul = std::make_unique<Mul>();
+    std::vector<int> gates;
+    for (int k = 0; k < 2; ++k) {
+      const size_t v = value_of(node, k);
+      if (v == 0) continue;
+      const Layer& producer = network_.layer(v - 1);
+      if (producer.kind() == LayerKind::Activation &&
+          activation_spec(static_cast<const Activation&>(producer).function).gate_like) {
+        gates.push_back(k);
+      }
+    }
+    if (gates.size() == 1) mul->gate = gates[0];
+    append(node, std::move(mul), {value_of(node, 0), value_of(node, 1)});
+  }
+
+  void append_cat(Node* node) {
+    Node* list = node->input(0)->node();
+    if (list->kind() != c10::prim::ListConstruct) unsupported(node, "the tensors are not a list built in the graph");
+    std::vector<size_t> inputs;
+    for (Value* v : list->inputs()) {
+      const auto it = values_.find(v);
+      if (it == values_.end()) unsupported(node, "it concatenates a constant with activations");
+      inputs.push_back(it->second);
+    }
+    auto cat = std::make_unique<Concat>();
+    cat->dim = int_arg(node, 1);
+    if (cat->dim == 0) unsupported(node, "concatenation along the batch axis");
+    if (inputs.size() == 1) {
+      bind(node, inputs[0]);  // a list of one: the identity
+      return;
+    }
+    append(node, std::move(cat), inputs);
+  }
+
+  void append_activation(Node* node, const ActivationSpec& spec) {
+    auto a = std::make_unique<Activation>();
+    a->function = spec.name;
+    for (size_t i = 0; i < spec.parameter_names.size(); ++i) {
+      if (node->inputs().size() <= i + 1) unsupported(node, "missing argument " + spec.parameter_names[i]);
+      const c10::IValue v = constant(node, i + 1);
+      if (v.isString()) {
+        const std::string text = v.toStringRef();
+        if (text != "none" && text != "tanh") unsupported(node, spec.parameter_names[i] + " '" + text + "'");
+        a->parameters.push_back(text == "tanh" ? 1 : 0);
+      } else {
+        a->parameters.push_back(double_arg(node, i + 1));
+      }
+    }
+    append(node, std::move(a));
+  }
+
+  // mean over H and W: global average pooling (then a flatten without keepdim).
+  void append_mean(Node* node) {
+    if (node->inputs().size() < 4) unsupported(node, "only the mean over H and W is supported");
+    const auto dims = constant(node, 1);
+    if (!dims.isIntList()) unsupported(node, "only the mean over H and W is supported");
+    std::vector<int64_t> d = dims.toIntVector();
+    for (auto& x : d) x = x < 0 ? x + 4 : x;
+    std::sort(d.begin(), d.end());
+    if (d != std::vector<int64_t>{2, 3}) unsupported(node, "only the mean over H and W (dims 2 and 3) is supported");
+    if (!constant(node, 3).isNone()) unsupported(node, "a mean with a dtype");
+    auto pool = std::make_unique<AdaptiveAvgPool2d>();
+    pool->output_size = {1, 1};
+    if (bool_arg(node, 2)) return append(node, std::move(pool));
+    const size_t pooled = network_.add(std::move(pool), {value_of(node, 0)});
+    append(node, std::make_unique<Flatten>(), {pooled});
+  }
+
+  void append_flatten(Node* node) {
+    const int64_t start = int_arg(node, 1), end = int_arg(node, 2);
+    if (end != -1 || start < 1) {
+      unsupported(node, "only flatten(x, start, -1) with start >= 1 keeps the batch axis");
+    }
+    if (start == 1) return append(node, std::make_unique<Flatten>());
+    auto reshape = std::make_unique<Reshape>();
+    for (int64_t k = 1; k < start; ++k) reshape->shape.push_back(Reshape::input_dim(k));
+    reshape->shape.push_back(-1);
+    append(node, std::move(reshape));
+  }
+
+  // view/reshape keeping the batch axis: to [batch, features] a flatten;
+  // otherwise each size a constant, -1, or a size of the input itself.
+  void append_view(Node* node) {
+    std::vector<int64_t> sizes;
+    if (auto list = torch::jit::toIValue(node->input(1))) {
+      sizes = list->toIntVector();
+      if (sizes.size() == 2) return append(node, std::make_unique<Flatten>());
+      // A traced view records the example's batch size as a constant.
+      if (!sizes.empty()) sizes.erase(sizes.begin());
+      auto reshape = std::make_unique<Reshape>();
+      reshape->shape = sizes;
+      return append(node, std::move(reshape));
+    }
+    Node* shape = node->input(1)->node();
+    if (shape->kind() != c10::prim::ListConstruct || shape->inputs().empty()) {
+      unsupported(node, "a shape computed in a way mipin cannot read");
+    }
+    if (shape->inputs().size() == 2) return append(node, std::make_unique<Flatten>());
+    auto reshape = std::make_unique<Reshape>();
+    for (size_t i = 1; i < shape->inputs().size(); ++i) {
+      Value* d = shape->inputs()[i];
+      if (auto c = torch::jit::toIValue(d)) {
+        reshape->shape.push_back(c->toInt());
+        continue;
+      }
+      Node* size = d->node();
+      if (size->kind() == c10::aten::size && size->inputs().size() == 2 && size->input(0) == node->input(0)) {
+        if (auto k = torch::jit::toIValue(size->input(1)); k && k->toInt() >= 1) {
+          reshape->shape.push_back(Reshape::input_dim(k->toInt()));
+          continue;
+        }
+      }
+      unsupported(node, "a size that is neither a constant nor a size of the viewed input");
+    }
+    append(node, std::move(reshape));
   }
 
   std::string path_;
   std::shared_ptr<torch::jit::Graph> graph_;
   Network network_;
-  Value* current_ = nullptr;
-  std::unordered_set<Value*> activations_;
+  std::unordered_map<Value*, size_t> values_;  // activations: graph value -> network value
   std::string dropped_;
 };
 
@@ -386,7 +536,8 @@ ImportedModel load_torchscript(const std::string& path, const ImportOptions& opt
 
   std::vector<int64_t> shape = options.input_shape;
   if (shape.empty()) shape = result.metadata.input_shape;
-  if (shape.empty() && result.network.layer(0).kind() == LayerKind::Linear) {
+  if (shape.empty() && result.network.inputs(0) == std::vector<size_t>{0} &&
+      result.network.readers(0) == 1 && result.network.layer(0).kind() == LayerKind::Linear) {
     shape = {static_cast<const Linear&>(result.network.layer(0)).in_features()};
     result.notices.push_back("input shape " + shape_string(shape) + " taken from the first layer");
   }

@@ -6,6 +6,7 @@
 
 #include "mipin/attribution/engine.h"
 #include "mipin/attribution/gradient.h"
+#include "mipin/model/canonize.h"
 #include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
@@ -17,6 +18,7 @@ namespace {
 at::Tensor autograd_gradient(const std::string& path, const at::Tensor& x, const at::Tensor& targets) {
   torch::jit::Module module = torch::jit::load(path);
   module.eval();
+  module.to(x.scalar_type());
   at::Tensor input = x.clone().set_requires_grad(true);
   at::Tensor out = module.forward({input}).toTensor();
   const bool is_log_softmax = out.le(0).all().item<bool>() &&
@@ -26,26 +28,53 @@ at::Tensor autograd_gradient(const std::string& path, const at::Tensor& x, const
   return input.grad();
 }
 
-class GradientParity : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(GradientParity, EqualsAutogradOfTheTorchScriptModule) {
-  const std::string path = test::test_model(GetParam());
-  const ImportedModel m = load_torchscript(path);
+double gradient_error(const std::string& file, at::ScalarType type) {
+  const std::string path = test::test_model(file);
+  // Converted before BatchNorm is folded, as import would fold it, so that
+  // the folded weights carry no float32 rounding into a float64 check.
+  ImportedModel m = load_torchscript(path, ImportOptions{}.with_fold_batchnorm(false));
+  m.network.to(type);
+  fold_batchnorm(m.network);
   std::vector<int64_t> shape{3};
   for (auto d : m.network.input_shape()) shape.push_back(d);
   torch::manual_seed(5);
-  const at::Tensor x = torch::randn(shape);
+  const at::Tensor x = torch::randn(shape).to(type);
   const at::Tensor targets = torch::tensor({0, 3, 1}, torch::kLong) % m.network.num_classes();
   const at::Tensor ours = Gradient().attribute(m.network, x, targets);
+  EXPECT_EQ(ours.scalar_type(), type);
   const at::Tensor reference = autograd_gradient(path, x, targets);
-  const double rel = (ours - reference).norm().item<double>() / reference.norm().item<double>();
-  EXPECT_LE(rel, 1e-5) << GetParam();
+  return (ours - reference).norm().item<double>() / reference.norm().item<double>();
+}
+
+// In float64 on both sides the comparison is exact up to rounding. In
+// float32 a ReLU whose input lies within rounding of its kink can switch
+// between two forward passes that take different kernels (and BatchNorm
+// folded or not); on deep random networks that moves the gradient itself
+// (measured: 1e-3 on resnet50, 1e-2 on mobilenet_v2).
+class GradientParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GradientParity, EqualsAutogradOfTheTorchScriptModule) {
+  EXPECT_LE(gradient_error(GetParam(), at::kDouble), 1e-5) << GetParam();
 }
 
 INSTANTIATE_TEST_SUITE_P(ExportedModels, GradientParity,
                          ::testing::Values("zoo_cnn.pt", "zoo_mlp.pt", "zoo_vgg_mini.pt",
-                                           "zoo_cnn_scripted.pt"),
+                                           "zoo_cnn_scripted.pt", "resnet18.pt", "resnet50.pt",
+                                           "mobilenet_v2.pt", "densenet121.pt", "residual_scripted.pt",
+                                           "squeeze_excite_scripted.pt", "act_leaky_relu.pt", "act_elu.pt",
+                                           "act_gelu.pt", "act_gelu_tanh.pt", "act_silu.pt", "act_sigmoid.pt",
+                                           "act_tanh.pt", "act_softplus.pt", "act_hardtanh.pt", "act_relu6.pt",
+                                           "act_hardsigmoid.pt", "act_hardswish.pt"),
                          [](const auto& info) { return info.param.substr(0, info.param.find('.')); });
+
+// The float32 kernels (oneDNN convolutions, the fused gates and pooling
+// loops) against the module's own float32 autograd.
+TEST(Gradient, Float32KernelsEqualAutograd) {
+  for (const char* file : {"zoo_cnn.pt", "zoo_mlp.pt", "zoo_vgg_mini.pt", "zoo_cnn_scripted.pt", "resnet18.pt",
+                           "densenet121.pt", "residual_scripted.pt", "squeeze_excite_scripted.pt"}) {
+    EXPECT_LE(gradient_error(file, at::kFloat), 1e-5) << file;
+  }
+}
 
 TEST(Gradient, StridedGroupedAndAveragePooledLayers) {
   // view_cnn ends in log_softmax, which import drops: compare with autograd

@@ -138,16 +138,169 @@ TEST(Canonize, FoldingBatchNormKeepsLogitsAndRemovesTheLayers) {
   EXPECT_LE((after - before).abs().max().item<double>(), 1e-4 * before.abs().max().item<double>());
 }
 
-TEST(Canonize, BatchNormWithoutConvolutionIsRefused) {
+TEST(Canonize, BatchNormWithoutConvolutionStaysAPerChannelAffineNode) {
   Network net;
   net.add(ReLU{});
   BatchNorm2d bn;
-  bn.weight = torch::ones({2});
-  bn.bias = torch::zeros({2});
-  bn.running_mean = torch::zeros({2});
-  bn.running_var = torch::ones({2});
+  bn.weight = torch::tensor({0.5, 2.0});
+  bn.bias = torch::tensor({0.1, -0.3});
+  bn.running_mean = torch::tensor({0.2, -1.0});
+  bn.running_var = torch::tensor({4.0, 0.25});
   net.add(bn);
-  EXPECT_THROW(fold_batchnorm(net), Error);
+  const at::Tensor x = torch::randn({3, 2, 4, 4});
+  const at::Tensor before = net.forward(x);
+  EXPECT_EQ(fold_batchnorm(net), 0);
+  ASSERT_EQ(net.size(), 2u);
+  EXPECT_EQ(net.layer(1).kind(), LayerKind::BatchNorm2d);
+  EXPECT_TRUE(net.forward(x).equal(before));
+}
+
+TEST(Canonize, BatchNormIsNotFoldedIntoAConvolutionWhoseOutputIsReadTwice) {
+  // conv -> (bn, and the raw output into an add): folding would change what
+  // the add reads.
+  torch::manual_seed(3);
+  Network net;
+  Conv2d c;
+  c.weight = torch::randn({2, 2, 1, 1});
+  c.bias = torch::randn({2});
+  const size_t conv = net.add(std::make_unique<Conv2d>(c));
+  BatchNorm2d bn;
+  bn.weight = torch::rand({2}) + 0.5;
+  bn.bias = torch::randn({2});
+  bn.running_mean = torch::randn({2});
+  bn.running_var = torch::rand({2}) + 0.5;
+  const size_t normalised = net.add(std::make_unique<BatchNorm2d>(bn));
+  net.add(std::make_unique<Add>(), {conv, normalised});
+  const at::Tensor x = torch::randn({2, 2, 3, 3});
+  const at::Tensor before = net.forward(x);
+  EXPECT_EQ(fold_batchnorm(net), 0);
+  EXPECT_TRUE(net.forward(x).equal(before));
+  // A BatchNorm after a Linear layer (BatchNorm1d) folds into it.
+  Network dense;
+  Linear l;
+  l.weight = torch::randn({2, 3});
+  l.bias = torch::randn({2});
+  dense.add(l);
+  dense.add(bn);
+  const at::Tensor v = torch::randn({4, 3});
+  const at::Tensor dense_before = dense.forward(v);
+  EXPECT_EQ(fold_batchnorm(dense), 1);
+  EXPECT_EQ(dense.size(), 1u);
+  EXPECT_LE((dense.forward(v) - dense_before).abs().max().item<double>(), 1e-5);
+}
+
+// A small residual graph: conv -> relu, read by a second conv and by the add.
+Network residual_graph() {
+  torch::manual_seed(11);
+  Network net;
+  Conv2d a;
+  a.weight = torch::randn({4, 2, 3, 3}) * 0.3;
+  a.bias = torch::randn({4}) * 0.1;
+  a.padding = {1, 1};
+  net.add(a);                                   // value 1
+  const size_t relu = net.add(std::make_unique<ReLU>());  // value 2
+  Conv2d b = a;
+  b.weight = torch::randn({4, 4, 3, 3}) * 0.3;
+  net.add(b);                                   // value 3
+  net.add(std::make_unique<Add>(), {relu, 3});  // value 4
+  net.add(std::make_unique<Concat>(), {4, relu});  // value 5: [8, H, W]
+  net.add(Flatten{});
+  return net;
+}
+
+TEST(Graph, ForwardMatchesTheSameOpsWrittenOut) {
+  const Network net = residual_graph();
+  ASSERT_FALSE(net.is_chain());
+  const at::Tensor x = torch::randn({3, 2, 5, 5});
+  const auto& a = static_cast<const Conv2d&>(net.layer(0));
+  const auto& b = static_cast<const Conv2d&>(net.layer(2));
+  const at::Tensor r = torch::relu(torch::conv2d(x, a.weight, a.bias, 1, 1));
+  const at::Tensor sum = r + torch::conv2d(r, b.weight, b.bias, 1, 1);
+  const at::Tensor want = torch::cat({sum, r}, 1).flatten(1);
+  ForwardRecord record;
+  const at::Tensor got = net.forward(x, &record);
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(net.forward(x).equal(got));  // without a record, values are freed early
+  EXPECT_EQ(net.shapes({2, 5, 5}).back(), (Shape{8 * 25}));
+  EXPECT_EQ(net.shapes({2, 5, 5})[5], (Shape{8, 5, 5}));
+  ASSERT_EQ(record.layers[3].inputs.size(), 2u);
+  EXPECT_TRUE(record.layers[3].inputs[0].equal(record.value(2)));
+  EXPECT_TRUE(record.layers[3].inputs[1].equal(record.value(3)));
+  EXPECT_EQ(net.readers(2), 3u);  // conv b, the add and the concat
+  EXPECT_EQ(net.reader_nodes(2), (std::vector<size_t>{2, 3, 4}));
+  EXPECT_EQ(net.readers(net.size()), 1u);
+}
+
+TEST(Graph, CopiesKeepTheWiringAndTheFingerprintCoversIt) {
+  const Network net = residual_graph();
+  const Network copy = net;
+  EXPECT_EQ(copy.inputs(4), (std::vector<size_t>{4, 2}));
+  EXPECT_EQ(copy.fingerprint(), net.fingerprint());
+  // The same layers wired differently: another model.
+  Network rewired;
+  for (size_t i = 0; i < net.size(); ++i) {
+    std::vector<size_t> inputs = net.inputs(i);
+    if (i == 4) inputs = {2, 4};
+    rewired.add(net.layer(i).clone(), inputs);
+  }
+  EXPECT_NE(rewired.fingerprint(), net.fingerprint());
+  // A chain's wiring is implied: explicit inputs give the same fingerprint.
+  Network chain = small_cnn(), explicit_chain;
+  for (size_t i = 0; i < chain.size(); ++i) explicit_chain.add(chain.layer(i).clone(), {i});
+  EXPECT_TRUE(explicit_chain.is_chain());
+  EXPECT_EQ(explicit_chain.fingerprint(), chain.fingerprint());
+}
+
+TEST(Graph, ErasingANodeRewiresItsReaders) {
+  Network net = residual_graph();
+  net.erase(1);  // the ReLU: its readers read the first conv's output
+  EXPECT_EQ(net.inputs(1), (std::vector<size_t>{1}));
+  EXPECT_EQ(net.inputs(2), (std::vector<size_t>{1, 2}));
+  EXPECT_EQ(net.inputs(3), (std::vector<size_t>{3, 1}));
+  EXPECT_EQ(net.shapes({2, 5, 5}).back(), (Shape{8 * 25}));
+  EXPECT_THROW(net.erase(2), Error);  // the add reads two values
+}
+
+TEST(Graph, WiringAndShapesAreChecked) {
+  Network net;
+  net.add(ReLU{});
+  EXPECT_THROW(net.add(std::make_unique<ReLU>(), {5}), Error);  // no such value
+  EXPECT_THROW(net.add(std::make_unique<Add>(), {1}), Error);   // an add of one
+  net.add(std::make_unique<Reshape>(), {1});
+  static_cast<Reshape&>(net.layer(1)).shape = {2, -1};
+  net.add(std::make_unique<Add>(), {1, 2});  // [2, 3, 4] + [2, 12]
+  try {
+    net.shapes({2, 3, 4});
+    FAIL() << "expected a shape error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("one shape"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Graph, ReshapeReadsSizesOfItsInput) {
+  Reshape r;
+  r.shape = {Reshape::input_dim(1), -1};
+  EXPECT_EQ(r.output_shape({4, 3, 5}), (Shape{4, 15}));
+  r.shape = {Reshape::input_dim(2), 2, -1};
+  EXPECT_EQ(r.output_shape({4, 3, 4}), (Shape{3, 2, 8}));
+  r.shape = {5, -1};
+  EXPECT_THROW(r.output_shape({4, 3}), Error);
+  const at::Tensor x = torch::randn({2, 3, 4});
+  EXPECT_TRUE(r.forward(torch::randn({2, 5, 2}), nullptr).sizes().equals({2, 5, 2}));
+  r.shape = {Reshape::input_dim(2), -1};
+  EXPECT_TRUE(r.forward(x, nullptr).equal(x.reshape({2, 4, 3})));
+}
+
+TEST(Graph, MulFindsItsGateByShapeOrByWhatComputedIt) {
+  Mul m;
+  EXPECT_EQ(m.gate_index({{8, 1, 1}, {8, 4, 4}}), 0u);
+  EXPECT_EQ(m.gate_index({{8, 4, 4}, {8, 1, 1}}), 1u);
+  EXPECT_EQ(m.output_shape_of({{8, 1, 1}, {8, 4, 4}}), (Shape{8, 4, 4}));
+  EXPECT_THROW(m.gate_index({{8, 4, 4}, {8, 4, 4}}), Error);
+  m.gate = 1;
+  EXPECT_EQ(m.gate_index({{8, 4, 4}, {8, 4, 4}}), 1u);
+  EXPECT_THROW(m.output_shape_of({{8, 4, 4}, {3, 1, 1}}), Error);
 }
 
 }  // namespace

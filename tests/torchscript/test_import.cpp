@@ -71,7 +71,16 @@ INSTANTIATE_TEST_SUITE_P(
                       ParityCase{"zoo_mlp.pt", 8, false}, ParityCase{"zoo_vgg_mini.pt", 8, false},
                       ParityCase{"mlp_scripted.pt", 8, true}, ParityCase{"view_cnn.pt", 4, true},
                       ParityCase{"view_cnn_scripted.pt", 4, true}, ParityCase{"vgg16.pt", 2, false},
-                      ParityCase{"vgg11_bn.pt", 2, false}),
+                      ParityCase{"vgg11_bn.pt", 2, false}, ParityCase{"resnet18.pt", 2, false},
+                      ParityCase{"resnet50.pt", 2, false}, ParityCase{"mobilenet_v2.pt", 2, false},
+                      ParityCase{"densenet121.pt", 2, false}, ParityCase{"residual_scripted.pt", 4, false},
+                      ParityCase{"squeeze_excite_scripted.pt", 4, false}, ParityCase{"act_leaky_relu.pt", 8, false},
+                      ParityCase{"act_elu.pt", 8, false}, ParityCase{"act_gelu.pt", 8, false},
+                      ParityCase{"act_gelu_tanh.pt", 8, false}, ParityCase{"act_silu.pt", 8, false},
+                      ParityCase{"act_sigmoid.pt", 8, false}, ParityCase{"act_tanh.pt", 8, false},
+                      ParityCase{"act_softplus.pt", 8, false}, ParityCase{"act_hardtanh.pt", 8, false},
+                      ParityCase{"act_relu6.pt", 8, false}, ParityCase{"act_hardsigmoid.pt", 8, false},
+                      ParityCase{"act_hardswish.pt", 8, false}),
     [](const auto& info) {
       std::string name = info.param.file.substr(0, info.param.file.find('.'));
       return name;
@@ -114,17 +123,73 @@ TEST(Import, HandWrittenForwardMapsEveryLayerType) {
 
 TEST(Import, UnsupportedOpIsNamed) {
   try {
-    load_torchscript(test::test_model("unsupported_sigmoid.pt"));
+    load_torchscript(test::test_model("unsupported_mish.pt"));
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("aten::sigmoid"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("aten::mish"), std::string::npos) << e.what();
   }
+  // Two activations of one shape multiplied: neither is a gate.
   try {
-    load_torchscript(test::test_model("unsupported_residual.pt"));
+    load_torchscript(test::test_model("unsupported_product.pt"));
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("aten::add"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("residual"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("neither of which is a gate"), std::string::npos) << e.what();
+  }
+}
+
+// The graphs map as they are: one node per op, the wiring kept.
+TEST(Import, ResidualBranchingAndGatedGraphsKeepTheirStructure) {
+  auto counts = [](const std::string& file) { return count_kinds(load_torchscript(test::test_model(file)).network); };
+  auto resnet18 = counts("resnet18.pt");
+  EXPECT_EQ(resnet18[LayerKind::Add], 8);
+  EXPECT_EQ(resnet18[LayerKind::Conv2d], 20);      // 17 plus 3 projections
+  EXPECT_EQ(resnet18[LayerKind::BatchNorm2d], 0);  // every one folded into its convolution
+  auto resnet50 = counts("resnet50.pt");
+  EXPECT_EQ(resnet50[LayerKind::Add], 16);
+  EXPECT_EQ(resnet50[LayerKind::Conv2d], 53);
+  auto mobilenet = counts("mobilenet_v2.pt");
+  EXPECT_EQ(mobilenet[LayerKind::Add], 10);
+  EXPECT_EQ(mobilenet[LayerKind::Activation], 35);  // ReLU6
+  EXPECT_EQ(mobilenet[LayerKind::BatchNorm2d], 0);
+  // DenseNet's BatchNorms after a concatenation cannot fold: per-channel
+  // affine nodes; those right after a convolution fold.
+  auto densenet = counts("densenet121.pt");
+  EXPECT_EQ(densenet[LayerKind::Concat], 58);
+  EXPECT_EQ(densenet[LayerKind::BatchNorm2d], 62);
+  auto se = counts("squeeze_excite_scripted.pt");
+  EXPECT_EQ(se[LayerKind::Mul], 1);
+  EXPECT_EQ(se[LayerKind::Activation], 3);  // silu, silu, sigmoid
+  EXPECT_EQ(se[LayerKind::Reshape] + se[LayerKind::Flatten], 1);
+  // The gate is the sigmoid's output, whatever the operand order.
+  const ImportedModel m = load_torchscript(test::test_model("squeeze_excite_scripted.pt"));
+  for (size_t i = 0; i < m.network.size(); ++i) {
+    if (m.network.layer(i).kind() != LayerKind::Mul) continue;
+    const auto& mul = static_cast<const Mul&>(m.network.layer(i));
+    ASSERT_GE(mul.gate, 0);
+    const size_t gate = m.network.inputs(i)[static_cast<size_t>(mul.gate)];
+    EXPECT_EQ(static_cast<const Activation&>(m.network.layer(gate - 1)).function, "sigmoid");
+  }
+}
+
+TEST(Export, SavedGraphReloadsWithSameLogits) {
+  test::TempDir dir;
+  for (const char* file : {"residual_scripted.pt", "squeeze_excite_scripted.pt", "act_gelu_tanh.pt",
+                           "act_softplus.pt", "act_hardtanh.pt"}) {
+    const ImportedModel m = load_torchscript(test::test_model(file), ImportOptions{}.with_fold_batchnorm(false));
+    const std::string out = dir.file(std::string("resaved_") + file);
+    ModelMetadata meta;
+    meta.input_shape = m.network.input_shape();
+    save_torchscript(m.network, out, meta);
+    std::vector<int64_t> shape{3};
+    for (auto d : m.network.input_shape()) shape.push_back(d);
+    torch::manual_seed(3);
+    const at::Tensor x = torch::randn(shape);
+    torch::NoGradGuard no_grad;
+    const at::Tensor expected = m.network.forward(x);
+    const ImportedModel again = load_torchscript(out, ImportOptions{}.with_fold_batchnorm(false));
+    EXPECT_EQ(again.network.fingerprint(), m.network.fingerprint()) << file;
+    EXPECT_LE(relative_difference(again.network.forward(x), expected), 1e-6) << file;
+    EXPECT_LE(relative_difference(module_logits(out, x), expected), 1e-6) << file;
   }
 }
 

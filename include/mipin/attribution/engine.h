@@ -10,11 +10,14 @@
 
 namespace mipin {
 
-// Applies the composite's rules from the last layer down to layer `down_to`
-// (inclusive) and returns the signal at that layer's input; down_to = 0 gives
-// the signal at the network input. `top` has the shape of the logits.
-// When `signals` is given, (*signals)[l] receives the signal at the input of
-// layer l for every l >= down_to, and (*signals)[size] the top signal.
+// Applies the composite's rules from the last node down to node `down_to`
+// (inclusive), in reverse topological order, each rule giving one signal
+// per input of its node and signals summing where a value has several
+// readers. Returns the signal at value `down_to` (in a chain, the input of
+// layer down_to); down_to = 0 gives the signal at the network input. `top`
+// has the shape of the logits. When `signals` is given, (*signals)[v]
+// receives the signal at value v for every v >= down_to (in a chain, the
+// input of layer v), and (*signals)[size] the top signal.
 at::Tensor propagate(const Network& network, const ForwardRecord& record,
                      const Composite& composite, const at::Tensor& top, size_t down_to = 0,
                      std::vector<at::Tensor>* signals = nullptr);

@@ -28,8 +28,21 @@ at::Tensor adaptive_avg_pool_transpose(const LayerRecord& record, const at::Tens
 at::Tensor avg_pool_spread(const AvgPool2d& pool, const LayerRecord& record,
                            const at::Tensor& signal);
 at::Tensor adaptive_avg_pool_spread(const LayerRecord& record, const at::Tensor& signal);
+// A flatten's or reshape's transpose: back to the recorded input's shape.
 at::Tensor unflatten(const LayerRecord& record, const at::Tensor& signal);
 // Transpose of an (eval-mode) batch norm: per-channel scale.
 at::Tensor batchnorm_transpose(const BatchNorm2d& bn, const at::Tensor& signal);
+// A per-channel vector shaped to broadcast over a [N, C, ...] tensor of `rank` axes.
+at::Tensor per_channel(const at::Tensor& values, int64_t rank);
+
+// Graph nodes. An add's transpose copies the signal into every input.
+Signals add_copy(const LayerRecord& record, const at::Tensor& signal);
+// A concatenation's transpose: the signal's slices along its axis, one per input.
+Signals concat_split(const Concat& cat, const LayerRecord& record, const at::Tensor& signal);
+// The gradient of v = a * g: s * g to a, and s * a summed over the axes g
+// broadcasts along to g.
+Signals mul_transpose(const Mul& mul, const LayerRecord& record, const at::Tensor& signal);
+// A gated value's share alone: s * g to a, nothing to the gate's branch.
+Signals mul_gated_only(const Mul& mul, const LayerRecord& record, const at::Tensor& signal);
 
 }  // namespace mipin::maps

@@ -1,7 +1,7 @@
 #pragma once
 // Attribution as a backward pass: a Rule maps the signal arriving at a
-// layer's output to the signal at its input, using what the forward pass
-// recorded. A Composite says which rule each layer gets. Adding a method means
+// node's output to one signal per input of the node, using what the forward
+// pass recorded. A Composite says which rule each layer gets. Adding a method means
 // writing rules and a composite, never touching the engine.
 #include <ATen/core/Tensor.h>
 
@@ -11,10 +11,19 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "mipin/model/layer.h"
 
 namespace mipin {
+
+// One signal per input of a node, in its input order; a single-input
+// node's rule returns one tensor, which converts. An undefined signal means
+// none reaches that input (a gate's branch under MIP-IN).
+struct Signals : std::vector<at::Tensor> {
+  using std::vector<at::Tensor>::vector;
+  Signals(at::Tensor signal) { push_back(std::move(signal)); }  // NOLINT: implicit on purpose
+};
 
 struct RuleContext {
   const Layer& layer;
@@ -25,16 +34,16 @@ struct RuleContext {
 class Rule {
  public:
   virtual ~Rule() = default;
-  // signal: [N, ...output shape]; returns [N, ...input shape].
-  virtual at::Tensor backward(const RuleContext& context, const at::Tensor& signal) const = 0;
+  // signal: [N, ...output shape]; returns one [N, ...input shape] per input.
+  virtual Signals backward(const RuleContext& context, const at::Tensor& signal) const = 0;
 };
 
 // A rule written as a lambda, for rules with no state of their own.
 class FunctionRule final : public Rule {
  public:
-  using Function = std::function<at::Tensor(const RuleContext&, const at::Tensor&)>;
+  using Function = std::function<Signals(const RuleContext&, const at::Tensor&)>;
   explicit FunctionRule(Function f) : f_(std::move(f)) {}
-  at::Tensor backward(const RuleContext& context, const at::Tensor& signal) const override {
+  Signals backward(const RuleContext& context, const at::Tensor& signal) const override {
     return f_(context, signal);
   }
 
@@ -42,10 +51,11 @@ class FunctionRule final : public Rule {
   Function f_;
 };
 
-// A rule for two consecutive layers: takes the signal at the upper layer's
-// output to the lower layer's input in one step, where two single rules
-// would each pass over the whole activation (unpooling and the ReLU gate
-// below it). It must give what the two single rules of its kinds give.
+// A rule for two consecutive single-input layers, the upper the only reader
+// of the lower's output: takes the signal at the upper layer's output to
+// the lower layer's input in one step, where two single rules would each
+// pass over the whole activation (unpooling and the ReLU gate below it). It
+// must give what the two single rules of its kinds give.
 class PairRule {
  public:
   virtual ~PairRule() = default;

@@ -5,10 +5,10 @@
 
 namespace mipin {
 
-// Folds every BatchNorm2d into the Conv2d right before it (eval statistics):
+// Folds every BatchNorm2d into the Conv2d (or Linear) layer right before it
+// where that layer's output has no other reader (eval statistics):
 // w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
-// Returns how many were folded. A BatchNorm2d that follows no Conv2d is an
-// error naming its position.
+// Returns how many were folded. The others stay, as per-channel affine nodes.
 int fold_batchnorm(Network& network);
 
 }  // namespace mipin

@@ -21,17 +21,28 @@ enum class LayerKind {
   Flatten,
   BatchNorm2d,
   Dropout,
+  // Graph nodes (residual, branching and gated networks).
+  Add,         // v = a + b (+ ...): residual connections
+  Concat,      // v = cat(a, b, ...) along the channel/feature axis
+  Mul,         // v = a * g, g a gate computed in the network (squeeze-and-excitation)
+  Activation,  // an element-wise function other than ReLU (model/activations.h)
+  Reshape,     // a view to another per-example shape
 };
 
 std::string to_string(LayerKind kind);
 
 // What one layer's forward pass leaves behind for attribution: its input
 // (ReLU gates are input > 0) and, for max pooling, the argmax switches.
+// A node that combines several values (Add, Concat, Mul) keeps them all in
+// `inputs`; `input` is the first of them.
 struct LayerRecord {
   at::Tensor input;
   at::Tensor output;
   at::Tensor switches;
+  std::vector<at::Tensor> inputs;
 };
+
+using Shape = std::vector<int64_t>;
 
 // A named tensor of a layer ("weight", "bias", "running_mean", ...). The
 // handle shares storage with the layer's own tensor.
@@ -41,20 +52,32 @@ struct NamedTensor {
   bool trainable;
 };
 
+// Most layers read one value; a combining node (Add, Concat, Mul) reads two
+// or more and overrides the *_of variants, which the graph calls.
 class Layer {
  public:
   virtual ~Layer() = default;
   virtual LayerKind kind() const = 0;
+  // How many values the layer reads; 0 means two or more.
+  virtual size_t arity() const { return 1; }
+
   // record may be null; when given, the layer fills switches (max pooling).
-  virtual at::Tensor forward(const at::Tensor& x, LayerRecord* record) const = 0;
+  virtual at::Tensor forward(const at::Tensor& x, LayerRecord* record) const;
   // Output shape for one example (no batch axis); throws mipin::Error with
   // the expected input when the shape does not fit.
-  virtual std::vector<int64_t> output_shape(const std::vector<int64_t>& input_shape) const = 0;
+  virtual Shape output_shape(const Shape& input_shape) const;
   // One line, PyTorch style: "Conv2d(1, 32, kernel=3x3, stride=1, padding=1)".
   virtual std::string describe() const = 0;
   // TorchScript expression computing this layer from variable `x`, with its
   // tensors bound as module attributes named attribute_prefix + name.
-  virtual std::string torchscript(const std::string& x, const std::string& attribute_prefix) const = 0;
+  virtual std::string torchscript(const std::string& x, const std::string& attribute_prefix) const;
+
+  // The same for every input of a graph node, in the node's input order.
+  virtual at::Tensor forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const;
+  virtual Shape output_shape_of(const std::vector<Shape>& input_shapes) const;
+  virtual std::string torchscript_of(const std::vector<std::string>& inputs,
+                                     const std::string& attribute_prefix) const;
+
   virtual std::unique_ptr<Layer> clone() const = 0;
   virtual std::vector<NamedTensor> tensors() const { return {}; }
 

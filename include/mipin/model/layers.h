@@ -119,4 +119,78 @@ struct Dropout final : Layer {
   std::unique_ptr<Layer> clone() const override { return std::make_unique<Dropout>(*this); }
 };
 
+// ---- graph nodes ----------------------------------------------------------
+
+// v = a + b (+ ...), inputs of one shape: a residual connection.
+struct Add final : Layer {
+  LayerKind kind() const override { return LayerKind::Add; }
+  size_t arity() const override { return 0; }
+  at::Tensor forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const override;
+  Shape output_shape_of(const std::vector<Shape>& in) const override;
+  std::string describe() const override { return "Add()"; }
+  std::string torchscript_of(const std::vector<std::string>& inputs, const std::string& prefix) const override;
+  std::unique_ptr<Layer> clone() const override { return std::make_unique<Add>(*this); }
+};
+
+// v = cat(a, b, ...) along `dim` (counted with the batch axis, as aten's
+// cat counts it; negative from the end). The batch axis cannot be concatenated.
+struct Concat final : Layer {
+  int64_t dim = 1;
+  LayerKind kind() const override { return LayerKind::Concat; }
+  size_t arity() const override { return 0; }
+  at::Tensor forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const override;
+  Shape output_shape_of(const std::vector<Shape>& in) const override;
+  std::string describe() const override;
+  std::string torchscript_of(const std::vector<std::string>& inputs, const std::string& prefix) const override;
+  std::unique_ptr<Layer> clone() const override { return std::make_unique<Concat>(*this); }
+  // dim as an axis of the batched tensor (0 < axis < rank).
+  int64_t axis(int64_t rank) const;
+};
+
+// v = a * g: a value times a gate computed in the network from it
+// (squeeze-and-excitation's channel weights, broadcast over H and W).
+struct Mul final : Layer {
+  // Which input is the gate: known from the graph (the input a sigmoid-like
+  // activation computed) or, when -1, the one that broadcasts.
+  int gate = -1;
+  LayerKind kind() const override { return LayerKind::Mul; }
+  size_t arity() const override { return 2; }
+  at::Tensor forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const override;
+  Shape output_shape_of(const std::vector<Shape>& in) const override;
+  std::string describe() const override;
+  std::string torchscript_of(const std::vector<std::string>& inputs, const std::string& prefix) const override;
+  std::unique_ptr<Layer> clone() const override { return std::make_unique<Mul>(*this); }
+  // The gate's position among the recorded inputs.
+  size_t gate_index(const std::vector<Shape>& input_shapes) const;
+  size_t gate_index(const LayerRecord& record) const;
+};
+
+// An element-wise function other than ReLU, by name from the table in
+// model/activations.h ("silu", "hardtanh", ...), with its scalar parameters
+// in the order that table gives.
+struct Activation final : Layer {
+  std::string function;
+  std::vector<double> parameters;
+  LayerKind kind() const override { return LayerKind::Activation; }
+  at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
+  Shape output_shape(const Shape& in) const override { return in; }
+  std::string describe() const override;
+  std::string torchscript(const std::string& x, const std::string& prefix) const override;
+  std::unique_ptr<Layer> clone() const override { return std::make_unique<Activation>(*this); }
+};
+
+// A view to another per-example shape. Each entry of `shape` is a size, -1
+// (inferred, at most once) or input_dim(k): the input's axis k (k >= 1),
+// as x.view(x.size(0), x.size(1), -1) reads it.
+struct Reshape final : Layer {
+  std::vector<int64_t> shape;
+  static constexpr int64_t input_dim(int64_t k) { return -2 - k; }
+  LayerKind kind() const override { return LayerKind::Reshape; }
+  at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
+  Shape output_shape(const Shape& in) const override;
+  std::string describe() const override;
+  std::string torchscript(const std::string& x, const std::string& prefix) const override;
+  std::unique_ptr<Layer> clone() const override { return std::make_unique<Reshape>(*this); }
+};
+
 }  // namespace mipin

@@ -8,8 +8,11 @@
 #include "mipin/attribution/engine.h"
 #include "mipin/attribution/fused.h"
 #include "mipin/attribution/gradient.h"
+#include "mipin/attribution/layer_maps.h"
 #include "mipin/attribution/registry.h"
+#include "mipin/model/layers.h"
 #include "mipin/util/error.h"
+#include "model/activations.h"
 
 namespace mipin {
 namespace {
@@ -50,6 +53,23 @@ class DeepLift final : public AttributionMethod {
                   "deeplift: max pooling switches were not recorded (layer ", ctx.index, ")");
       return fused::deeplift_unpool_max(m, rec.input, rec.output, rec.switches, rec0.input, rec0.output,
                                         rec0.switches, kTiny);
+    }));
+    // Other activations: the same rescale with their own f.
+    c.with(LayerKind::Activation, std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
+      const auto& a = static_cast<const Activation&>(ctx.layer);
+      const LayerRecord& rec0 = r0->layers[ctx.index];
+      return activation_rescale(activation_spec(a.function), a.parameters, m, ctx.record.input, ctx.record.output,
+                                rec0.input, rec0.output, kTiny);
+    }));
+    // A gate, v = a * g: the product rule that keeps the sum exact,
+    // a g - a0 g0 = (g + g0) / 2 (a - a0) + (a + a0) / 2 (g - g0).
+    c.with(LayerKind::Mul, std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
+      const auto& mul = static_cast<const Mul&>(ctx.layer);
+      const LayerRecord& rec0 = r0->layers[ctx.index];
+      // The gradient's map at the midpoint of x's and the reference's inputs.
+      LayerRecord mean;
+      mean.inputs = {(ctx.record.inputs[0] + rec0.inputs[0]) / 2, (ctx.record.inputs[1] + rec0.inputs[1]) / 2};
+      return maps::mul_transpose(mul, mean, m);
     }));
     const at::Tensor top = one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
     return propagate(network, record, c, top) * (x - x0);

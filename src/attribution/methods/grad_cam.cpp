@@ -21,16 +21,12 @@ class GradCam final : public AttributionMethod {
                        const at::Tensor& targets) const override {
     torch::NoGradGuard no_grad;
     MIPIN_CHECK(x.dim() == 4, "grad-cam needs image inputs [N, C, H, W], found ", x.sizes());
-    const size_t conv = conv_layer(network);
-    // The rectified feature maps: the conv's output after its ReLU, if any.
-    const size_t maps_at = conv + 1 < network.size() && network.layer(conv + 1).kind() == LayerKind::ReLU
-                               ? conv + 2
-                               : conv + 1;
+    const size_t maps_at = feature_maps(network, conv_layer(network));
     ForwardRecord record;
     const at::Tensor logits = network.forward(x, &record);
     const at::Tensor top = one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
     const at::Tensor grad = propagate(network, record, gradient_composite(), top, maps_at);
-    const at::Tensor features = record.layers[maps_at - 1].output;
+    const at::Tensor features = record.value(maps_at);
     const at::Tensor weights = grad.mean({2, 3}, true);
     const at::Tensor cam = torch::relu((weights * features).sum(1, true));
     const at::Tensor up = torch::upsample_bilinear2d(cam, {x.size(2), x.size(3)}, false);
@@ -50,6 +46,20 @@ class GradCam final : public AttributionMethod {
       if (network.layer(i).kind() == LayerKind::Conv2d) return i;
     }
     MIPIN_FAIL("grad-cam needs a network with a Conv2d layer");
+  }
+
+  // The feature maps of the conv's block: its output followed through the
+  // element-wise nodes that alone read it (a ReLU; in a residual block the
+  // add and the ReLU after it), up to where the maps are pooled or reshaped.
+  static size_t feature_maps(const Network& network, size_t conv) {
+    size_t v = conv + 1;
+    for (auto readers = network.reader_nodes(v); readers.size() == 1 && v < network.size();
+         readers = network.reader_nodes(v)) {
+      const LayerKind k = network.layer(readers[0]).kind();
+      if (k != LayerKind::ReLU && k != LayerKind::Activation && k != LayerKind::Add && k != LayerKind::BatchNorm2d) break;
+      v = readers[0] + 1;
+    }
+    return v;
   }
 
   std::optional<size_t> layer_;

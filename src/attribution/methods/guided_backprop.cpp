@@ -7,6 +7,8 @@
 #include "mipin/attribution/fused.h"
 #include "mipin/attribution/gradient.h"
 #include "mipin/attribution/registry.h"
+#include "mipin/model/layers.h"
+#include "model/activations.h"
 
 namespace mipin {
 namespace {
@@ -19,6 +21,18 @@ Composite with_relu_rule(const std::string& name, fused::ReluBackward relu) {
   }));
   // Replacing the ReLU rule dropped the gradient's pair: this one stands for the new rule.
   c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool(relu));
+  // The rest of the ReLU family (ReLU6, leaky ReLU) the same way: the
+  // rectified signal, through the forward slope (guided) or alone
+  // (deconvnet). Smooth activations keep the gradient's rule.
+  c.with(LayerKind::Activation, std::make_shared<FunctionRule>([relu](const RuleContext& ctx, const at::Tensor& s) {
+    const auto& a = static_cast<const Activation&>(ctx.layer);
+    const ActivationSpec& spec = activation_spec(a.function);
+    if (!spec.relu_family) return activation_gradient(spec, a.parameters, s, ctx.record.input, ctx.record.output);
+    const at::Tensor rectified = s.clamp_min(0);
+    return relu == fused::ReluBackward::rectify
+               ? rectified
+               : activation_gradient(spec, a.parameters, rectified, ctx.record.input, ctx.record.output);
+  }));
   return c;
 }
 

@@ -178,16 +178,44 @@ std::shared_ptr<const Rule> pooling_rule(double epsilon) {
   });
 }
 
-// Shared by every LRP variant: relevance passes ReLU and reshapes unchanged
-// and goes to the winner of max pooling.
+// A residual add splits relevance in proportion to each input's share of
+// the sum (epsilon-stabilised, as Zennit's residual canonizer does), so
+// that it is conserved: sum_k a_k R / z = R.
+std::shared_ptr<const Rule> add_rule(double epsilon) {
+  return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
+    const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
+    Signals out;
+    for (const auto& a : ctx.record.inputs) out.push_back(a * s);
+    return out;
+  });
+}
+
+// A BatchNorm that could not be folded is a per-channel affine map: the
+// epsilon rule with its scale (its shift, like a bias, absorbs relevance).
+std::shared_ptr<const Rule> batchnorm_rule(double epsilon) {
+  return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
+    const at::Tensor& a = ctx.record.input;
+    const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
+    return a * maps::batchnorm_transpose(static_cast<const BatchNorm2d&>(ctx.layer), s);
+  });
+}
+
+// Shared by every LRP variant: relevance passes element-wise activations
+// and reshapes unchanged, goes to the winner of max pooling, splits at
+// concatenations, and goes wholly to the gated value at a gate (the gate
+// only scales it).
 Composite lrp_base(const std::string& name, double epsilon) {
   Composite c = gradient_composite();
   c.rename(name);
   const auto pass = std::make_shared<FunctionRule>([](const RuleContext&, const at::Tensor& r) { return r; });
-  c.with(LayerKind::ReLU, pass).with(LayerKind::Dropout, pass);
+  c.with(LayerKind::ReLU, pass).with(LayerKind::Dropout, pass).with(LayerKind::Activation, pass);
   c.with(LayerKind::AvgPool2d, pooling_rule(epsilon)).with(LayerKind::AdaptiveAvgPool2d, pooling_rule(epsilon));
-  c.with(LayerKind::BatchNorm2d, std::make_shared<FunctionRule>([](const RuleContext& ctx, const at::Tensor&) -> at::Tensor {
-    MIPIN_FAIL("LRP needs BatchNorm folded into the convolution before it (layer ", ctx.index, ")");
+  c.with(LayerKind::BatchNorm2d, batchnorm_rule(epsilon));
+  c.with(LayerKind::Add, add_rule(epsilon));
+  c.with(LayerKind::Mul, std::make_shared<FunctionRule>([](const RuleContext& ctx, const at::Tensor& r) {
+    Signals out(2);
+    out[1 - static_cast<const Mul&>(ctx.layer).gate_index(ctx.record)] = r;
+    return out;
   }));
   return c;
 }
