@@ -23,11 +23,24 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
   // run, every value >= down_to has its whole signal.
   std::vector<at::Tensor> at_value(network.size() + 1);
   at_value[network.size()] = top;
+  // With a fork rule the parts are kept apart until the value is used.
+  const ForkRule& fork = composite.fork_rule();
+  std::vector<std::vector<at::Tensor>> parts(fork ? network.size() + 1 : 0);
   auto receive = [&](size_t v, at::Tensor s) {
     if (!s.defined()) return;
+    if (fork) {
+      parts[v].push_back(std::move(s));
+      return;
+    }
     at_value[v] = at_value[v].defined() ? at_value[v] + s : std::move(s);
   };
+  auto combine = [&](size_t v) {
+    if (!fork || parts[v].empty()) return;
+    at_value[v] = parts[v].size() == 1 ? parts[v][0] : fork(v, parts[v]);
+    parts[v].clear();
+  };
   for (size_t l = network.size(); l-- > down_to;) {
+    combine(l + 1);
     const at::Tensor s = at_value[l + 1];
     if (!signals) at_value[l + 1] = at::Tensor();  // its last use
     if (!s.defined()) continue;                      // no signal reaches this node
@@ -54,6 +67,7 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
   // A value that nothing reached (every path to it was cut) has a zero
   // signal; values below down_to have none yet.
   for (size_t v = signals ? 0 : down_to; v <= (signals ? network.size() : down_to); ++v) {
+    if (v >= down_to) combine(v);
     if (v < down_to) {
       at_value[v] = at::Tensor();
     } else if (!at_value[v].defined()) {

@@ -243,7 +243,7 @@ void register_evaluate_command(CLI::App& app) {
   auto o = std::make_shared<EvaluateCommandOptions>();
   CLI::App* cmd = app.add_subcommand(
       "evaluate",
-      "Measure how faithful attribution methods are on held-out data (DESIGN.md section 3):\n"
+      "Measure how faithful attribution methods are on held-out data (docs/design.md section 3):\n"
       "  completeness   the model on s alone predicts as on x (agreement, accuracy)\n"
       "  minimality     the model on x - s is at chance (accuracy, agreement, chance)\n"
       "  reconstruction R^2 of MIP-IN's signal against the true activation per layer\n"

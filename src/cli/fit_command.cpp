@@ -12,6 +12,8 @@ struct FitCommandOptions {
   std::string method = "mipin";
   std::string model, data = "fashion-mnist", out, input_shape;
   std::string solver = "auto", relu_mode = "forward", fit_on = "signals", top = "logits";
+  std::string add_split = "fitted", gate = "transfer", fork = "sum";
+  double share_epsilon = 0.1;
   int64_t examples = 0;
   int64_t batch_size = 128;
   double alpha = 1e-3;
@@ -45,6 +47,10 @@ void run_fit(const FitCommandOptions& o) {
                                      .with_relu_mode(parse_relu_mode(o.relu_mode))
                                      .with_fit_on(parse_fit_on(o.fit_on))
                                      .with_top(parse_top_signal(o.top))
+                                     .with_add_split(parse_add_split(o.add_split))
+                                     .with_share_epsilon(o.share_epsilon)
+                                     .with_gate(parse_activation_gate(o.gate))
+                                     .with_fork(parse_fork_combine(o.fork))
                                      .with_examples(o.examples)
                                      .with_batch_size(o.batch_size)
                                      .with_iterative_iterations(o.iterative_iterations);
@@ -55,22 +61,23 @@ void run_fit(const FitCommandOptions& o) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& f : inverse.fits()) {
       layers.push_back({{"index", f.index}, {"layer", f.layer}, {"solver", f.solver},
-                        {"r2", f.r2}, {"mse", f.mse}, {"seconds", f.seconds}});
+                        {"r2", f.r2}, {"mse", f.mse}, {"seconds", f.seconds}, {"pass", f.pass}});
     }
     print_json({{"inverse", o.out}, {"model", o.model}, {"data", data->name()},
                 {"examples", inverse.examples}, {"seconds", inverse.seconds},
                 {"model_fingerprint", inverse.model_fingerprint()},
                 {"options", {{"solver", o.solver}, {"alpha", o.alpha}, {"relu_mode", o.relu_mode},
-                             {"fit_on", o.fit_on}, {"top", o.top}}},
+                             {"fit_on", o.fit_on}, {"top", o.top}, {"add_split", o.add_split},
+                             {"share_epsilon", o.share_epsilon}, {"gate", o.gate}, {"fork", o.fork}}},
                 {"layers", layers}});
     return;
   }
   std::printf("fitted the MIP-IN inverse of %s on %lld examples of %s in %.1f s\n\n",
               o.model.c_str(), static_cast<long long>(inverse.examples), data->name().c_str(),
               inverse.seconds);
-  std::printf("%5s  %-52s %-10s %10s %9s\n", "layer", "inverted", "solver", "R^2", "seconds");
+  std::printf("%5s  %-52s %4s %-10s %10s %9s\n", "layer", "inverted", "pass", "solver", "R^2", "seconds");
   for (const auto& f : inverse.fits()) {
-    std::printf("%5zu  %-52s %-10s %10.4f %9.1f\n", f.index, f.layer.c_str(), f.solver.c_str(),
+    std::printf("%5zu  %-52s %4d %-10s %10.4f %9.1f\n", f.index, f.layer.c_str(), f.pass, f.solver.c_str(),
                 f.r2, f.seconds);
   }
   std::printf("\nsaved %s\n", o.out.c_str());
@@ -84,9 +91,13 @@ void register_fit_command(CLI::App& app) {
       "fit",
       "Fit the MIP-IN inverse of a model: each Linear/Conv2d layer, from the top down, gets\n"
       "the least-squares operator that reconstructs its input from the signal the fitted\n"
-      "layers above deliver. Streams the training split; memory does not grow with --examples.\n"
-      "Prints each layer's reconstruction R^2. With --method pattern it fits PatternNet's\n"
-      "signal estimators instead (for --method patternnet/patternattribution of explain).\n\n"
+      "layers above deliver; on a graph each residual add also gets per-channel scales for\n"
+      "its inputs and each BatchNorm that could not be folded a per-channel scale. Each pass\n"
+      "over the data fits every layer whose fitted layers above are all done, so a residual\n"
+      "network takes as many passes as its depth. Streams the training split; memory does\n"
+      "not grow with --examples. Prints each layer's reconstruction R^2. With --method\n"
+      "pattern it fits PatternNet's signal estimators instead (for --method\n"
+      "patternnet/patternattribution of explain).\n\n"
       "Example: mipin fit --model cnn.pt --data fashion-mnist --examples 20000 --out cnn.mipin\n"
       "         mipin fit --method pattern --model cnn.pt --data fashion-mnist --out cnn.patterns");
   cmd->add_option("--method", o->method,
@@ -101,8 +112,9 @@ void register_fit_command(CLI::App& app) {
   cmd->add_option("--examples", o->examples, "Fit on the first N examples (default: all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--solver", o->solver,
-                  "exact (normal equations, Cholesky), iterative (Adam on the same loss), or auto "
-                  "(iterative only for strided/grouped convs and very large layers)")
+                  "exact (normal equations, Cholesky; any stride, groups or dilation), iterative "
+                  "(conjugate gradient on the same loss, one pass per iteration), or auto "
+                  "(iterative only where the normal equations would be very large)")
       ->check(CLI::IsMember({"auto", "exact", "iterative"}))
       ->capture_default_str();
   cmd->add_option("--alpha", o->alpha, "Ridge strength: lambda = alpha * trace(A) / dim(A)")
@@ -120,6 +132,26 @@ void register_fit_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--top", o->top, "Top signal: the logits or softmax probabilities")
       ->check(CLI::IsMember({"logits", "softmax"}))
+      ->capture_default_str();
+  cmd->add_option("--add-split", o->add_split,
+                  "How a residual add hands the signal to its inputs: fitted (per-channel scales "
+                  "that reconstruct each input), share (s * a / (a + b), stabilised by "
+                  "--share-epsilon) or even (s / inputs)")
+      ->check(CLI::IsMember({"fitted", "share", "even"}))
+      ->capture_default_str();
+  cmd->add_option("--share-epsilon", o->share_epsilon, "Stabiliser of a + b for --add-split share")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--fork", o->fork,
+                  "How a value read by several layers combines the signals they send back: sum "
+                  "(the gradient's rule), fitted (per-channel weights that reconstruct the value) "
+                  "or mean")
+      ->check(CLI::IsMember({"sum", "fitted", "mean"}))
+      ->capture_default_str();
+  cmd->add_option("--gate", o->gate,
+                  "Inverse of activations other than ReLU: transfer ((f(z) - f(0)) / z of this "
+                  "input, the forward ReLU's reading) or tangent (f'(z))")
+      ->check(CLI::IsMember({"transfer", "tangent"}))
       ->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "Examples per batch")
       ->check(CLI::PositiveNumber)

@@ -79,8 +79,10 @@ void register_train_command(CLI::App& app) {
       "Train a built-in model with Adam and save it as TorchScript, the same format a\n"
       "PyTorch user exports with torch.jit.trace/script. The same seed gives the same model.\n\n"
       "Example: mipin train --arch cnn --data fashion-mnist --epochs 3 --seed 1 --out cnn.pt");
-  cmd->add_option("--arch", options->arch, "Architecture: mlp, cnn or vgg-mini")
-      ->check(CLI::IsMember({"mlp", "cnn", "vgg-mini"}))
+  cmd->add_option("--arch", options->arch,
+                  "Architecture: mlp, cnn, vgg-mini or resnet (a small residual CNN: basic blocks "
+                  "with BatchNorm, a strided block with a 1x1 projection, global average pooling)")
+      ->check(CLI::IsMember(architecture_names()))
       ->capture_default_str();
   cmd->add_option("--data", options->data,
                   "Data set: fashion-mnist, idx:DIR, folder:DIR, npy:DIR (see README)")

@@ -72,7 +72,7 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
       min_correct += count_equal(p, batch.labels);
     }
     if (o.reconstruction) {
-      for (size_t l = 0; l < network.size(); ++l) sums[l].add(record.layers[l].input, signals[l]);
+      for (size_t v = 0; v < network.size(); ++v) sums[v].add(record.value(v), signals[v]);
     }
     if (o.additivity && begin == 0) {
       at::Tensor total = torch::zeros_like(s);
@@ -91,8 +91,10 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
   report.completeness = {double(comp_agree) / dn, double(comp_correct) / dn};
   report.minimality = {double(min_correct) / dn, double(min_agree) / dn, 1.0 / double(classes)};
   if (o.reconstruction) {
-    for (size_t l = 0; l < network.size(); ++l) {
-      report.reconstruction.push_back({l, network.layer(l).describe(), sums[l].r2()});
+    // Value v: the input of layer v in a chain; in a graph, of the first
+    // layer that reads it.
+    for (size_t v = 0; v < network.size(); ++v) {
+      report.reconstruction.push_back({v, network.layer(network.reader_nodes(v).at(0)).describe(), sums[v].r2()});
     }
   }
   return report;

@@ -141,7 +141,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       if (begin == 0) first_maps = maps;
       const double w = double(batch.inputs.size(0)) / double(n);
       if (has("completeness") || has("minimality")) {
-        // MIP-IN's source signal is defined from the full top signal (DESIGN 1.2).
+        // MIP-IN's source signal is defined from the full top signal (docs/design.md section 1.2).
         const at::Tensor s = name == "mipin" && o.settings.inverse
                                  ? o.settings.inverse->source_signal(network, batch.inputs)
                                  : maps;

@@ -10,6 +10,7 @@
 #include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
+#include "model/activations.h"
 
 namespace mipin {
 namespace {
@@ -31,6 +32,36 @@ at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
               "inverse operators belong to Linear or Conv2d layers, found ", layer.describe());
   return maps::conv_transpose(static_cast<const Conv2d&>(layer), op, signal, layer_input,
                               TransposeKernels::fastest);
+}
+
+bool has_fitted_inverse(const Layer& layer, const InverseOptions& options) {
+  switch (layer.kind()) {
+    case LayerKind::Linear:
+    case LayerKind::Conv2d:
+    case LayerKind::BatchNorm2d: return true;
+    case LayerKind::Add: return options.add_split == AddSplit::Fitted;
+    default: return false;
+  }
+}
+
+Signals apply_fitted_inverse(const Layer& layer, const at::Tensor& fitted, const at::Tensor& signal,
+                             const LayerRecord& record) {
+  if (layer.kind() == LayerKind::Linear || layer.kind() == LayerKind::Conv2d) {
+    return apply_inverse_operator(layer, fitted, signal, record.input);
+  }
+  MIPIN_CHECK(layer.kind() == LayerKind::Add || layer.kind() == LayerKind::BatchNorm2d,
+              "no fitted inverse belongs to ", layer.describe());
+  Signals out;
+  for (int64_t k = 0; k < fitted.size(0); ++k) out.push_back(signal * maps::per_channel(fitted[k], signal.dim()));
+  return out;
+}
+
+at::Tensor combine_fork(const at::Tensor& weights, const std::vector<at::Tensor>& parts) {
+  MIPIN_CHECK(weights.size(0) == static_cast<int64_t>(parts.size()), "a fork's weights are for ", weights.size(0),
+              " readers, but ", parts.size(), " sent a signal");
+  at::Tensor out = parts[0] * maps::per_channel(weights[0], parts[0].dim());
+  for (size_t k = 1; k < parts.size(); ++k) out += parts[k] * maps::per_channel(weights[k], parts[k].dim());
+  return out;
 }
 
 Composite Inverse::composite() const {
@@ -56,13 +87,61 @@ Composite Inverse::composite() const {
       .with(LayerKind::Flatten, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return maps::unflatten(ctx.record, s);
       }))
-      .with(LayerKind::Dropout, rule([](const RuleContext&, const at::Tensor& s) { return s; }));
+      .with(LayerKind::Dropout, rule([](const RuleContext&, const at::Tensor& s) { return s; }))
+      .with(LayerKind::Reshape, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::unflatten(ctx.record, s);
+      }))
+      // Concatenation: the signal's slices go back to their inputs (exact).
+      .with(LayerKind::Concat, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::concat_split(static_cast<const Concat&>(ctx.layer), ctx.record, s);
+      }))
+      // A gate: the gated value gets g * s, the gate's own branch nothing.
+      .with(LayerKind::Mul, rule([](const RuleContext& ctx, const at::Tensor& s) {
+        return maps::mul_gated_only(static_cast<const Mul&>(ctx.layer), ctx.record, s);
+      }));
+  // Other activations: this input's transfer factor (f(z) - f(0)) / z, the
+  // forward ReLU's reading for any f, or the tangent f'(z).
+  const ActivationGate gate = options_.gate;
+  c.with(LayerKind::Activation, rule([gate](const RuleContext& ctx, const at::Tensor& s) {
+    const auto& a = static_cast<const Activation&>(ctx.layer);
+    const ActivationSpec& spec = activation_spec(a.function);
+    return gate == ActivationGate::Transfer
+               ? activation_transfer(spec, a.parameters, s, ctx.record.input, ctx.record.output)
+               : activation_gradient(spec, a.parameters, s, ctx.record.input, ctx.record.output);
+  }));
+  // Adds whose split is not fitted: the forward share, or an even split.
+  if (options_.add_split != AddSplit::Fitted) {
+    const AddSplit split = options_.add_split;
+    const double eps = options_.share_epsilon;
+    c.with(LayerKind::Add, rule([split, eps](const RuleContext& ctx, const at::Tensor& s) {
+      Signals out;
+      const double k = double(ctx.record.inputs.size());
+      const at::Tensor share = split == AddSplit::Even ? at::Tensor() : fused::stabilised_divide(s, ctx.record.output, eps);
+      for (const auto& a : ctx.record.inputs) out.push_back(split == AddSplit::Even ? s / k : a * share);
+      return out;
+    }));
+  }
+  if (options_.fork == ForkCombine::Mean) {
+    c.with_fork([](size_t, const std::vector<at::Tensor>& parts) {
+      at::Tensor sum = parts[0] + parts[1];
+      for (size_t k = 2; k < parts.size(); ++k) sum += parts[k];
+      return sum / double(parts.size());
+    });
+  } else if (options_.fork == ForkCombine::Fitted) {
+    const auto forks = forks_;
+    c.with_fork([forks](size_t value, const std::vector<at::Tensor>& parts) {
+      const auto it = forks.find(value);
+      MIPIN_CHECK(it != forks.end(), "the inverse has no weights for the fork at value ", value);
+      return combine_fork(it->second, parts);
+    });
+  }
   c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool(relu));
-  // Linear and Conv2d have no rule by kind: only fitted layers can be inverted.
+  // Linear, Conv2d, BatchNorm (and adds, with fitted splits) have no rule
+  // by kind: only fitted nodes can be inverted.
   for (const auto& [index, op] : operators_) {
-    const at::Tensor u = op;
-    c.with_layer(index, rule([u](const RuleContext& ctx, const at::Tensor& s) {
-      return apply_inverse_operator(ctx.layer, u, s, ctx.record.input);
+    const at::Tensor fitted = op;
+    c.with_layer(index, rule([fitted](const RuleContext& ctx, const at::Tensor& s) {
+      return apply_fitted_inverse(ctx.layer, fitted, s, ctx.record);
     }));
   }
   return c;

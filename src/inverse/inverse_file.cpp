@@ -22,6 +22,10 @@ nlohmann::json options_json(const InverseOptions& o) {
           {"relu_mode", to_string(o.relu_mode)},
           {"fit_on", to_string(o.fit_on)},
           {"top", to_string(o.top)},
+          {"add_split", to_string(o.add_split)},
+          {"share_epsilon", o.share_epsilon},
+          {"gate", to_string(o.gate)},
+          {"fork", to_string(o.fork)},
           {"batch_size", o.batch_size},
           {"max_exact_dimension", o.max_exact_dimension},
           {"iterative_iterations", o.iterative_iterations}};
@@ -34,6 +38,11 @@ InverseOptions options_from_json(const nlohmann::json& j) {
   o.relu_mode = parse_relu_mode(j.at("relu_mode"));
   o.fit_on = parse_fit_on(j.at("fit_on"));
   o.top = parse_top_signal(j.at("top"));
+  // Files written before graphs had no add or activation options: the defaults.
+  o.add_split = parse_add_split(j.value("add_split", "fitted"));
+  o.share_epsilon = j.value("share_epsilon", o.share_epsilon);
+  o.gate = parse_activation_gate(j.value("gate", "transfer"));
+  o.fork = parse_fork_combine(j.value("fork", "sum"));
   o.batch_size = j.at("batch_size");
   o.max_exact_dimension = j.at("max_exact_dimension");
   o.iterative_iterations = j.at("iterative_iterations");
@@ -57,13 +66,17 @@ void Inverse::save(const std::string& path) const {
                               {"solver", f.solver},
                               {"r2", f.r2},
                               {"mse", f.mse},
-                              {"seconds", f.seconds}});
+                              {"seconds", f.seconds},
+                              {"pass", f.pass}});
   }
+  meta["forks"] = nlohmann::json::array();
+  for (const auto& [value, weights] : forks_) meta["forks"].push_back(value);
   torch::serialize::OutputArchive archive;
   archive.write("metadata", c10::IValue(meta.dump()));
   for (const auto& [index, op] : operators_) {
     archive.write("operator_" + std::to_string(index), op);
   }
+  for (const auto& [value, weights] : forks_) archive.write("fork_" + std::to_string(value), weights);
   write_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
 }
 
@@ -100,10 +113,16 @@ Inverse Inverse::load(const std::string& path) {
       f.r2 = l.at("r2");
       f.mse = l.at("mse");
       f.seconds = l.at("seconds");
+      f.pass = l.value("pass", 0);
       at::Tensor op;
       archive.read("operator_" + std::to_string(f.index), op);
       inverse.set_operator(f.index, op);
       inverse.fits().push_back(f);
+    }
+    for (const size_t value : meta.value("forks", std::vector<size_t>{})) {
+      at::Tensor weights;
+      archive.read("fork_" + std::to_string(value), weights);
+      inverse.set_fork(value, weights);
     }
     return inverse;
   } catch (const c10::Error& e) {

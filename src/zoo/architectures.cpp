@@ -50,9 +50,35 @@ int64_t flat_size(const Network& net, const std::vector<int64_t>& input_shape) {
   return n;
 }
 
+Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+  Conv2d c;
+  c.weight = uniform({out, in, kernel, kernel}, in * kernel * kernel);
+  c.stride = {stride, stride};
+  c.padding = {kernel / 2, kernel / 2};
+  return c;  // no bias: a BatchNorm follows
+}
+
+// conv - BN, appended to the graph after value `from`; returns the BN's output value.
+size_t conv_bn(Network& net, size_t from, int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+  const size_t c = net.add(std::make_unique<Conv2d>(conv(in, out, kernel, stride)), {from});
+  return net.add(std::make_unique<BatchNorm2d>(batchnorm(out)), {c});
+}
+
+// A basic residual block (He et al. 2016): conv-BN-ReLU-conv-BN plus the
+// block's input (through a 1x1 conv-BN projection where the shape changes),
+// then ReLU. Returns the block's output value.
+size_t basic_block(Network& net, size_t from, int64_t in, int64_t out, int64_t stride) {
+  const size_t a = conv_bn(net, from, in, out, 3, stride);
+  const size_t r = net.add(std::make_unique<ReLU>(), {a});
+  const size_t b = conv_bn(net, r, out, out, 3, 1);
+  const size_t skip = stride == 1 && in == out ? from : conv_bn(net, from, in, out, 1, stride);
+  const size_t sum = net.add(std::make_unique<Add>(), {b, skip});
+  return net.add(std::make_unique<ReLU>(), {sum});
+}
+
 }  // namespace
 
-std::vector<std::string> architecture_names() { return {"mlp", "cnn", "vgg-mini"}; }
+std::vector<std::string> architecture_names() { return {"mlp", "cnn", "vgg-mini", "resnet"}; }
 
 Network make_architecture(const std::string& name, const std::vector<int64_t>& input_shape,
                           int64_t num_classes) {
@@ -92,6 +118,18 @@ Network make_architecture(const std::string& name, const std::vector<int64_t>& i
     net.add(ReLU{});
     if (name == "vgg-mini") net.add(Dropout{});
     net.add(linear(128, num_classes));
+  } else if (name == "resnet") {
+    MIPIN_CHECK(input_shape.size() == 3, "architecture '", name,
+                "' takes images [C, H, W], found input shape ", shape_string(input_shape));
+    size_t v = conv_bn(net, 0, input_shape[0], 32, 3, 1);
+    v = net.add(std::make_unique<ReLU>(), {v});
+    v = basic_block(net, v, 32, 32, 1);
+    v = basic_block(net, v, 32, 64, 2);
+    AdaptiveAvgPool2d pool;
+    pool.output_size = {1, 1};
+    net.add(pool);
+    net.add(Flatten{});
+    net.add(linear(64, num_classes));
   } else {
     std::string known;
     for (const auto& n : architecture_names()) known += (known.empty() ? "" : ", ") + n;

@@ -13,6 +13,41 @@
 
 namespace mipin {
 
+namespace {
+
+// BatchNorm's running statistics, as training leaves them, lag behind the
+// weights (a moving average over the last batches, with weights that kept
+// changing): re-estimated on the final weights they are the plain mean of
+// the batch statistics, which is what the eval-mode network should use.
+void reestimate_batchnorm(Network& network, const Dataset& data, int64_t n, int64_t batch_size) {
+  std::vector<BatchNorm2d*> norms;
+  for (size_t i = 0; i < network.size(); ++i) {
+    if (network.layer(i).kind() == LayerKind::BatchNorm2d) norms.push_back(&static_cast<BatchNorm2d&>(network.layer(i)));
+  }
+  if (norms.empty()) return;
+  torch::NoGradGuard no_grad;
+  const int64_t examples = std::min<int64_t>(n, 10000);
+  std::vector<double> momentum;
+  for (BatchNorm2d* bn : norms) {
+    momentum.push_back(bn->momentum);
+    bn->running_mean.zero_();
+    bn->running_var.fill_(1);
+    bn->set_training(true);
+  }
+  int64_t k = 0;
+  for (int64_t begin = 0; begin < examples; begin += batch_size, ++k) {
+    // Momentum 1 / (k + 1): the running value is the mean over batches so far.
+    for (BatchNorm2d* bn : norms) bn->momentum = 1.0 / double(k + 1);
+    network.forward(data.get(begin, std::min(examples, begin + batch_size)).inputs);
+  }
+  for (size_t i = 0; i < norms.size(); ++i) {
+    norms[i]->momentum = momentum[i];
+    norms[i]->set_training(false);
+  }
+}
+
+}  // namespace
+
 TrainResult train(Network& network, const Dataset& data, const TrainOptions& options) {
   MIPIN_CHECK(options.epochs >= 1, "epochs must be at least 1, found ", options.epochs);
   MIPIN_CHECK(options.batch_size >= 1, "batch size must be at least 1, found ", options.batch_size);
@@ -71,6 +106,7 @@ TrainResult train(Network& network, const Dataset& data, const TrainOptions& opt
   }
   network.set_training(false);
   for (auto& p : parameters) p.set_requires_grad(false);
+  reestimate_batchnorm(network, data, n, options.batch_size);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

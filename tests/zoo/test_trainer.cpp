@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "mipin/data/dataset.h"
+#include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 #include "mipin/zoo/architectures.h"
@@ -33,7 +34,8 @@ TEST(Zoo, EveryArchitectureBuildsForItsInputAndClassCount) {
               (std::vector<int64_t>{2, 10}))
         << name;
   }
-  EXPECT_THROW(make_architecture("resnet", {1, 28, 28}, 10), Error);
+  EXPECT_THROW(make_architecture("transformer", {1, 28, 28}, 10), Error);
+  EXPECT_THROW(make_architecture("resnet", {784}, 10), Error);
   EXPECT_THROW(make_architecture("cnn", {784}, 10), Error);
 }
 
@@ -65,6 +67,33 @@ TEST(Trainer, BatchNormStatisticsAreLearnedAndExported) {
   meta.input_shape = net.input_shape();
   save_torchscript(net, dir.file("m.pt"), meta);
   const ImportedModel reloaded = load_torchscript(dir.file("m.pt"));
+  const Batch batch = data->get(0, 16);
+  const at::Tensor expected = net.forward(batch.inputs);
+  EXPECT_LE((reloaded.network.forward(batch.inputs) - expected).abs().max().item<double>(),
+            1e-4 * expected.abs().max().item<double>());
+}
+
+// The residual zoo model: a graph that trains, whose BatchNorm statistics
+// are re-estimated on the final weights (the plain mean over the batches),
+// and that exports and imports (BatchNorm folded) with the same logits.
+TEST(Trainer, ResidualNetworkTrainsExportsAndReimports) {
+  const auto data = halves(256, 4);
+  torch::manual_seed(0);
+  Network net = make_architecture("resnet", {1, 8, 8}, 2);
+  ASSERT_FALSE(net.is_chain());
+  train(net, *data, TrainOptions{}.with_epochs(2).with_batch_size(64).with_progress(false));
+  EXPECT_GE(accuracy(net, *halves(128, 5)), 0.9);
+  // The first BatchNorm reads the first convolution: its running mean is the
+  // mean of that convolution's output over the 256 examples (4 equal batches).
+  ASSERT_EQ(net.layer(1).kind(), LayerKind::BatchNorm2d);
+  const auto& bn = static_cast<const BatchNorm2d&>(net.layer(1));
+  const at::Tensor conv_out = net.layer(0).forward(data->get(0, 256).inputs, nullptr);
+  EXPECT_LE((bn.running_mean - conv_out.mean({0, 2, 3})).abs().max().item<double>(), 1e-5);
+  test::TempDir dir;
+  ModelMetadata meta;
+  meta.input_shape = net.input_shape();
+  save_torchscript(net, dir.file("r.pt"), meta);
+  const ImportedModel reloaded = load_torchscript(dir.file("r.pt"));
   const Batch batch = data->get(0, 16);
   const at::Tensor expected = net.forward(batch.inputs);
   EXPECT_LE((reloaded.network.forward(batch.inputs) - expected).abs().max().item<double>(),

@@ -76,6 +76,11 @@ class FunctionPairRule final : public PairRule {
   Function f_;
 };
 
+// How the signals that the readers of a value send back combine into the
+// value's signal, in the order they arrive (readers from the last node
+// down). Unset, they sum: the gradient's rule at a fork.
+using ForkRule = std::function<at::Tensor(size_t value, const std::vector<at::Tensor>& parts)>;
+
 // Maps layer types to rules; a rule for one layer position overrides its type's.
 class Composite {
  public:
@@ -94,6 +99,11 @@ class Composite {
   // is none or either position has a rule of its own.
   const PairRule* pair_rule_for(const Layer& lower, const Layer& upper, size_t upper_index) const;
   const std::string& name() const { return name_; }
+  Composite& with_fork(ForkRule rule) {
+    fork_ = std::move(rule);
+    return *this;
+  }
+  const ForkRule& fork_rule() const { return fork_; }
   // A composite derived from another (e.g. the gradient's) under its own name.
   Composite& rename(std::string name) {
     name_ = std::move(name);
@@ -105,6 +115,7 @@ class Composite {
   std::map<LayerKind, std::shared_ptr<const Rule>> by_kind_;
   std::map<size_t, std::shared_ptr<const Rule>> by_index_;
   std::map<std::pair<LayerKind, LayerKind>, std::shared_ptr<const PairRule>> by_pair_;
+  ForkRule fork_;
 };
 
 }  // namespace mipin

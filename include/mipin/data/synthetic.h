@@ -32,7 +32,7 @@ struct LinearToy {
 
 LinearToy make_linear_toy(int64_t examples, const LinearToyOptions& options = {});
 
-// The cluttered canvas (DESIGN.md 3.6): each example is one object image
+// The cluttered canvas (docs/design.md section 3, item 6): each example is one object image
 // placed at a random position on a larger blank canvas, with distractor
 // patches cut from other images around it; the label is the object's and its
 // box is known, so localization can be scored.

@@ -1,5 +1,5 @@
 #pragma once
-// Faithfulness of a source signal (DESIGN.md section 3, items 1-3):
+// Faithfulness of a source signal (docs/design.md section 3, items 1-3):
 // completeness (s alone carries the decision), minimality (x - s carries
 // none of it) and per-layer reconstruction R^2.
 #include <cstdint>
@@ -24,7 +24,8 @@ struct Minimality {
 };
 
 // R^2 = 1 - ||x^l - s^l||^2 / ||x^l - mean(x^l)||^2 at the input of layer l
-// (l = 0 is the network input), over the evaluation set.
+// (l = 0 is the network input), over the evaluation set. In a graph, l
+// numbers values: the output of layer l - 1, which `layer` reads.
 struct LayerReconstruction {
   size_t index = 0;
   std::string layer;

@@ -1,5 +1,5 @@
 #pragma once
-// Metrics on attribution maps (DESIGN.md section 3, items 4-7): similarity of
+// Metrics on attribution maps (docs/design.md section 3, items 4-7): similarity of
 // two maps, deletion/insertion curves, localization in a known box, and
 // recovery of a known signal. Every function works per example on a batch.
 #include <ATen/core/Tensor.h>

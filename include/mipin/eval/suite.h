@@ -1,5 +1,5 @@
 #pragma once
-// The faithfulness suite: every requested method, every metric of DESIGN.md
+// The faithfulness suite: every requested method, every metric of docs/design.md
 // section 3, on one model and data set, as one JSON document.
 #include <nlohmann/json.hpp>
 

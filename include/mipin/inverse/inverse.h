@@ -1,7 +1,8 @@
 #pragma once
-// MIP-IN: an inverse network, fitted layer by layer from the top, that maps a
+// MIP-IN: an inverse network, fitted node by node from the top, that maps a
 // network's output back to the part of the input the output carries (the
-// source signal). See DESIGN.md section 1.2 for the reading implemented.
+// source signal). docs/design.md (sections 1.2 and 1.4) gives the reading
+// implemented, on chains and on graphs.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -17,7 +18,7 @@
 
 namespace mipin {
 
-// How well one layer's inverse reconstructs that layer's input.
+// How well one node's inverse reconstructs that node's input(s).
 struct LayerFit {
   size_t index = 0;
   std::string layer;   // description
@@ -25,6 +26,7 @@ struct LayerFit {
   double r2 = 0;       // 1 - SSE / SST over the fitting data
   double mse = 0;      // mean squared reconstruction error per value
   double seconds = 0;
+  int pass = 0;        // the pass over the data that fitted it (1 = the first)
 };
 
 class Inverse {
@@ -33,13 +35,22 @@ class Inverse {
   Inverse(InverseOptions options, std::string model_fingerprint)
       : options_(options), model_fingerprint_(std::move(model_fingerprint)) {}
 
-  // The learned operator U of layer `index` (Linear: [in, out]; Conv2d: the
-  // shape of its weight, applied as a transposed convolution).
+  // What was fitted for node `index`: a Linear layer's operator U [in, out];
+  // a Conv2d's, with the shape of its weight, applied as a transposed
+  // convolution; an add's per-input channel scales [inputs, C]; an unfolded
+  // BatchNorm's channel scale [1, C].
   void set_operator(size_t index, at::Tensor op) { operators_[index] = std::move(op); }
   const std::map<size_t, at::Tensor>& operators() const { return operators_; }
+  // With ForkCombine::Fitted: per value read by several nodes, the weights
+  // [readers, C] of the signals its readers send back, in the order they
+  // arrive (readers from the last node down).
+  void set_fork(size_t value, at::Tensor weights) { forks_[value] = std::move(weights); }
+  const std::map<size_t, at::Tensor>& forks() const { return forks_; }
 
-  // MIP-IN's rules: learned operators for Linear/Conv2d, forward ReLU gates
-  // (per relu mode), unpooling to switches, pooling pseudo-inverses, reshapes.
+  // MIP-IN's rules: learned operators for Linear/Conv2d and scales for adds
+  // and BatchNorms, forward ReLU gates (per relu mode) and transfer factors
+  // of other activations, unpooling to switches, pooling pseudo-inverses,
+  // reshapes, exact splits at concatenations, the gate's own value at a gate.
   Composite composite() const;
   // s^L for the whole output: the logits or their softmax, per options.
   at::Tensor top_signal(const at::Tensor& logits) const;
@@ -69,6 +80,7 @@ class Inverse {
   InverseOptions options_;
   std::string model_fingerprint_;
   std::map<size_t, at::Tensor> operators_;
+  std::map<size_t, at::Tensor> forks_;
   std::vector<LayerFit> fits_;  // top layer first
 };
 
@@ -80,6 +92,14 @@ at::Tensor make_top_signal(TopSignal top, const at::Tensor& logits);
 // layer_input is the recorded input (it fixes the output size).
 at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
                                   const at::Tensor& signal, const at::Tensor& layer_input);
+// Any fitted node's inverse: the operator above, or per-channel scales of
+// the signal, one per input (an add) or one (a BatchNorm).
+Signals apply_fitted_inverse(const Layer& layer, const at::Tensor& fitted, const at::Tensor& signal,
+                             const LayerRecord& record);
+// Whether the inverse fits parameters for this node under these options.
+bool has_fitted_inverse(const Layer& layer, const InverseOptions& options);
+// A fork's signals combined by per-channel weights [parts, C].
+at::Tensor combine_fork(const at::Tensor& weights, const std::vector<at::Tensor>& parts);
 
 // Fits the inverse on up to options.examples examples of `data`, streaming
 // batches so memory does not grow with the number of examples.

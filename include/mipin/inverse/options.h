@@ -14,15 +14,33 @@ enum class ReluMode { Forward, Backward, Both };
 enum class FitOn { Signals, Activations };
 // The top signal s^L: the logits, or the softmax probabilities.
 enum class TopSignal { Logits, Softmax };
+// How a residual add v = a + b hands the signal to its inputs: each input a
+// per-channel scale fitted so that d_a * s reconstructs a (MIP-IN on
+// graphs), the forward share s * a / (a + b) (stabilised), or s / k.
+enum class AddSplit { Fitted, ForwardShare, Even };
+// How a value read by several nodes (a fork) combines the signals its
+// readers send back: their sum (the gradient's rule, MIP-IN on graphs),
+// per-channel weights fitted jointly so that the combination reconstructs
+// the value, or their mean.
+enum class ForkCombine { Sum, Fitted, Mean };
+// The inverse of an element-wise activation f: this input's transfer
+// factor (f(z) - f(0)) / z (for ReLU the forward gate), or the tangent f'(z).
+enum class ActivationGate { Transfer, Tangent };
 
 std::string to_string(Solver v);
 std::string to_string(ReluMode v);
 std::string to_string(FitOn v);
 std::string to_string(TopSignal v);
+std::string to_string(AddSplit v);
+std::string to_string(ActivationGate v);
+std::string to_string(ForkCombine v);
 Solver parse_solver(const std::string& text);
 ReluMode parse_relu_mode(const std::string& text);
 FitOn parse_fit_on(const std::string& text);
 TopSignal parse_top_signal(const std::string& text);
+AddSplit parse_add_split(const std::string& text);
+ActivationGate parse_activation_gate(const std::string& text);
+ForkCombine parse_fork_combine(const std::string& text);
 
 struct InverseOptions {
   Solver solver = Solver::Auto;
@@ -30,10 +48,14 @@ struct InverseOptions {
   ReluMode relu_mode = ReluMode::Forward;
   FitOn fit_on = FitOn::Signals;
   TopSignal top = TopSignal::Logits;
+  AddSplit add_split = AddSplit::Fitted;
+  double share_epsilon = 0.1;  // AddSplit::ForwardShare: stabiliser of a + b
+  ActivationGate gate = ActivationGate::Transfer;
+  ForkCombine fork = ForkCombine::Sum;
   int64_t examples = 0;     // 0: the whole data set
   int64_t batch_size = 128;
-  // Auto picks the iterative solver for strided or grouped convolutions and
-  // where the normal equations would exceed this dimension.
+  // Auto picks the iterative solver where the normal equations would exceed
+  // this dimension (per group of a grouped convolution).
   int64_t max_exact_dimension = 6000;
   // Iterative solver: preconditioned conjugate gradient on the same
   // per-layer loss; each iteration is one pass over the examples.
@@ -45,6 +67,10 @@ struct InverseOptions {
   InverseOptions& with_relu_mode(ReluMode v) { relu_mode = v; return *this; }
   InverseOptions& with_fit_on(FitOn v) { fit_on = v; return *this; }
   InverseOptions& with_top(TopSignal v) { top = v; return *this; }
+  InverseOptions& with_add_split(AddSplit v) { add_split = v; return *this; }
+  InverseOptions& with_share_epsilon(double v) { share_epsilon = v; return *this; }
+  InverseOptions& with_gate(ActivationGate v) { gate = v; return *this; }
+  InverseOptions& with_fork(ForkCombine v) { fork = v; return *this; }
   InverseOptions& with_examples(int64_t v) { examples = v; return *this; }
   InverseOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }
   InverseOptions& with_max_exact_dimension(int64_t v) { max_exact_dimension = v; return *this; }

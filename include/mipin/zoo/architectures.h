@@ -8,7 +8,7 @@
 
 namespace mipin {
 
-// Names accepted by make_architecture: "mlp", "cnn", "vgg-mini".
+// Names accepted by make_architecture: "mlp", "cnn", "vgg-mini", "resnet".
 std::vector<std::string> architecture_names();
 
 // A freshly initialised network (PyTorch's default initialisation, drawn from
@@ -18,6 +18,9 @@ std::vector<std::string> architecture_names();
 //             - flatten - linear 128 - relu - linear K   (the design's demo CNN)
 //   vgg-mini: 2 x [conv - batchnorm - relu] x 2 blocks (16, 32 channels) with
 //             max pooling, then linear 128 - relu - dropout - linear K
+//   resnet:   conv 32 - batchnorm - relu, a basic residual block at 32
+//             channels, a stride-2 basic block to 64 with a 1x1 stride-2
+//             projection, global average pooling, linear K (a graph)
 Network make_architecture(const std::string& name, const std::vector<int64_t>& input_shape,
                           int64_t num_classes);
 

@@ -31,6 +31,8 @@ struct TrainResult {
 };
 
 // Trains in place. The same seed, data and options give the same weights.
+// BatchNorm running statistics are then re-estimated on the final weights
+// (over up to 10,000 training examples).
 TrainResult train(Network& network, const Dataset& data, const TrainOptions& options);
 
 // A linear classifier (one Linear layer) for flat inputs, trained with Adam
