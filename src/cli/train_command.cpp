@@ -15,6 +15,7 @@ namespace {
 
 struct TrainCommandOptions {
   std::string arch = "cnn";
+  std::string activation = "relu";
   std::string data = "fashion-mnist";
   std::string out;
   int64_t epochs = 3;
@@ -31,7 +32,7 @@ void run_train(const TrainCommandOptions& o) {
   const auto train_data = open_dataset(spec, Split::Train);
   const auto test_data = open_dataset(spec, Split::Test);
   torch::manual_seed(o.seed);
-  Network net = make_architecture(o.arch, train_data->sample_shape(), train_data->num_classes());
+  Network net = make_architecture(o.arch, train_data->sample_shape(), train_data->num_classes(), o.activation);
   if (!o.common.json) {
     std::cout << "training " << o.arch << " (" << net.parameter_count() << " parameters) on "
               << spec.text << ": " << train_data->size() << " training examples, "
@@ -54,6 +55,7 @@ void run_train(const TrainCommandOptions& o) {
   if (o.common.json) {
     print_json({{"model", o.out},
                 {"architecture", o.arch},
+                {"activation", o.activation},
                 {"data", spec.text},
                 {"epochs", o.epochs},
                 {"seed", o.seed},
@@ -83,6 +85,10 @@ void register_train_command(CLI::App& app) {
                   "Architecture: mlp, cnn, vgg-mini or resnet (a small residual CNN: basic blocks "
                   "with BatchNorm, a strided block with a 1x1 projection, global average pooling)")
       ->check(CLI::IsMember(architecture_names()))
+      ->capture_default_str();
+  cmd->add_option("--activation", options->activation,
+                  "The nonlinearity in place of every ReLU (PyTorch's default arguments)")
+      ->check(CLI::IsMember(activation_names()))
       ->capture_default_str();
   cmd->add_option("--data", options->data,
                   "Data set: fashion-mnist, idx:DIR, folder:DIR, npy:DIR (see README)")

@@ -11,56 +11,57 @@ using P = ActivationSpec::Parameters;
 
 c10::string_view gelu_approximation(const P& p) { return p.at(0) != 0 ? "tanh" : "none"; }
 
-// One line per activation: name, aten ops, parameters, f, s * f'(z), family.
+// One entry per activation: name, aten ops, parameters and their defaults,
+// f, s * f'(z), family.
 const std::vector<ActivationSpec> kSpecs = {
-    {"hardtanh", {"aten::hardtanh", "aten::hardtanh_"}, {"min_val", "max_val"},
+    {"hardtanh", {"aten::hardtanh", "aten::hardtanh_"}, {"min_val", "max_val"}, {-1, 1},
      [](const at::Tensor& z, const P& p) { return at::hardtanh(z, p.at(0), p.at(1)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
        return at::hardtanh_backward(s, z, p.at(0), p.at(1));
      },
      true},
-    {"relu6", {"aten::relu6", "aten::relu6_"}, {},
+    {"relu6", {"aten::relu6", "aten::relu6_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::hardtanh(z, 0, 6); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P&) {
        return at::hardtanh_backward(s, z, 0, 6);
      },
      true},
-    {"leaky_relu", {"aten::leaky_relu", "aten::leaky_relu_"}, {"negative_slope"},
+    {"leaky_relu", {"aten::leaky_relu", "aten::leaky_relu_"}, {"negative_slope"}, {0.01},
      [](const at::Tensor& z, const P& p) { return at::leaky_relu(z, p.at(0)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
        return at::leaky_relu_backward(s, z, p.at(0), false);
      },
      true},
-    {"elu", {"aten::elu", "aten::elu_"}, {"alpha", "scale", "input_scale"},
+    {"elu", {"aten::elu", "aten::elu_"}, {"alpha", "scale", "input_scale"}, {1, 1, 1},
      [](const at::Tensor& z, const P& p) { return at::elu(z, p.at(0), p.at(1), p.at(2)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
        return at::elu_backward(s, p.at(0), p.at(1), p.at(2), false, z);
      }},
-    {"gelu", {"aten::gelu", "aten::gelu_"}, {"approximate"},
+    {"gelu", {"aten::gelu", "aten::gelu_"}, {"approximate"}, {0},
      [](const at::Tensor& z, const P& p) { return at::gelu(z, gelu_approximation(p)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
        return at::gelu_backward(s, z, gelu_approximation(p));
      }},
-    {"silu", {"aten::silu", "aten::silu_"}, {},
+    {"silu", {"aten::silu", "aten::silu_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::silu(z); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P&) { return at::silu_backward(s, z); }},
-    {"sigmoid", {"aten::sigmoid", "aten::sigmoid_"}, {},
+    {"sigmoid", {"aten::sigmoid", "aten::sigmoid_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::sigmoid(z); },
      [](const at::Tensor& s, const at::Tensor&, const at::Tensor& y, const P&) { return at::sigmoid_backward(s, y); },
      false, true},
-    {"tanh", {"aten::tanh", "aten::tanh_"}, {},
+    {"tanh", {"aten::tanh", "aten::tanh_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::tanh(z); },
      [](const at::Tensor& s, const at::Tensor&, const at::Tensor& y, const P&) { return at::tanh_backward(s, y); }},
-    {"softplus", {"aten::softplus"}, {"beta", "threshold"},
+    {"softplus", {"aten::softplus"}, {"beta", "threshold"}, {1, 20},
      [](const at::Tensor& z, const P& p) { return at::softplus(z, p.at(0), p.at(1)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
        return at::softplus_backward(s, z, p.at(0), p.at(1));
      }},
-    {"hardsigmoid", {"aten::hardsigmoid", "aten::hardsigmoid_"}, {},
+    {"hardsigmoid", {"aten::hardsigmoid", "aten::hardsigmoid_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::hardsigmoid(z); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P&) { return at::hardsigmoid_backward(s, z); },
      false, true},
-    {"hardswish", {"aten::hardswish", "aten::hardswish_"}, {},
+    {"hardswish", {"aten::hardswish", "aten::hardswish_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::hardswish(z); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P&) { return at::hardswish_backward(s, z); }},
 };

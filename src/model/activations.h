@@ -18,6 +18,7 @@ struct ActivationSpec {
   // Names of the scalar arguments that follow the input in the aten op, in
   // order; each is read as a number (gelu's approximate: "none" 0, "tanh" 1).
   std::vector<std::string> parameter_names;
+  Parameters defaults;                 // PyTorch's defaults of those arguments
   at::Tensor (*f)(const at::Tensor& z, const Parameters& p);
   // s * f'(z), given z and y = f(z): the gradient, by ATen's own backward op.
   at::Tensor (*derivative_times)(const at::Tensor& s, const at::Tensor& z, const at::Tensor& y,

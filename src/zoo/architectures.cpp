@@ -6,6 +6,7 @@
 
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
+#include "model/activations.h"
 
 namespace mipin {
 namespace {
@@ -80,9 +81,21 @@ size_t basic_block(Network& net, size_t from, int64_t in, int64_t out, int64_t s
 
 std::vector<std::string> architecture_names() { return {"mlp", "cnn", "vgg-mini", "resnet"}; }
 
+std::vector<std::string> activation_names() {
+  std::vector<std::string> names{"relu"};
+  for (const auto& spec : activation_specs()) names.push_back(spec.name);
+  return names;
+}
+
 Network make_architecture(const std::string& name, const std::vector<int64_t>& input_shape,
-                          int64_t num_classes) {
+                          int64_t num_classes, const std::string& activation) {
   MIPIN_CHECK(num_classes >= 2, "a classifier needs at least 2 classes, found ", num_classes);
+  const auto names = activation_names();
+  if (std::find(names.begin(), names.end(), activation) == names.end()) {
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    MIPIN_FAIL("unknown activation '", activation, "'; expected one of: ", known);
+  }
   Network net;
   if (name == "mlp") {
     net.add(Flatten{});
@@ -134,6 +147,21 @@ Network make_architecture(const std::string& name, const std::vector<int64_t>& i
     std::string known;
     for (const auto& n : architecture_names()) known += (known.empty() ? "" : ", ") + n;
     MIPIN_FAIL("unknown architecture '", name, "'; expected one of: ", known);
+  }
+  if (activation != "relu") {
+    // Every ReLU becomes the activation asked for.
+    Network with;
+    for (size_t i = 0; i < net.size(); ++i) {
+      if (net.layer(i).kind() != LayerKind::ReLU) {
+        with.add(net.layer(i).clone(), net.inputs(i));
+        continue;
+      }
+      Activation a;
+      a.function = activation;
+      a.parameters = activation_spec(activation).defaults;
+      with.add(std::make_unique<Activation>(a), net.inputs(i));
+    }
+    net = std::move(with);
   }
   net.set_input_shape(input_shape);
   return net;

@@ -35,6 +35,16 @@ TEST(Zoo, EveryArchitectureBuildsForItsInputAndClassCount) {
         << name;
   }
   EXPECT_THROW(make_architecture("transformer", {1, 28, 28}, 10), Error);
+  // Another activation in place of every ReLU.
+  const Network silu = make_architecture("resnet", {1, 28, 28}, 10, "silu");
+  int activations = 0;
+  for (size_t i = 0; i < silu.size(); ++i) {
+    EXPECT_NE(silu.layer(i).kind(), LayerKind::ReLU);
+    activations += silu.layer(i).kind() == LayerKind::Activation;
+  }
+  EXPECT_EQ(activations, 5);
+  EXPECT_EQ(silu.forward(torch::randn({2, 1, 28, 28})).sizes().vec(), (std::vector<int64_t>{2, 10}));
+  EXPECT_THROW(make_architecture("mlp", {1, 28, 28}, 10, "mish"), Error);
   EXPECT_THROW(make_architecture("resnet", {784}, 10), Error);
   EXPECT_THROW(make_architecture("cnn", {784}, 10), Error);
 }

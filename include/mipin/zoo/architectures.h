@@ -21,7 +21,11 @@ std::vector<std::string> architecture_names();
 //   resnet:   conv 32 - batchnorm - relu, a basic residual block at 32
 //             channels, a stride-2 basic block to 64 with a 1x1 stride-2
 //             projection, global average pooling, linear K (a graph)
+// `activation` replaces every ReLU: "relu" or a name of the activation
+// table (`mipin train --help` lists them), with PyTorch's default arguments.
 Network make_architecture(const std::string& name, const std::vector<int64_t>& input_shape,
-                          int64_t num_classes);
+                          int64_t num_classes, const std::string& activation = "relu");
+// The activations make_architecture accepts.
+std::vector<std::string> activation_names();
 
 }  // namespace mipin
