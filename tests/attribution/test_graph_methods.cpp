@@ -10,28 +10,17 @@
 #include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
+#include "support/method_checks.h"
 #include "support/test_support.h"
 
 namespace mipin {
 namespace {
 
-Network load(const std::string& file) { return load_torchscript(test::test_model(file)).network; }
-
-at::Tensor attribute(const std::string& method, const Network& net, const at::Tensor& x,
-                     const at::Tensor& targets, MethodSettings settings = {}) {
-  return make_method(method, settings)->attribute(net, x, targets);
-}
-
-at::Tensor target_logits(const Network& net, const at::Tensor& x, const at::Tensor& targets) {
-  torch::NoGradGuard no_grad;
-  return net.forward(x).gather(1, targets.unsqueeze(1)).squeeze(1);
-}
-
-at::Tensor per_example_sum(const at::Tensor& a) { return a.flatten(1).sum(1); }
-
-double max_relative(const at::Tensor& got, const at::Tensor& expected) {
-  return ((got - expected).abs() / expected.abs().clamp_min(1e-6)).max().item<double>();
-}
+using test::attribute;
+using test::load;
+using test::max_relative;
+using test::per_example_sum;
+using test::target_logits;
 
 at::Tensor input_batch(const Network& net, int64_t n, uint64_t seed) {
   std::vector<int64_t> shape{n};

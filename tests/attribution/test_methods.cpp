@@ -8,13 +8,18 @@
 #include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
+#include "support/method_checks.h"
 #include "support/test_support.h"
 #include "support/trained_models.h"
 
 namespace mipin {
 namespace {
 
-Network load(const std::string& file) { return load_torchscript(test::test_model(file)).network; }
+using test::attribute;
+using test::load;
+using test::max_relative;
+using test::per_example_sum;
+using test::target_logits;
 
 // The same network without biases: the setting where LRP conserves relevance.
 Network without_biases(Network net) {
@@ -24,22 +29,6 @@ Network without_biases(Network net) {
   }
   return net;
 }
-
-at::Tensor attribute(const std::string& method, const Network& net, const at::Tensor& x,
-                     const at::Tensor& targets, MethodSettings settings = {}) {
-  return make_method(method, settings)->attribute(net, x, targets);
-}
-
-at::Tensor target_logits(const Network& net, const at::Tensor& x, const at::Tensor& targets) {
-  torch::NoGradGuard no_grad;
-  return net.forward(x).gather(1, targets.unsqueeze(1)).squeeze(1);
-}
-
-double max_relative(const at::Tensor& got, const at::Tensor& expected) {
-  return ((got - expected).abs() / expected.abs().clamp_min(1e-6)).max().item<double>();
-}
-
-at::Tensor per_example_sum(const at::Tensor& a) { return a.flatten(1).sum(1); }
 
 TEST(Methods, RegistryListsEveryMethodAndRefusesUnknownNames) {
   std::vector<std::string> names;

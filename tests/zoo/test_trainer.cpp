@@ -25,6 +25,20 @@ std::unique_ptr<Dataset> halves(int64_t n, uint64_t seed) {
   return make_tensor_dataset("halves", x, labels, {}, 2);
 }
 
+// Saved as TorchScript and imported again (BatchNorm folded), the network
+// computes the same logits.
+void expect_reloads_with_the_same_logits(const Network& net, const Dataset& data) {
+  test::TempDir dir;
+  ModelMetadata meta;
+  meta.input_shape = net.input_shape();
+  save_torchscript(net, dir.file("m.pt"), meta);
+  const ImportedModel reloaded = load_torchscript(dir.file("m.pt"));
+  const Batch batch = data.get(0, 16);
+  const at::Tensor expected = net.forward(batch.inputs);
+  EXPECT_LE((reloaded.network.forward(batch.inputs) - expected).abs().max().item<double>(),
+            1e-4 * expected.abs().max().item<double>());
+}
+
 TEST(Zoo, EveryArchitectureBuildsForItsInputAndClassCount) {
   for (const auto& name : architecture_names()) {
     torch::manual_seed(0);
@@ -72,15 +86,7 @@ TEST(Trainer, BatchNormStatisticsAreLearnedAndExported) {
   torch::manual_seed(0);
   Network net = make_architecture("vgg-mini", {1, 8, 8}, 2);
   train(net, *data, TrainOptions{}.with_epochs(1).with_batch_size(64).with_progress(false));
-  test::TempDir dir;
-  ModelMetadata meta;
-  meta.input_shape = net.input_shape();
-  save_torchscript(net, dir.file("m.pt"), meta);
-  const ImportedModel reloaded = load_torchscript(dir.file("m.pt"));
-  const Batch batch = data->get(0, 16);
-  const at::Tensor expected = net.forward(batch.inputs);
-  EXPECT_LE((reloaded.network.forward(batch.inputs) - expected).abs().max().item<double>(),
-            1e-4 * expected.abs().max().item<double>());
+  expect_reloads_with_the_same_logits(net, *data);
 }
 
 // The residual zoo model: a graph that trains, whose BatchNorm statistics
@@ -99,15 +105,7 @@ TEST(Trainer, ResidualNetworkTrainsExportsAndReimports) {
   const auto& bn = static_cast<const BatchNorm2d&>(net.layer(1));
   const at::Tensor conv_out = net.layer(0).forward(data->get(0, 256).inputs, nullptr);
   EXPECT_LE((bn.running_mean - conv_out.mean({0, 2, 3})).abs().max().item<double>(), 1e-5);
-  test::TempDir dir;
-  ModelMetadata meta;
-  meta.input_shape = net.input_shape();
-  save_torchscript(net, dir.file("r.pt"), meta);
-  const ImportedModel reloaded = load_torchscript(dir.file("r.pt"));
-  const Batch batch = data->get(0, 16);
-  const at::Tensor expected = net.forward(batch.inputs);
-  EXPECT_LE((reloaded.network.forward(batch.inputs) - expected).abs().max().item<double>(),
-            1e-4 * expected.abs().max().item<double>());
+  expect_reloads_with_the_same_logits(net, *data);
 }
 
 }  // namespace
