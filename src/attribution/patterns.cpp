@@ -25,18 +25,21 @@ struct Moments {
   at::Tensor count;   // [out]
 };
 
-// Rows of layer inputs (patches for convolutions) and bias-free outputs.
+// Rows of layer inputs (patches for convolutions), per group: x [rows,
+// groups, inputs per group], and the bias-free outputs y [rows, out], whose
+// unit j reads group j / (out / groups).
 std::pair<at::Tensor, at::Tensor> rows(const Layer& layer, const at::Tensor& input) {
   if (layer.kind() == LayerKind::Linear) {
     const auto& l = static_cast<const Linear&>(layer);
-    return {input, input.matmul(l.weight.t())};
+    return {input.unsqueeze(1), input.matmul(l.weight.t())};
   }
   const auto& c = static_cast<const Conv2d&>(layer);
-  MIPIN_CHECK(c.groups == 1, "patterns for grouped convolutions are not supported (", c.describe(), ")");
   const at::Tensor patches =
       torch::im2col(input, {c.weight.size(2), c.weight.size(3)}, c.dilation, c.padding, c.stride);
-  const at::Tensor x = patches.transpose(1, 2).reshape({-1, patches.size(1)});
-  return {x, x.matmul(c.weight.flatten(1).t())};
+  const int64_t g = c.groups;
+  const at::Tensor x = patches.transpose(1, 2).reshape({-1, g, patches.size(1) / g});
+  const at::Tensor w = c.weight.flatten(1).view({g, -1, x.size(2)});  // [groups, out / groups, in]
+  return {x, x.transpose(0, 1).bmm(w.transpose(1, 2)).transpose(0, 1).reshape({x.size(0), -1})};
 }
 
 // The layer's output is read by a ReLU alone.
@@ -67,8 +70,14 @@ Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examp
                                                            : torch::ones_like(y);
       const at::Tensor ym = y * mask;
       Moments& m = moments[i];
-      const at::Tensor sx = x.t().matmul(mask).to(at::kDouble);
-      const at::Tensor sxy = x.t().matmul(ym).to(at::kDouble);
+      // Each unit's sums over its own group's inputs: [in per group, out].
+      const int64_t groups = x.size(1);
+      auto per_group = [&](const at::Tensor& v) {
+        const at::Tensor vg = v.view({v.size(0), groups, -1}).transpose(0, 1);  // [groups, rows, out / groups]
+        return x.transpose(0, 1).transpose(1, 2).bmm(vg).transpose(0, 1).reshape({x.size(2), -1}).to(at::kDouble);
+      };
+      const at::Tensor sx = per_group(mask);
+      const at::Tensor sxy = per_group(ym);
       const at::Tensor sy = ym.sum(0).to(at::kDouble);
       const at::Tensor c = mask.sum(0).to(at::kDouble);
       if (!m.sum_x.defined()) {

@@ -175,6 +175,11 @@ void run_explain(const ExplainCommandOptions& o) {
   const at::Tensor logits = net.forward(in.x);
   const at::Tensor targets = resolve_targets(logits, target_class);
   const at::Tensor attribution = method->attribute(net, in.x, targets);
+  // Nothing is written from a map that overflowed: a backward pass through
+  // patterns or other fitted maps can grow without bound on a deep network.
+  MIPIN_CHECK(attribution.isfinite().all().item<bool>(), "method '", o.method,
+              "' gave non-finite values on this model (it overflowed float32: the maps it multiplies grew beyond ",
+              "3.4e38 along the network); nothing was written");
 
   fs::create_directories(o.out);
   const int64_t n = in.x.size(0);

@@ -6,6 +6,7 @@
 
 #include "mipin/attribution/patterns.h"
 #include "mipin/attribution/registry.h"
+#include "mipin/data/dataset.h"
 #include "mipin/data/synthetic.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
@@ -60,6 +61,36 @@ TEST(Patterns, SaveLoadAndWrongModel) {
   test::write_text(dir.file("cut.patterns"), whole.substr(0, whole.size() / 2));
   EXPECT_THROW(Patterns::load(dir.file("cut.patterns")), Error);
   EXPECT_THROW(make_method("patternnet", MethodSettings{}), Error);
+}
+
+// A grouped convolution's unit reads its own group's channels: its pattern
+// is the in-group block of the pattern of the same map written ungrouped
+// (zero weights off the diagonal blocks), where the unit reads every channel.
+TEST(Patterns, GroupedConvolutionsTakeEachUnitsOwnGroup) {
+  torch::manual_seed(9);
+  Conv2d grouped;
+  grouped.weight = torch::randn({4, 3, 3, 3});
+  grouped.padding = {1, 1};
+  grouped.groups = 2;
+  Conv2d dense = grouped;
+  dense.groups = 1;
+  dense.weight = torch::zeros({4, 6, 3, 3});
+  dense.weight.slice(0, 0, 2).slice(1, 0, 3).copy_(grouped.weight.slice(0, 0, 2));
+  dense.weight.slice(0, 2, 4).slice(1, 3, 6).copy_(grouped.weight.slice(0, 2, 4));
+  Network a, b;
+  a.add(grouped);
+  b.add(dense);
+  for (Network* net : {&a, &b}) {
+    net->add(Flatten{});
+    net->set_input_shape({6, 5, 5});
+  }
+  const auto data = make_tensor_dataset("random", torch::randn({64, 6, 5, 5}), torch::randint(0, 2, {64}, torch::kLong),
+                                        {}, 2);
+  const at::Tensor from_grouped = fit_patterns(a, *data, 0, 16, false).patterns.at(0);
+  const at::Tensor from_dense = fit_patterns(b, *data, 0, 16, false).patterns.at(0);
+  ASSERT_EQ(from_grouped.sizes(), grouped.weight.sizes());
+  EXPECT_TRUE(torch::allclose(from_grouped.slice(0, 0, 2), from_dense.slice(0, 0, 2).slice(1, 0, 3), 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(from_grouped.slice(0, 2, 4), from_dense.slice(0, 2, 4).slice(1, 3, 6), 1e-4, 1e-5));
 }
 
 }  // namespace
