@@ -12,6 +12,7 @@
 #include "mipin/util/error.h"
 #include "support/method_checks.h"
 #include "support/test_support.h"
+#include "support/trained_models.h"
 
 namespace mipin {
 namespace {
@@ -21,6 +22,7 @@ using test::load;
 using test::max_relative;
 using test::per_example_sum;
 using test::target_logits;
+using test::without_biases;
 
 at::Tensor input_batch(const Network& net, int64_t n, uint64_t seed) {
   std::vector<int64_t> shape{n};
@@ -171,6 +173,42 @@ TEST(GraphMethods, GuidedBackpropAndDeconvnetChangeOnlyTheReluFamily) {
     EXPECT_LE((ours - input.grad()).norm().item<double>() / input.grad().norm().item<double>(), 1e-5) << guided;
     EXPECT_GT((ours - attribute("gradient", relu6, z, t)).norm().item<double>(), 1e-3 * ours.norm().item<double>());
   }
+}
+
+// The zoo's residual network trained on Fashion-MNIST: the laws hold on a
+// graph whose logits are far apart, with BatchNorm folded into its
+// convolutions the way the importer folds it.
+TEST(GraphMethods, TheTrainedZooResnetKeepsEachMethodsLaw) {
+  const test::TrainedModel& m = test::trained_model("resnet");
+  const Network& net = m.network;
+  const at::Tensor x = m.train_data->get(3000, 3004).inputs;
+  const at::Tensor t = torch::tensor({0, 4, 7, 9}, torch::kLong);
+
+  at::Tensor input = x.clone().set_requires_grad(true);
+  {
+    torch::AutoGradMode enable(true);
+    net.forward(input).gather(1, t.unsqueeze(1)).sum().backward();
+  }
+  const at::Tensor g = attribute("gradient", net, x, t);
+  EXPECT_LE((g - input.grad()).norm().item<double>() / input.grad().norm().item<double>(), 1e-5);
+
+  MethodSettings reference;
+  reference.baseline = m.train_data->get(3010, 3011).inputs[0] * 0.5;
+  const at::Tensor delta = target_logits(net, x, t) - target_logits(net, reference.baseline.expand_as(x), t);
+  EXPECT_LE(max_relative(per_example_sum(attribute("deeplift", net, x, t, reference)), delta), 1e-4);
+
+  MethodSettings path;
+  path.steps = 128;
+  const at::Tensor from_zero = target_logits(net, x, t) - target_logits(net, torch::zeros_like(x), t);
+  EXPECT_LE(max_relative(per_example_sum(attribute("integrated-gradients", net, x, t, path)), from_zero), 0.01);
+
+  const Network bias_free = without_biases(net);
+  const at::Tensor logit = target_logits(bias_free, x, t);
+  ASSERT_GT(logit.abs().min().item<double>(), 1e-2) << "logits too small to measure conservation";
+  MethodSettings tiny;
+  tiny.epsilon = 1e-9;
+  EXPECT_LE(max_relative(per_example_sum(attribute("lrp-epsilon", bias_free, x, t, tiny)), logit), 1e-4);
+  EXPECT_LE(max_relative(per_example_sum(attribute("lrp-zplus", bias_free, x, t)), logit), 1e-4);
 }
 
 TEST(GraphMethods, GradCamTakesTheLastConvolutionsBlockOfAResidualNetwork) {

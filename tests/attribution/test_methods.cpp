@@ -20,15 +20,7 @@ using test::load;
 using test::max_relative;
 using test::per_example_sum;
 using test::target_logits;
-
-// The same network without biases: the setting where LRP conserves relevance.
-Network without_biases(Network net) {
-  for (size_t i = 0; i < net.size(); ++i) {
-    if (net.layer(i).kind() == LayerKind::Linear) static_cast<Linear&>(net.layer(i)).bias = at::Tensor();
-    if (net.layer(i).kind() == LayerKind::Conv2d) static_cast<Conv2d&>(net.layer(i)).bias = at::Tensor();
-  }
-  return net;
-}
+using test::without_biases;
 
 TEST(Methods, RegistryListsEveryMethodAndRefusesUnknownNames) {
   std::vector<std::string> names;

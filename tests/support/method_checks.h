@@ -6,6 +6,8 @@
 #include <string>
 
 #include "mipin/attribution/registry.h"
+#include "mipin/model/canonize.h"
+#include "mipin/model/layers.h"
 #include "mipin/model/network.h"
 #include "mipin/torchscript/model_file.h"
 #include "support/test_support.h"
@@ -30,5 +32,24 @@ inline double max_relative(const at::Tensor& got, const at::Tensor& expected) {
 }
 
 inline at::Tensor per_example_sum(const at::Tensor& a) { return a.flatten(1).sum(1); }
+
+// The same network without biases: the setting where LRP conserves
+// relevance. BatchNorm is folded first, so that its shift becomes a bias.
+inline Network without_biases(Network net) {
+  fold_batchnorm(net);
+  for (size_t i = 0; i < net.size(); ++i) {
+    const LayerKind kind = net.layer(i).kind();
+    if (kind == LayerKind::Linear) static_cast<Linear&>(net.layer(i)).bias = at::Tensor();
+    if (kind == LayerKind::Conv2d) static_cast<Conv2d&>(net.layer(i)).bias = at::Tensor();
+    if (kind == LayerKind::BatchNorm2d) {
+      auto& bn = static_cast<BatchNorm2d&>(net.layer(i));
+      // An unfolded BatchNorm keeps its scale and loses its shift (new
+      // tensors: the copy may share them with the original).
+      bn.running_mean = torch::zeros_like(bn.running_mean);
+      if (bn.bias.defined()) bn.bias = torch::zeros_like(bn.bias);
+    }
+  }
+  return net;
+}
 
 }  // namespace mipin::test
