@@ -64,19 +64,21 @@ double milliseconds(F&& f) {
 
 // An operator per Linear/Conv2d layer with the shape a fitted one has (the
 // layer's own weight, which is the shape MIP-IN's U and PatternNet's A
-// take). The cost of explaining depends on those shapes only, so the timing
-// needs no fit; fitting is timed on its own (bench/fit_bench.py).
-void timing_inverse_and_patterns(const Network& net, Inverse& inverse, Patterns& patterns) {
+// take), and even channel scales at every other node the fit gives
+// parameters (adds, unfolded BatchNorms). The cost of explaining depends on
+// those shapes only, so the timing needs no fit; fitting is timed on its own
+// (bench/fit_bench.py).
+void timing_inverse_and_patterns(const Network& net, const at::Tensor& x, Inverse& inverse, Patterns& patterns) {
+  ForwardRecord record;
+  net.forward(x.slice(0, 0, 1), &record);
   for (size_t i = 0; i < net.size(); ++i) {
     const Layer& layer = net.layer(i);
-    if (layer.kind() == LayerKind::Linear) {
-      const at::Tensor& w = static_cast<const Linear&>(layer).weight;  // [out, in]
-      inverse.set_operator(i, w.t().contiguous());                      // U: [in, out]
-      patterns.patterns[i] = w.clone();
-    } else if (layer.kind() == LayerKind::Conv2d) {
-      const at::Tensor& w = static_cast<const Conv2d&>(layer).weight;
-      inverse.set_operator(i, w.clone());
-      patterns.patterns[i] = w.clone();
+    if (const AffineLayer* affine = as_affine(layer)) {
+      inverse.set_operator(i, affine->weight.clone());
+      patterns.patterns[i] = affine->weight.clone();
+    } else if (has_fitted_inverse(layer, inverse.options())) {
+      const int64_t parts = layer.kind() == LayerKind::BatchNorm2d ? 1 : int64_t(net.inputs(i).size());
+      inverse.set_operator(i, torch::full({parts, record.layers[i].output.size(1)}, 1.0 / double(parts)));
     }
   }
   patterns.model_fingerprint = net.fingerprint();
@@ -117,7 +119,7 @@ Json run_case(const std::string& model_path, const std::string& example_shape, i
 
   Inverse inverse(InverseOptions{}, net.fingerprint());
   Patterns patterns;
-  timing_inverse_and_patterns(net, inverse, patterns);
+  timing_inverse_and_patterns(net, x, inverse, patterns);
   MethodSettings settings;
   settings.inverse = &inverse;
   settings.patterns = &patterns;
@@ -167,15 +169,10 @@ Json run_floor(const std::string& model_path, const std::string& example_shape, 
     const Layer& layer = net.layer(i);
     const at::Tensor a = record.layers[i].input.clamp_min(0);
     const at::Tensor s = torch::rand_like(record.layers[i].output);
-    if (layer.kind() == LayerKind::Conv2d) {
-      const auto& conv = static_cast<const Conv2d&>(layer);
-      const at::Tensor wp = conv.weight.clamp_min(0);
-      positive.push_back(
-          {[&conv, a, wp] { return convolve(conv, a, wp, at::Tensor()); },
-           [&conv, a, wp, s] { return maps::conv_transpose(conv, wp, s, a, TransposeKernels::direct_only); }});
-    } else if (layer.kind() == LayerKind::Linear) {
-      const at::Tensor wp = static_cast<const Linear&>(layer).weight.clamp_min(0);
-      positive.push_back({[a, wp] { return torch::linear(a, wp); }, [wp, s] { return maps::linear_transpose(wp, s); }});
+    if (const AffineLayer* affine = as_affine(layer)) {
+      const at::Tensor wp = affine->weight.clamp_min(0);
+      positive.push_back({[affine, a, wp] { return affine->map(a, wp); },
+                          [affine, a, wp, s] { return affine->transposed_map(wp, s, a, TransposeKernels::direct_only); }});
     }
   }
   auto all = [&](bool transposed) {
@@ -262,8 +259,10 @@ int main(int argc, char** argv) {
   CLI::App app{
       "What each attribution method costs against the forward pass, and our gradient against Python "
       "PyTorch's autograd. Writes JSON under --out and prints a table.\n\n"
-      "Example: build/mipin_bench --vgg16 bench/models/vgg16.pt --out bench/results   (bash bench/run.sh does it all)"};
-  std::string out = "bench/results", vgg16, models_dir = "bench/models", python = "/usr/bin/python3";
+      "Example: build/mipin_bench --vgg16 bench/models/vgg16.pt --resnet50 bench/models/resnet50.pt "
+      "--mobilenet-v2 bench/models/mobilenet_v2.pt --out bench/results   (bash bench/run.sh does it all)\n\n"
+      "A run restricted with --models keeps the other models' results already in --out."};
+  std::string out = "bench/results", vgg16, resnet50, mobilenet_v2, models_dir = "bench/models", python = "/usr/bin/python3";
   std::string only_methods, only_models;
   int threads = 0;
   bool quick = false;
@@ -275,7 +274,11 @@ int main(int argc, char** argv) {
   app.add_option("--models-dir", models_dir, "Where the MLP and CNN are written for both sides")->capture_default_str();
   app.add_option("--python", python, "Python with torch for the PyTorch side")->capture_default_str();
   app.add_option("--methods", only_methods, "Comma-separated methods (default: all)");
-  app.add_option("--models", only_models, "Comma-separated of mlp,cnn,vgg16 (default: all)");
+  app.add_option("--resnet50", resnet50, "TorchScript resnet50 at 3x224x224 (bench/run.sh exports it); none: skip it");
+  app.add_option("--mobilenet-v2", mobilenet_v2,
+                 "TorchScript mobilenet_v2 at 3x224x224 (bench/run.sh exports it); none: skip it");
+  app.add_option("--models", only_models,
+                 "Comma-separated of mlp,cnn,vgg16,resnet50,mobilenet_v2 (default: all)");
   app.add_option("--threads", threads, "CPU threads for both sides (default: all cores)");
   app.add_flag("--quick", quick, "Fewer repetitions (a smoke run)");
   auto* c = app.add_option("--case", case_model, "(internal) run one model file in this process");
@@ -308,11 +311,15 @@ int main(int argc, char** argv) {
       save_torchscript(make_architecture(arch, {1, 28, 28}, 10), path, metadata);
       models.push_back({arch, path, "", {1, 64}, quick ? 5 : 200, quick ? 3 : 20, quick ? 1 : 5, {}});
     }
-    if (!vgg16.empty() && wanted("vgg16")) {
-      // Sampling methods cost their sample count times the gradient; on VGG16
-      // at 224x224 they would take the whole run (occlusion: 3,136 forwards).
-      models.push_back({"vgg16", vgg16, "3,224,224", {1, 8}, quick ? 2 : 7, quick ? 2 : 5, quick ? 1 : 3,
-                        {"smoothgrad", "integrated-gradients", "occlusion"}});
+    // Sampling methods cost their sample count times the gradient; on the
+    // torchvision models at 224x224 they would take the whole run
+    // (occlusion: 3,136 forwards).
+    const std::vector<std::string> sampling = {"smoothgrad", "integrated-gradients", "occlusion"};
+    for (const auto& [name, path] : {std::pair<std::string, std::string>{"vgg16", vgg16},
+                                     {"resnet50", resnet50},
+                                     {"mobilenet_v2", mobilenet_v2}}) {
+      if (path.empty() || !wanted(name)) continue;
+      models.push_back({name, path, "3,224,224", {1, 8}, quick ? 2 : 7, quick ? 2 : 5, quick ? 1 : 3, sampling});
     }
     std::vector<std::string> methods;
     for (const auto& e : registered_methods()) {
@@ -331,7 +338,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    std::printf("%-6s %5s  %-20s %10s %10s %7s %9s\n", "model", "batch", "method", "fwd ms", "method ms",
+    std::printf("%-12s %5s  %-20s %10s %10s %7s %9s\n", "model", "batch", "method", "fwd ms", "method ms",
                 "x fwd", "peak MiB");
     for (const ModelCase& m : models) {
       const ImportedModel imported =
@@ -369,7 +376,7 @@ int main(int argc, char** argv) {
         std::map<std::string, std::string> failed;
         for (const std::string& name : order) rounds_of[name] = Json::array();
         for (int round = 0; round < m.rounds; ++round) {
-          std::printf("%-6s %5lld  round %d of %d\n", m.name.c_str(), static_cast<long long>(batch), round + 1,
+          std::printf("%-12s %5lld  round %d of %d\n", m.name.c_str(), static_cast<long long>(batch), round + 1,
                       m.rounds);
           std::fflush(stdout);
           py_rounds.push_back(run_json_command(
@@ -385,7 +392,7 @@ int main(int argc, char** argv) {
             } catch (const Error& e) {
               // A method that does not apply to this model (grad-cam without a
               // convolution) is recorded as such; the rest goes on.
-              std::printf("%-6s %5lld  %-20s   does not run here (see the error above)\n", m.name.c_str(),
+              std::printf("%-12s %5lld  %-20s   does not run here (see the error above)\n", m.name.c_str(),
                           static_cast<long long>(batch), name.c_str());
               failed[name] = e.what();
             }
@@ -410,7 +417,7 @@ int main(int argc, char** argv) {
             entry["pytorch_gradient_ms"] = py["gradient_ms"];
             entry["ours_over_pytorch"] = r["method_ms"].get<double>() / py["gradient_ms"].get<double>();
           }
-          std::printf("%-6s %5lld  %-20s %10.3f %10.3f %7.2f %9.0f%s\n", m.name.c_str(),
+          std::printf("%-12s %5lld  %-20s %10.3f %10.3f %7.2f %9.0f%s\n", m.name.c_str(),
                       static_cast<long long>(batch), name.c_str(), r["forward_ms"].get<double>(),
                       r["method_ms"].get<double>(), entry["ratio_to_forward"].get<double>(),
                       r["peak_rss_mib"].get<double>(),
@@ -424,7 +431,7 @@ int main(int argc, char** argv) {
           Json floor = pooled(rounds_of["floor"], {"forward", "positive_maps", "transposed_direct"});
           const double f = floor["forward_ms"], z = floor["positive_maps_ms"], t = floor["transposed_direct_ms"];
           floor["floor_ratio"] = (f + z + t) / f;
-          std::printf("%-6s %5lld  %-20s %10.3f %10.3f %7.2f   (forward + maps with W+ %.3f + transposed %.3f ms)\n",
+          std::printf("%-12s %5lld  %-20s %10.3f %10.3f %7.2f   (forward + maps with W+ %.3f + transposed %.3f ms)\n",
                       m.name.c_str(), static_cast<long long>(batch), "lrp-zplus floor", f, f + z + t, (f + z + t) / f,
                       z, t);
           jb["lrp_zplus_floor"] = floor;
@@ -435,6 +442,17 @@ int main(int argc, char** argv) {
       results["models"][m.name] = jm;
     }
     const std::string file = (fs::path(out) / "methods.json").string();
+    // Models not run this time keep their earlier results (each model's
+    // ratios are measured within its own run).
+    if (fs::exists(file)) {
+      std::ifstream earlier_in(file);
+      const Json earlier = Json::parse(earlier_in, nullptr, /*allow_exceptions=*/false);
+      if (earlier.is_object() && earlier.contains("models")) {
+        for (const auto& [name, entry] : earlier["models"].items()) {
+          if (!results["models"].contains(name)) results["models"][name] = entry;
+        }
+      }
+    }
     write_file_atomically(file, results.dump(2));
     std::printf("wrote %s\n", file.c_str());
     return 0;

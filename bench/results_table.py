@@ -66,24 +66,31 @@ def main():
                   f"{f['transposed_direct_ms']:.3f} | {f['floor_ratio']:.2f} | {measured} |")
     fit_path = os.path.join(folder, "fit.json")
     if os.path.exists(fit_path):
-        f = json.load(open(fit_path))
-        print(f"\nFitting on the demo CNN ({f['model']}):\n")
-        print("| artifact | examples | seconds | peak MiB |")
-        print("|---|---|---|---|")
-        for r in f["scaling"]:
-            print(f"| {'MIP-IN inverse' if r['method'] == 'mipin' else 'PatternNet patterns'} | {r['examples']} | "
-                  f"{r['seconds']:.1f} | {r['peak_rss_mib']:.0f} |")
-        for key in ("mipin_peak_60k_over_10k", "pattern_peak_60k_over_10k"):
-            if key in f:
-                print(f"\n{key.replace('_', ' ')}: {f[key]:.3f}")
-        if "solver_examples" in f:
-            print(f"\nExact against iterative solver, MIP-IN on {f['solver_examples']:,} examples:")
-        print("\n| solver | seconds | per-layer mse relative to the exact solver's (top layer first) |")
-        print("|---|---|---|")
-        for name, r in f["solvers"].items():
-            rel = ", ".join(f"{v:+.1e}" for v in r["mse_relative_to_exact"])
-            print(f"| {name.replace('_', ' ')} | {r['seconds']:.1f} | {rel} |")
+        print_fit(json.load(open(fit_path)))
+    resnet_path = os.path.join(folder, "fit_resnet.json")
+    if os.path.exists(resnet_path):
+        print_fit(json.load(open(resnet_path)))
 
+
+def print_fit(f):
+    print(f"\nFitting on {f['model']}:\n")
+    print("| artifact | examples | passes | seconds | peak MiB |")
+    print("|---|---|---|---|---|")
+    for r in f["scaling"]:
+        print(f"| {'MIP-IN inverse' if r['method'] == 'mipin' else 'PatternNet patterns'} | {r['examples']} | "
+              f"{r.get('passes') or '—'} | {r['seconds']:.1f} | {r['peak_rss_mib']:.0f} |")
+    for key in ("mipin_peak_60k_over_10k", "pattern_peak_60k_over_10k"):
+        if key in f:
+            print(f"\n{key.replace('_', ' ')}: {f[key]:.3f}")
+    if not f.get("solvers"):
+        return
+    if "solver_examples" in f:
+        print(f"\nExact against iterative solver, MIP-IN on {f['solver_examples']:,} examples:")
+    print("\n| solver | seconds | per-layer mse relative to the exact solver's (top layer first) |")
+    print("|---|---|---|")
+    for name, r in f["solvers"].items():
+        rel = ", ".join(f"{v:+.1e}" for v in r["mse_relative_to_exact"])
+        print(f"| {name.replace('_', ' ')} | {r['seconds']:.1f} | {rel} |")
 
 if __name__ == "__main__":
     main()

@@ -10,19 +10,23 @@ bash scripts/build.sh
 mkdir -p bench/models bench/results
 python=/usr/bin/python3
 
-if [ ! -f bench/models/vgg16.pt ]; then
-  echo "== exporting torchvision's VGG16 (random weights) at 3x224x224"
-  $python - <<'PY'
-import torch, torchvision
+for arch in vgg16 resnet50 mobilenet_v2; do
+  if [ ! -f bench/models/$arch.pt ]; then
+    echo "== exporting torchvision's $arch (random weights) at 3x224x224"
+    $python - "$arch" <<'PY'
+import sys, torch, torchvision
+arch = sys.argv[1]
 torch.manual_seed(0)
-model = torchvision.models.vgg16().eval()
+model = getattr(torchvision.models, arch)().eval()
 traced = torch.jit.trace(model, torch.randn(1, 3, 224, 224))
-traced.save("bench/models/vgg16.pt")
+traced.save(f"bench/models/{arch}.pt")
 PY
-fi
+  fi
+done
 
 echo "== methods against the forward pass, and against Python PyTorch"
-./build/mipin_bench --vgg16 bench/models/vgg16.pt --out bench/results "$@"
+./build/mipin_bench --vgg16 bench/models/vgg16.pt --resnet50 bench/models/resnet50.pt \
+  --mobilenet-v2 bench/models/mobilenet_v2.pt --out bench/results "$@"
 
 echo "== fitting: examples, peak memory, exact against iterative solver"
 if [ ! -f demo/cnn.pt ]; then
@@ -30,3 +34,12 @@ if [ ! -f demo/cnn.pt ]; then
   ./build/mipin train --arch cnn --data fashion-mnist --epochs 3 --seed 1 --out demo/cnn.pt
 fi
 $python bench/fit_bench.py --mipin build/mipin --model demo/cnn.pt --out bench/results/fit.json
+
+echo "== fitting MIP-IN on the zoo's residual network: passes, time, peak memory at 10k and 60k"
+if [ ! -f demo/resnet.pt ]; then
+  # Three epochs: what a fit costs depends on the graph, not on how well
+  # the network was trained.
+  ./build/mipin train --arch resnet --data fashion-mnist --epochs 3 --seed 1 --out demo/resnet.pt
+fi
+$python bench/fit_bench.py --mipin build/mipin --model demo/resnet.pt --methods mipin --sizes 10000,60000 \
+  --no-solvers --out bench/results/fit_resnet.json

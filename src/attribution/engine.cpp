@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "mipin/attribution/method.h"
 #include "mipin/util/error.h"
 
 namespace mipin {
@@ -76,6 +77,25 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
   }
   if (signals) *signals = at_value;
   return at_value[down_to];
+}
+
+at::Tensor TopValues::at_targets(const at::Tensor& logits, const at::Tensor& targets) const {
+  if (!reading_ && !logit_) return torch::ones({logits.size(0)}, logits.options());
+  const at::Tensor values = reading_ ? reading_(logits) : logits;
+  return values.gather(1, targets.reshape({-1, 1}).clamp(0, values.size(1) - 1)).squeeze(1);
+}
+
+at::Tensor backward_from_targets(const Network& network, const at::Tensor& x, const at::Tensor& targets,
+                                 const Composite& composite, const TopValues& top_values, size_t down_to,
+                                 ForwardRecord* record) {
+  torch::NoGradGuard no_grad;
+  ForwardRecord own;
+  ForwardRecord& r = record ? *record : own;
+  const at::Tensor logits = network.forward(x, &r);
+  MIPIN_CHECK(targets.numel() == x.size(0), "expected one target per example (", x.size(0), "), found ",
+              targets.numel());
+  const at::Tensor top = one_hot_top(targets, logits.size(1), top_values.at_targets(logits, targets));
+  return propagate(network, r, composite, top, down_to);
 }
 
 }  // namespace mipin

@@ -34,13 +34,10 @@ std::shared_ptr<const PairRule> relu_under_max_pool(fused::ReluBackward rule) {
 
 Composite gradient_composite() {
   Composite c("gradient");
-  c.with(LayerKind::Linear, rule([](const RuleContext& ctx, const at::Tensor& s) {
-     return maps::linear_transpose(as<Linear>(ctx).weight, s);
+  c.with_affine(rule([](const RuleContext& ctx, const at::Tensor& s) {
+     const auto& layer = as<AffineLayer>(ctx);
+     return layer.transposed_map(layer.weight, s, ctx.record.input, TransposeKernels::fastest);
    }))
-      .with(LayerKind::Conv2d, rule([](const RuleContext& ctx, const at::Tensor& s) {
-        const auto& conv = as<Conv2d>(ctx);
-        return maps::conv_transpose(conv, conv.weight, s, ctx.record.input, TransposeKernels::fastest);
-      }))
       .with(LayerKind::ReLU, rule([](const RuleContext& ctx, const at::Tensor& s) {
         return fused::relu_gate(s, ctx.record.input);
       }))
@@ -85,12 +82,7 @@ Composite gradient_composite() {
 
 at::Tensor Gradient::attribute(const Network& network, const at::Tensor& x,
                                const at::Tensor& targets) const {
-  torch::NoGradGuard no_grad;
-  ForwardRecord record;
-  const at::Tensor logits = network.forward(x, &record);
-  const at::Tensor top =
-      one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
-  const at::Tensor g = propagate(network, record, gradient_composite(), top);
+  const at::Tensor g = backward_from_targets(network, x, targets, gradient_composite(), TopValues::unit());
   return absolute_ ? g.abs() : g;
 }
 

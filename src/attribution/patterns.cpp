@@ -25,20 +25,13 @@ struct Moments {
   at::Tensor count;   // [out]
 };
 
-// Rows of layer inputs (patches for convolutions), per group: x [rows,
-// groups, inputs per group], and the bias-free outputs y [rows, out], whose
-// unit j reads group j / (out / groups).
-std::pair<at::Tensor, at::Tensor> rows(const Layer& layer, const at::Tensor& input) {
-  if (layer.kind() == LayerKind::Linear) {
-    const auto& l = static_cast<const Linear&>(layer);
-    return {input.unsqueeze(1), input.matmul(l.weight.t())};
-  }
-  const auto& c = static_cast<const Conv2d&>(layer);
-  const at::Tensor patches =
-      torch::im2col(input, {c.weight.size(2), c.weight.size(3)}, c.dilation, c.padding, c.stride);
-  const int64_t g = c.groups;
-  const at::Tensor x = patches.transpose(1, 2).reshape({-1, g, patches.size(1) / g});
-  const at::Tensor w = c.weight.flatten(1).view({g, -1, x.size(2)});  // [groups, out / groups, in]
+// Rows of an affine layer's input (patches for convolutions), per group:
+// x [rows, groups, inputs per group], and the bias-free outputs y [rows,
+// out], whose unit j reads group j / (out / groups).
+std::pair<at::Tensor, at::Tensor> rows(const AffineLayer& layer, const at::Tensor& input) {
+  const at::Tensor x = layer.patch_rows(input);
+  const int64_t g = x.size(1);
+  const at::Tensor w = layer.weight.flatten(1).view({g, -1, x.size(2)});  // [groups, out / groups, in]
   return {x, x.transpose(0, 1).bmm(w.transpose(1, 2)).transpose(0, 1).reshape({x.size(0), -1})};
 }
 
@@ -63,9 +56,9 @@ Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examp
     ForwardRecord record;
     network.forward(batch.inputs, &record);
     for (size_t i = 0; i < network.size(); ++i) {
-      const Layer& layer = network.layer(i);
-      if (layer.kind() != LayerKind::Linear && layer.kind() != LayerKind::Conv2d) continue;
-      const auto [x, y] = rows(layer, record.layers[i].input);
+      const AffineLayer* layer = as_affine(network.layer(i));
+      if (!layer) continue;
+      const auto [x, y] = rows(*layer, record.layers[i].input);
       const at::Tensor mask = followed_by_relu(network, i) ? y.gt(0).to(x.scalar_type())
                                                            : torch::ones_like(y);
       const at::Tensor ym = y * mask;
@@ -96,18 +89,13 @@ Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examp
   p.data_name = data.name();
   p.examples = n;
   for (auto& [i, m] : moments) {
-    const Layer& layer = network.layer(i);
-    const at::Tensor w = (layer.kind() == LayerKind::Linear ? static_cast<const Linear&>(layer).weight
-                                                            : static_cast<const Conv2d&>(layer).weight)
-                             .flatten(1)
-                             .to(at::kDouble);  // [out, in]
+    const at::Tensor& weight = as_affine(network.layer(i))->weight;
+    const at::Tensor w = weight.flatten(1).to(at::kDouble);  // [out, in]
     const at::Tensor count = m.count.clamp_min(1);
     const at::Tensor cov = m.sum_xy / count - (m.sum_x / count) * (m.sum_y / count);  // [in, out]
     const at::Tensor denom = (w.t() * cov).sum(0);                                 // [out]
     const at::Tensor safe = torch::where(denom.abs() > 1e-12, denom, torch::ones_like(denom));
     const at::Tensor a = torch::where(denom.abs() > 1e-12, cov / safe, torch::zeros_like(cov));
-    const at::Tensor weight = layer.kind() == LayerKind::Linear ? static_cast<const Linear&>(layer).weight
-                                                                : static_cast<const Conv2d&>(layer).weight;
     p.patterns[i] = a.t().to(at::kFloat).reshape(weight.sizes()).contiguous();
   }
   return p;

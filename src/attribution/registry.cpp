@@ -27,8 +27,7 @@ std::vector<MethodEntry> registered_methods() {
   return out;
 }
 
-std::unique_ptr<AttributionMethod> make_method(const std::string& name,
-                                               const MethodSettings& settings) {
+const MethodEntry& method_entry(const std::string& name) {
   const auto it = registry().find(name);
   if (it == registry().end()) {
     std::string known;
@@ -36,7 +35,12 @@ std::unique_ptr<AttributionMethod> make_method(const std::string& name,
     MIPIN_FAIL("unknown method '", name, "'; known methods: ", known,
                " (`mipin methods` describes each)");
   }
-  return it->second.make(settings);
+  return it->second;
+}
+
+std::unique_ptr<AttributionMethod> make_method(const std::string& name,
+                                               const MethodSettings& settings) {
+  return method_entry(name).make(settings);
 }
 
 }  // namespace mipin

@@ -1,5 +1,6 @@
 #include "mipin/attribution/rule.h"
 
+#include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 
 namespace mipin {
@@ -9,6 +10,11 @@ Composite& Composite::with(LayerKind kind, std::shared_ptr<const Rule> rule) {
   for (auto it = by_pair_.begin(); it != by_pair_.end();) {
     it = it->first.first == kind || it->first.second == kind ? by_pair_.erase(it) : std::next(it);
   }
+  return *this;
+}
+
+Composite& Composite::with_affine(std::shared_ptr<const Rule> rule) {
+  for (LayerKind kind : affine_kinds()) with(kind, rule);
   return *this;
 }
 

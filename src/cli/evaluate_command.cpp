@@ -167,10 +167,13 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   }
   if (o.methods == "all") {
     for (const auto& entry : registered_methods()) {
-      const bool fitted_missing = (entry.name == "mipin" && !inverse) ||
-                                  ((entry.name == "patternnet" || entry.name == "patternattribution") && !patterns);
+      const bool fitted_missing = (entry.fitted == FittedPart::inverse && !inverse) ||
+                                  (entry.fitted == FittedPart::patterns && !patterns);
       if (fitted_missing) {
-        if (!o.common.json) std::cerr << "note: skipping " << entry.name << " (no --" << (entry.name == "mipin" ? "inverse" : "patterns") << " given)\n";
+        if (!o.common.json) {
+          std::cerr << "note: skipping " << entry.name << " (no --"
+                    << (entry.fitted == FittedPart::inverse ? "inverse" : "patterns") << " given)\n";
+        }
         continue;
       }
       suite.methods.push_back(entry.name);
@@ -212,13 +215,14 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   nlohmann::json j = run_suite(m.network, *data, suite);
   j["model"] = o.model;
   j["split"] = o.split;
-  if (inverse) {
-    j["methods"]["mipin"]["inverse"] = {{"file", o.inverse},
-                                        {"fit_examples", inverse->examples},
-                                        {"relu_mode", to_string(inverse->options().relu_mode)},
-                                        {"fit_on", to_string(inverse->options().fit_on)},
-                                        {"top", to_string(inverse->options().top)},
-                                        {"alpha", inverse->options().alpha}};
+  for (const std::string& name : suite.methods) {
+    if (!inverse || method_entry(name).fitted != FittedPart::inverse) continue;
+    j["methods"][name]["inverse"] = {{"file", o.inverse},
+                                     {"fit_examples", inverse->examples},
+                                     {"relu_mode", to_string(inverse->options().relu_mode)},
+                                     {"fit_on", to_string(inverse->options().fit_on)},
+                                     {"top", to_string(inverse->options().top)},
+                                     {"alpha", inverse->options().alpha}};
   }
   for (auto& [name, entry] : j["methods"].items()) entry["examples"] = j["examples"];
   if (!o.out.empty()) {

@@ -144,8 +144,8 @@ void run_explain(const ExplainCommandOptions& o) {
   const ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
   const Network& net = m.network;
   std::unique_ptr<Inverse> inverse;
-  if (o.method == "mipin") {
-    MIPIN_CHECK(!o.inverse.empty(), "--method mipin needs --inverse FILE (made by `mipin fit`)");
+  if (method_entry(o.method).fitted == FittedPart::inverse) {
+    MIPIN_CHECK(!o.inverse.empty(), "--method ", o.method, " needs --inverse FILE (made by `mipin fit`)");
     inverse = std::make_unique<Inverse>(load_inverse_for(o.inverse, net, o.model));
   }
   std::unique_ptr<Patterns> patterns;

@@ -5,36 +5,43 @@
 #include "mipin/attribution/engine.h"
 #include "mipin/util/error.h"
 #include "mipin/util/progress.h"
+#include "mipin/util/r_squared.h"
 
 namespace mipin {
 namespace {
-
-// Streaming sums for R^2 at one layer boundary.
-struct R2Sums {
-  double sse = 0;
-  double sum_sq = 0;
-  at::Tensor sum;  // per feature
-  int64_t count = 0;
-
-  void add(const at::Tensor& x, const at::Tensor& s) {
-    const at::Tensor xd = x.to(at::kDouble);
-    sse += (xd - s.to(at::kDouble)).square().sum().item<double>();
-    sum_sq += xd.square().sum().item<double>();
-    const at::Tensor per_feature = xd.sum(0);
-    sum = sum.defined() ? sum + per_feature : per_feature;
-    count += x.size(0);
-  }
-  double r2() const {
-    const double sst = sum_sq - (sum * sum).sum().item<double>() / double(count);
-    return sst > 0 ? 1 - sse / sst : 0;
-  }
-};
 
 int64_t count_equal(const at::Tensor& a, const at::Tensor& b) {
   return a.eq(b).sum().item<int64_t>();
 }
 
 }  // namespace
+
+void DecisionCounts::add(const Network& network, const at::Tensor& x, const at::Tensor& s,
+                         const at::Tensor& predicted, const at::Tensor& labels, bool completeness,
+                         bool minimality) {
+  torch::NoGradGuard no_grad;
+  examples_ += x.size(0);
+  if (completeness) {
+    const at::Tensor on_s = network.forward(s).argmax(1);
+    complete_agree_ += count_equal(on_s, predicted);
+    complete_correct_ += count_equal(on_s, labels);
+  }
+  if (minimality) {
+    const at::Tensor on_rest = network.forward(x - s).argmax(1);
+    rest_agree_ += count_equal(on_rest, predicted);
+    rest_correct_ += count_equal(on_rest, labels);
+  }
+}
+
+Completeness DecisionCounts::completeness() const {
+  const double n = double(std::max<int64_t>(1, examples_));
+  return {double(complete_agree_) / n, double(complete_correct_) / n};
+}
+
+Minimality DecisionCounts::minimality(int64_t classes) const {
+  const double n = double(std::max<int64_t>(1, examples_));
+  return {double(rest_correct_) / n, double(rest_agree_) / n, 1.0 / double(classes)};
+}
 
 FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inverse,
                                     const Dataset& data, const EvaluationOptions& o) {
@@ -44,8 +51,9 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
   FaithfulnessReport report;
   report.examples = n;
   const Composite composite = inverse.composite();
-  std::vector<R2Sums> sums(network.size());
-  int64_t correct = 0, comp_agree = 0, comp_correct = 0, min_agree = 0, min_correct = 0;
+  std::vector<RSquared> sums(network.size());
+  int64_t correct = 0;
+  DecisionCounts decisions;
   int64_t classes = 0;
   std::unique_ptr<Progress> bar;
   if (o.show_progress) {
@@ -61,15 +69,8 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
     std::vector<at::Tensor> signals;
     const at::Tensor s = propagate(network, record, composite, inverse.top_signal(logits), 0,
                                    o.reconstruction ? &signals : nullptr);
-    if (o.completeness) {
-      const at::Tensor p = network.forward(s).argmax(1);
-      comp_agree += count_equal(p, predicted);
-      comp_correct += count_equal(p, batch.labels);
-    }
-    if (o.minimality) {
-      const at::Tensor p = network.forward(batch.inputs - s).argmax(1);
-      min_agree += count_equal(p, predicted);
-      min_correct += count_equal(p, batch.labels);
+    if (o.completeness || o.minimality) {
+      decisions.add(network, batch.inputs, s, predicted, batch.labels, o.completeness, o.minimality);
     }
     if (o.reconstruction) {
       for (size_t v = 0; v < network.size(); ++v) sums[v].add(record.value(v), signals[v]);
@@ -88,8 +89,8 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
   }
   const double dn = double(n);
   report.model_accuracy = double(correct) / dn;
-  report.completeness = {double(comp_agree) / dn, double(comp_correct) / dn};
-  report.minimality = {double(min_correct) / dn, double(min_agree) / dn, 1.0 / double(classes)};
+  report.completeness = decisions.completeness();
+  report.minimality = decisions.minimality(classes);
   if (o.reconstruction) {
     // Value v: the input of layer v in a chain; in a graph, of the first
     // layer that reads it.

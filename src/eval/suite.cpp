@@ -19,21 +19,17 @@
 namespace mipin {
 namespace {
 
-bool is_parametric(const Layer& layer) {
-  return layer.kind() == LayerKind::Linear || layer.kind() == LayerKind::Conv2d;
-}
-
 std::vector<size_t> parametric_layers_top_down(const Network& net) {
   std::vector<size_t> out;
   for (size_t i = net.size(); i-- > 0;) {
-    if (is_parametric(net.layer(i))) out.push_back(i);
+    if (as_affine(net.layer(i))) out.push_back(i);
   }
   return out;
 }
 
 // Methods whose attributions come from parts fitted to the model.
-bool needs_inverse(const std::string& m) { return m == "mipin"; }
-bool needs_patterns(const std::string& m) { return m == "patternnet" || m == "patternattribution"; }
+bool needs_inverse(const std::string& m) { return method_entry(m).fitted == FittedPart::inverse; }
+bool needs_patterns(const std::string& m) { return method_entry(m).fitted == FittedPart::patterns; }
 
 // Settings whose fitted parts belong to `network` (refitted when the caller's
 // belong to another model).
@@ -76,11 +72,9 @@ Network randomize_top_layers(const Network& network, size_t layers, uint64_t see
   auto gen = at::detail::createCPUGenerator(seed);
   const auto order = parametric_layers_top_down(out);
   for (size_t k = 0; k < std::min(layers, order.size()); ++k) {
-    Layer& layer = out.layer(order[k]);
-    at::Tensor& w = layer.kind() == LayerKind::Linear ? static_cast<Linear&>(layer).weight
-                                                      : static_cast<Conv2d&>(layer).weight;
-    at::Tensor& b = layer.kind() == LayerKind::Linear ? static_cast<Linear&>(layer).bias
-                                                      : static_cast<Conv2d&>(layer).bias;
+    AffineLayer& layer = *as_affine(out.layer(order[k]));
+    at::Tensor& w = layer.weight;
+    at::Tensor& b = layer.bias;
     // PyTorch's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     const double bound = 1.0 / std::sqrt(double(w[0].numel()));
     w = (torch::rand(w.sizes(), gen) * 2 - 1) * bound;
@@ -133,7 +127,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       if (!Progress::drawing()) std::fprintf(stderr, "evaluate %s: %s\n", name.c_str(), what.c_str());
     };
     stage("maps of " + std::to_string(n) + " examples and the metrics on them");
-    int64_t comp_agree = 0, comp_correct = 0, min_agree = 0, min_correct = 0;
+    DecisionCounts decisions;
     at::Tensor del, ins, del_random, ins_random, hits, mass;
     at::Tensor first_maps;  // the first batch, kept for randomization
     batches([&](const Batch& batch, const at::Tensor& predicted, int64_t begin) {
@@ -141,16 +135,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       if (begin == 0) first_maps = maps;
       const double w = double(batch.inputs.size(0)) / double(n);
       if (has("completeness") || has("minimality")) {
-        // MIP-IN's source signal is defined from the full top signal (docs/design.md section 1.2).
-        const at::Tensor s = name == "mipin" && o.settings.inverse
-                                 ? o.settings.inverse->source_signal(network, batch.inputs)
-                                 : maps;
-        const at::Tensor on_s = network.forward(s).argmax(1);
-        const at::Tensor on_rest = network.forward(batch.inputs - s).argmax(1);
-        comp_agree += on_s.eq(predicted).sum().item<int64_t>();
-        comp_correct += on_s.eq(batch.labels).sum().item<int64_t>();
-        min_agree += on_rest.eq(predicted).sum().item<int64_t>();
-        min_correct += on_rest.eq(batch.labels).sum().item<int64_t>();
+        decisions.add(network, batch.inputs, method->evidence(network, batch.inputs, maps), predicted,
+                      batch.labels, has("completeness"), has("minimality"));
       }
       if (has("deletion")) {
         const PerturbationCurves c = perturbation_curves(network, batch.inputs, predicted, maps, fill, o.deletion_steps);
@@ -170,17 +156,16 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       }
     });
     if (bar) bar->advance();
-    if ((has("reconstruction") || has("additivity")) && name == "mipin" && o.settings.inverse) {
+    if ((has("reconstruction") || has("additivity")) && needs_inverse(name) && o.settings.inverse) {
       stage("reconstruction and additivity");
     }
-    const double dn = double(n);
     if (has("completeness")) {
-      m["completeness"] = {{"agreement", double(comp_agree) / dn}, {"accuracy", double(comp_correct) / dn}};
+      const Completeness c = decisions.completeness();
+      m["completeness"] = {{"agreement", c.agreement}, {"accuracy", c.accuracy}};
     }
     if (has("minimality")) {
-      m["minimality"] = {{"accuracy", double(min_correct) / dn},
-                         {"agreement", double(min_agree) / dn},
-                         {"chance", 1.0 / classes}};
+      const Minimality r = decisions.minimality(int64_t(classes));
+      m["minimality"] = {{"accuracy", r.accuracy}, {"agreement", r.agreement}, {"chance", r.chance}};
     }
     if (has("deletion")) {
       auto area = [](const at::Tensor& c) {
@@ -200,7 +185,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
                            {"mass_in_box", mass.to(torch::kDouble).mean().item<double>()},
                            {"box_area_fraction", (box_area / double(shape.size(2) * shape.size(3))).mean().item<double>()}};
     }
-    if ((has("reconstruction") || has("additivity")) && name == "mipin" && o.settings.inverse) {
+    if ((has("reconstruction") || has("additivity")) && needs_inverse(name) && o.settings.inverse) {
       EvaluationOptions eval;
       eval.examples = n;
       eval.completeness = eval.minimality = false;
@@ -256,7 +241,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       toy_options.fit_data = train_toy.data.get();
       const FittedSettings f = refit(toy, name, toy_options);
       const Batch b = test_toy.data->get(0, 500);
-      if (name != "grad-cam" && name != "occlusion") {
+      // The toy's inputs are vectors, not images.
+      if (!method_entry(name).images_only) {
         const at::Tensor a = make_method(name, f.settings)->attribute(toy, b.inputs, toy.forward(b.inputs).argmax(1));
         m["ground_truth"] = {{"cosine", mean_cosine(a, test_toy.signal)}};
       }

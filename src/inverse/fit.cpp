@@ -23,6 +23,7 @@
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 #include "mipin/util/progress.h"
+#include "mipin/util/r_squared.h"
 
 namespace mipin {
 namespace {
@@ -34,20 +35,16 @@ constexpr int64_t kMaxPatchFloats = int64_t{64} << 20;
 // Signals the iterative solver may keep between its passes.
 constexpr int64_t kIterativeCacheBytes = int64_t{512} << 20;
 
-bool is_operator(const Layer& layer) {
-  return layer.kind() == LayerKind::Linear || layer.kind() == LayerKind::Conv2d;
-}
+bool is_operator(const Layer& layer) { return as_affine(layer) != nullptr; }
 
-int64_t groups_of(const Layer& layer) {
-  return layer.kind() == LayerKind::Conv2d ? static_cast<const Conv2d&>(layer).groups : 1;
-}
+int64_t groups_of(const Layer& layer) { return as_affine(layer)->weight_groups(); }
 
-// Columns of one group's least-squares problem: the output width for
-// Linear, the transposed-convolution patch size for Conv2d.
+// Columns of one group's least-squares problem: the units of a group times
+// the taps each reads (the output width for Linear, the transposed
+// convolution's patch size for Conv2d).
 int64_t design_width(const Layer& layer) {
-  if (layer.kind() == LayerKind::Linear) return static_cast<const Linear&>(layer).out_features();
-  const auto& conv = static_cast<const Conv2d&>(layer);
-  return conv.out_channels() / conv.groups * conv.weight.size(2) * conv.weight.size(3);
+  const AffineLayer& affine = *as_affine(layer);
+  return affine.units() / affine.weight_groups() * affine.taps();
 }
 
 Solver choose_solver(const Layer& layer, const InverseOptions& o) {
@@ -137,17 +134,20 @@ std::pair<at::Tensor, at::Tensor> design(const Layer& layer, const at::Tensor& s
           x.permute({0, 2, 3, 1}).reshape({rows, g, target.size(1) / g})};
 }
 
-// The operator U stored for a layer, from the least-squares maps M
-// [groups, q, width].
-at::Tensor operator_from_map(const Layer& layer, const at::Tensor& m) {
-  if (layer.kind() == LayerKind::Linear) return m[0].to(at::kFloat).contiguous();
-  const auto& conv = static_cast<const Conv2d&>(layer);
-  const int64_t kh = conv.weight.size(2), kw = conv.weight.size(3), g = conv.groups;
+// The operator stored for a layer, in its weight's shape, from the
+// least-squares maps M [groups, q, width] of its whole kernel (q inputs
+// per group, width = units per group times taps): the transposed
+// convolution's kernel is the flipped, transposed map; a Linear layer's
+// (one tap) is M^T.
+at::Tensor operator_from_map(const AffineLayer& layer, const at::Tensor& m) {
+  const int64_t g = layer.weight_groups(), q = layer.weight.size(1);
+  const int64_t kh = layer.weight.dim() > 2 ? layer.weight.size(2) : 1;
+  const int64_t kw = layer.weight.dim() > 2 ? layer.weight.size(3) : 1;
   return m.to(at::kFloat)
-      .view({g, conv.in_channels() / g, conv.out_channels() / g, kh, kw})
+      .view({g, q, layer.units() / g, kh, kw})
       .flip({3, 4})
       .transpose(1, 2)
-      .reshape({conv.out_channels(), conv.in_channels() / g, kh, kw})
+      .reshape(layer.weight.sizes())
       .contiguous();
 }
 
@@ -155,16 +155,13 @@ at::Tensor operator_from_map(const Layer& layer, const at::Tensor& m) {
 struct NormalEquations {
   at::Tensor a;      // sum p p^T  [groups, width, width]
   at::Tensor b;      // sum x p^T  [groups, q, width]
-  at::Tensor sum_x;  // [groups, q]
-  double sum_xx = 0;
-  int64_t rows = 0;
+  RSquared spread;   // of the targets x, per (group, feature)
 
   void add(const at::Tensor& p, const at::Tensor& x) {
     const auto dbl = torch::TensorOptions().dtype(at::kDouble);
     if (!a.defined()) {
       a = torch::zeros({p.size(1), p.size(2), p.size(2)}, dbl);
       b = torch::zeros({x.size(1), x.size(2), p.size(2)}, dbl);
-      sum_x = torch::zeros({x.size(1), x.size(2)}, dbl);
     }
     // A batch's own products in float32, accumulated in double.
     const at::Tensor pg = p.transpose(0, 1), xg = x.transpose(0, 1);  // [groups, rows, .]
@@ -172,19 +169,18 @@ struct NormalEquations {
       a += pg.transpose(1, 2).bmm(pg).to(at::kDouble);
       b += xg.transpose(1, 2).bmm(pg).to(at::kDouble);
     }
-    sum_x += x.sum(0).to(at::kDouble);
-    sum_xx += x.to(at::kDouble).square().sum().item<double>();
-    rows += x.size(0);
+    spread.add_targets(x);
   }
 
   at::Tensor trace() const { return a.diagonal(0, 1, 2).sum(1); }  // [groups]
 
   // The ridge solution M = B (A + lambda I)^-1 (lambda per group), and its
-  // squared error added to sse.
+  // squared error.
   at::Tensor solve(const at::Tensor& lambda, const std::string& what, double& sse) const {
     const int64_t width = a.size(1);
+    const double sum_xx = spread.sum_of_squares();
     if (width == 0) {  // a phase no tap reaches: its targets stay unexplained
-      sse += sum_xx;
+      sse = sum_xx;
       return b;
     }
     const at::Tensor reg = a + lambda.view({-1, 1, 1}) * torch::eye(width, a.options());
@@ -193,7 +189,7 @@ struct NormalEquations {
     const at::Tensor m = torch::cholesky_solve(b.transpose(1, 2), chol).transpose(1, 2);
     const double cross = (m * b).sum().item<double>();
     const double quad = (m.bmm(a) * m).sum().item<double>();
-    sse += std::max(0.0, sum_xx - 2 * cross + quad);
+    sse = std::max(0.0, sum_xx - 2 * cross + quad);
     return m;
   }
 };
@@ -225,21 +221,18 @@ struct OperatorEquations {
     // A group that no signal reached (A = 0, B = 0) gets U = 0: any positive
     // lambda gives it.
     const at::Tensor lambda = torch::where(trace > 0, alpha * trace / double(width), torch::ones_like(trace));
-    double sse = 0, sum_xx = 0;
-    int64_t rows = 0;
-    at::Tensor sum_x;
+    // Per target feature (channel) means, over every row of every phase.
+    RSquared total;
     std::vector<at::Tensor> maps;
     for (const auto& e : per_phase) {
+      double sse = 0;
       maps.push_back(e.solve(lambda, fit.layer, sse));
-      sum_xx += e.sum_xx;
-      rows += e.rows;
-      sum_x = sum_x.defined() ? sum_x + e.sum_x : e.sum_x;
+      total.merge(e.spread);
+      total.add_squared_error(sse);
     }
-    // Per target feature (channel) means, over every row.
-    const double sst = sum_xx - (sum_x * sum_x).sum().item<double>() / double(rows);
-    fit.mse = sse / (double(rows) * double(sum_x.numel()));
-    fit.r2 = sst > 0 ? 1 - sse / sst : 0;
-    if (layer.kind() == LayerKind::Linear) return operator_from_map(layer, maps[0]);
+    fit.mse = total.mse();
+    fit.r2 = total.r2();
+    if (layer.kind() == LayerKind::Linear) return operator_from_map(*as_affine(layer), maps[0]);
     // Each phase's taps back into the full kernel.
     const auto& conv = static_cast<const Conv2d&>(layer);
     const int64_t g = conv.groups, q = conv.in_channels() / g, c = conv.out_channels() / g;
@@ -254,7 +247,7 @@ struct OperatorEquations {
         }
       }
     }
-    return operator_from_map(layer, m.view({g, q, -1}));
+    return operator_from_map(conv, m.view({g, q, -1}));
   }
 };
 
@@ -262,30 +255,28 @@ struct OperatorEquations {
 // of an add (or the one input of a BatchNorm), with lambda = alpha * the
 // mean of sum(s s) over channels.
 struct ChannelScales {
-  at::Tensor xs, ss, sum_x;  // [inputs, C], [C], [inputs, C]
-  at::Tensor xx;             // [inputs, C]
-  int64_t rows = 0;          // positions per channel
+  at::Tensor xs, ss;  // [inputs, C], [C]
+  RSquared spread;    // of the targets, per (input, channel); a row is a position
 
   static at::Tensor per_channel_sum(const at::Tensor& t) {
     return t.dim() == 2 ? t.sum(0) : t.transpose(0, 1).flatten(1).sum(1);
   }
 
   void add(const at::Tensor& signal, const std::vector<at::Tensor>& targets) {
-    std::vector<at::Tensor> xs_k, sx_k, xx_k;
+    std::vector<at::Tensor> xs_k, sx_k;
+    double xx = 0;
     const at::Tensor s = signal.to(at::kDouble);
     for (const auto& t : targets) {
       const at::Tensor x = t.to(at::kDouble);
       xs_k.push_back(per_channel_sum(x * s));
       sx_k.push_back(per_channel_sum(x));
-      xx_k.push_back(per_channel_sum(x * x));
+      xx += x.square().sum().item<double>();
     }
     const at::Tensor batch_ss = per_channel_sum(s * s);
     auto accumulate = [](at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + v : v; };
     accumulate(xs, torch::stack(xs_k));
-    accumulate(sum_x, torch::stack(sx_k));
-    accumulate(xx, torch::stack(xx_k));
     accumulate(ss, batch_ss);
-    rows += signal.numel() / signal.size(1);
+    spread.add_sums(torch::stack(sx_k), xx, signal.numel() / signal.size(1));
   }
 
   at::Tensor solve(double alpha, LayerFit& fit) const {
@@ -293,10 +284,10 @@ struct ChannelScales {
     // No signal at all: scales 0 (any positive lambda gives them).
     const double lambda = energy > 0 ? alpha * energy : 1.0;
     const at::Tensor d = torch::where(ss + lambda > 0, xs / (ss + lambda), torch::zeros_like(xs));  // [inputs, C]
-    const double sse = (xx - 2 * d * xs + d * d * ss).sum().item<double>();
-    const double sst = (xx - sum_x * sum_x / double(rows)).sum().item<double>();
-    fit.mse = sse / (double(rows) * double(xs.numel()));
-    fit.r2 = sst > 0 ? 1 - sse / sst : 0;
+    RSquared fitted = spread;
+    fitted.add_squared_error(spread.sum_of_squares() + (d * d * ss - 2 * d * xs).sum().item<double>());
+    fit.mse = fitted.mse();
+    fit.r2 = fitted.r2();
     return d.to(at::kFloat);
   }
 };
@@ -307,9 +298,7 @@ struct ChannelScales {
 // and lambda = alpha * trace(G) / k.
 struct ForkWeights {
   at::Tensor gram, xs;  // [C, k, k], [C, k]
-  double sum_xx = 0;
-  at::Tensor sum_x;  // [C]
-  int64_t rows = 0;
+  RSquared spread;      // of the forked value, per channel
 
   static at::Tensor channels_last(const at::Tensor& t) {
     return t.dim() == 2 ? t.to(at::kDouble) : t.transpose(0, 1).flatten(1).t().to(at::kDouble);  // [rows, C]
@@ -325,9 +314,7 @@ struct ForkWeights {
     const at::Tensor b = (sc * x.t().unsqueeze(2)).sum(1);
     gram = gram.defined() ? gram + g : g;
     xs = xs.defined() ? xs + b : b;
-    sum_xx += x.square().sum().item<double>();
-    sum_x = sum_x.defined() ? sum_x + x.sum(0) : x.sum(0);
-    rows += x.size(0);
+    spread.add_targets(x);
   }
 
   at::Tensor solve(double alpha, LayerFit& fit) const {
@@ -338,10 +325,10 @@ struct ForkWeights {
     const at::Tensor w = torch::linalg_solve(reg, xs.unsqueeze(2)).squeeze(2);  // [C, k]
     const double cross = (w * xs).sum().item<double>();
     const double quad = (w.unsqueeze(1).bmm(gram).squeeze(1) * w).sum().item<double>();
-    const double sse = std::max(0.0, sum_xx - 2 * cross + quad);
-    const double sst = sum_xx - (sum_x * sum_x).sum().item<double>() / double(rows);
-    fit.mse = sse / (double(rows) * double(xs.size(0)));
-    fit.r2 = sst > 0 ? 1 - sse / sst : 0;
+    RSquared fitted = spread;
+    fitted.add_squared_error(std::max(0.0, spread.sum_of_squares() - 2 * cross + quad));
+    fit.mse = fitted.mse();
+    fit.r2 = fitted.r2();
     return w.t().to(at::kFloat).contiguous();  // [k, C]
   }
 };
@@ -578,11 +565,8 @@ class Fitter {
   // patch statistics are formed and memory stays flat.
   at::Tensor fit_iterative(size_t l, const Composite& above, LayerFit& fit) {
     const Layer& layer = net_.layer(l);
-    const at::Tensor zero_op =
-        layer.kind() == LayerKind::Linear
-            ? torch::zeros({static_cast<const Linear&>(layer).in_features(),
-                            static_cast<const Linear&>(layer).out_features()})
-            : torch::zeros_like(static_cast<const Conv2d&>(layer).weight);
+    const AffineLayer& affine = *as_affine(layer);
+    const at::Tensor zero_op = torch::zeros_like(affine.weight);
     const int64_t batches = (n_ + o_.batch_size - 1) / o_.batch_size;
     auto bar = progress("layer " + std::to_string(l) + " (iterative)", batches * (o_.iterative_iterations + 2));
 
@@ -594,9 +578,7 @@ class Fitter {
       double trace = 0;          // trace of A: sum of squared design entries
     };
     // A grouped layer's output unit reaches in_channels / groups inputs.
-    const double patch_area = layer.kind() == LayerKind::Conv2d
-                                  ? double(zero_op.size(2) * zero_op.size(3))
-                                  : 1.0;
+    const double patch_area = double(affine.taps());
     // Each iteration needs the same (signal, target) pairs again. They are
     // kept while they fit a fixed memory budget and recomputed otherwise, so
     // memory never grows with the number of examples.
@@ -642,9 +624,7 @@ class Fitter {
       return result;
     };
     // Broadcasts a per-output-unit value to the operator's shape.
-    auto per_unit = [&](const at::Tensor& v) {
-      return layer.kind() == LayerKind::Linear ? v.view({1, -1}) : v.view({-1, 1, 1, 1});
-    };
+    auto per_unit = [&](const at::Tensor& v) { return affine.per_unit(v); };
 
     const PassResult first = pass(zero_op, true);
     const int64_t width = design_width(layer) * groups_of(layer);
@@ -670,24 +650,18 @@ class Fitter {
 
     // Score the final operator over the data, as the exact solver does.
     torch::NoGradGuard no_grad;
-    double sse = 0, sum_xx = 0;
-    at::Tensor sum_x;
-    int64_t rows = 0;
+    // Per channel means: a row is a position of an example.
+    auto rows_of = [](const at::Tensor& t) {
+      return t.dim() == 4 ? t.permute({0, 2, 3, 1}).reshape({-1, t.size(1)}) : t;
+    };
+    RSquared score;
     for (int64_t b = 0; b < batches; ++b) {
       const auto [signal, target] = pairs(b);
-      const at::Tensor x = target.dim() == 4 ? target.permute({0, 2, 3, 1}).reshape({-1, target.size(1)})
-                                             : target;
-      const at::Tensor residual = apply_inverse_operator(layer, u, signal, target) - target;
-      sse += residual.to(at::kDouble).square().sum().item<double>();
-      sum_xx += x.to(at::kDouble).square().sum().item<double>();
-      const at::Tensor sx = x.to(at::kDouble).sum(0);
-      sum_x = sum_x.defined() ? sum_x + sx : sx;
-      rows += x.size(0);
+      score.add(rows_of(target), rows_of(apply_inverse_operator(layer, u, signal, target)));
       if (bar) bar->advance();
     }
-    const double sst = sum_xx - (sum_x * sum_x).sum().item<double>() / double(rows);
-    fit.mse = sse / (double(rows) * double(sum_x.size(0)));
-    fit.r2 = sst > 0 ? 1 - sse / sst : 0;
+    fit.mse = score.mse();
+    fit.r2 = score.r2();
     return u;
   }
 

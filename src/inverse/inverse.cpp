@@ -27,11 +27,11 @@ at::Tensor make_top_signal(TopSignal top, const at::Tensor& logits) {
 
 at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
                                   const at::Tensor& signal, const at::Tensor& layer_input) {
-  if (layer.kind() == LayerKind::Linear) return maps::linear_transpose(op.t(), signal);
-  MIPIN_CHECK(layer.kind() == LayerKind::Conv2d,
-              "inverse operators belong to Linear or Conv2d layers, found ", layer.describe());
-  return maps::conv_transpose(static_cast<const Conv2d&>(layer), op, signal, layer_input,
-                              TransposeKernels::fastest);
+  const AffineLayer* affine = as_affine(layer);
+  MIPIN_CHECK(affine != nullptr, "inverse operators belong to Linear or Conv2d layers, found ", layer.describe());
+  MIPIN_CHECK(op.sizes() == affine->weight.sizes(), "the inverse operator of ", layer.describe(), " has shape ",
+              shape_string(op.sizes().vec()), ", expected its weight's ", shape_string(affine->weight.sizes().vec()));
+  return affine->transposed_map(op, signal, layer_input, TransposeKernels::fastest);
 }
 
 bool has_fitted_inverse(const Layer& layer, const InverseOptions& options) {
@@ -46,9 +46,7 @@ bool has_fitted_inverse(const Layer& layer, const InverseOptions& options) {
 
 Signals apply_fitted_inverse(const Layer& layer, const at::Tensor& fitted, const at::Tensor& signal,
                              const LayerRecord& record) {
-  if (layer.kind() == LayerKind::Linear || layer.kind() == LayerKind::Conv2d) {
-    return apply_inverse_operator(layer, fitted, signal, record.input);
-  }
+  if (as_affine(layer)) return apply_inverse_operator(layer, fitted, signal, record.input);
   MIPIN_CHECK(layer.kind() == LayerKind::Add || layer.kind() == LayerKind::BatchNorm2d,
               "no fitted inverse belongs to ", layer.describe());
   Signals out;
@@ -160,14 +158,10 @@ at::Tensor Inverse::source_signal(const Network& network, const at::Tensor& x) c
 
 at::Tensor Inverse::explain(const Network& network, const at::Tensor& x,
                             const at::Tensor& targets) const {
-  torch::NoGradGuard no_grad;
-  ForwardRecord record;
-  const at::Tensor logits = network.forward(x, &record);
-  MIPIN_CHECK(targets.numel() == x.size(0), "expected one target per example (", x.size(0),
-              "), found ", targets.numel());
-  const at::Tensor top = top_signal(logits);
-  const at::Tensor values = top.gather(1, targets.reshape({-1, 1}).clamp(0, top.size(1) - 1));
-  return propagate(network, record, composite(), one_hot_top(targets, top.size(1), values));
+  const TopSignal top = options_.top;
+  return backward_from_targets(network, x, targets, composite(), TopValues::of([top](const at::Tensor& logits) {
+                                 return make_top_signal(top, logits);
+                               }));
 }
 
 void Inverse::check_compatible(const Network& network, const std::string& model_name) const {
@@ -188,6 +182,7 @@ const RegisterMethod registration({
       MIPIN_CHECK(s.inverse != nullptr, "method 'mipin' needs --inverse FILE (made by `mipin fit`)");
       return std::make_unique<MipIn>(*s.inverse);
     },
+    FittedPart::inverse,
 });
 }  // namespace
 

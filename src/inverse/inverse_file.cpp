@@ -14,7 +14,9 @@
 namespace mipin {
 namespace {
 
-constexpr const char* kFormat = "mipin-inverse/1";
+// Format 2 stores every affine layer's operator in its weight's shape
+// (format 1 kept a Linear layer's U as [in, out]).
+constexpr const char* kFormat = "mipin-inverse/2";
 
 nlohmann::json options_json(const InverseOptions& o) {
   return {{"solver", to_string(o.solver)},
@@ -97,6 +99,9 @@ Inverse Inverse::load(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     MIPIN_FAIL("cannot read the inverse '", path, "': its metadata is corrupt (", e.what(), ")");
   }
+  MIPIN_CHECK(meta.value("format", "") != "mipin-inverse/1", "'", path,
+              "' was fitted by an earlier mipin (format 'mipin-inverse/1', expected '", kFormat,
+              "'): fit it again with `mipin fit`");
   MIPIN_CHECK(meta.value("format", "") == kFormat, "'", path, "' is not a mipin inverse (format '",
               meta.value("format", ""), "', expected '", kFormat, "')");
   try {

@@ -17,26 +17,14 @@ int fold_batchnorm(Network& network) {
     // concatenation) it stays: a per-channel affine node.
     const size_t v = network.inputs(i)[0];
     if (v == 0 || network.readers(v) != 1) continue;
-    Layer& before = network.layer(v - 1);
+    AffineLayer* before = as_affine(network.layer(v - 1));
+    if (!before) continue;
     const auto& bn = static_cast<const BatchNorm2d&>(network.layer(i));
     torch::NoGradGuard no_grad;
     const at::Tensor scale = bn.weight / torch::sqrt(bn.running_var + bn.eps);
-    auto fold = [&](at::Tensor& weight, at::Tensor& bias) {
-      const at::Tensor b = bias.defined() ? bias : torch::zeros_like(bn.running_mean);
-      std::vector<int64_t> per_output(weight.dim(), 1);
-      per_output[0] = -1;
-      weight = (weight * scale.view(per_output)).detach();
-      bias = ((b - bn.running_mean) * scale + bn.bias).detach();
-    };
-    if (before.kind() == LayerKind::Conv2d) {
-      auto& conv = static_cast<Conv2d&>(before);
-      fold(conv.weight, conv.bias);
-    } else if (before.kind() == LayerKind::Linear) {
-      auto& linear = static_cast<Linear&>(before);
-      fold(linear.weight, linear.bias);
-    } else {
-      continue;
-    }
+    const at::Tensor b = before->bias.defined() ? before->bias : torch::zeros_like(bn.running_mean);
+    before->weight = (before->weight * before->per_unit(scale)).detach();
+    before->bias = ((b - bn.running_mean) * scale + bn.bias).detach();
     network.erase(i);
     --i;
     ++folded;

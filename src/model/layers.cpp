@@ -151,9 +151,6 @@ std::unique_ptr<Layer> Linear::clone() const {
   return copy;
 }
 
-std::vector<NamedTensor> Linear::tensors() const {
-  return {{"weight", weight, true}, {"bias", bias, true}};
-}
 
 // ---- Conv2d -------------------------------------------------------------
 at::Tensor Conv2d::forward(const at::Tensor& x, LayerRecord*) const {
@@ -199,9 +196,6 @@ std::unique_ptr<Layer> Conv2d::clone() const {
   return copy;
 }
 
-std::vector<NamedTensor> Conv2d::tensors() const {
-  return {{"weight", weight, true}, {"bias", bias, true}};
-}
 
 // ---- ReLU ---------------------------------------------------------------
 at::Tensor ReLU::forward(const at::Tensor& x, LayerRecord*) const { return torch::relu(x); }

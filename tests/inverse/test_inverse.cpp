@@ -61,7 +61,8 @@ TEST(MipIn, ExactSolverMatchesTheClosedFormOnALinearModel) {
   const at::Tensor a = y.t().matmul(y);
   const double lambda = alpha * a.trace().item<double>() / 3;
   const at::Tensor expected = xd.t().matmul(y).matmul(torch::inverse(a + lambda * torch::eye(3, torch::kDouble)));
-  const at::Tensor got = inverse.operators().at(0).to(torch::kDouble);
+  // Stored in the weight's shape: U^T.
+  const at::Tensor got = inverse.operators().at(0).to(torch::kDouble).t();
   EXPECT_LE((got - expected).abs().max().item<double>(), 1e-4 * expected.abs().max().item<double>());
   // R^2 from the accumulated statistics equals R^2 from the residuals.
   const at::Tensor residual = xd - y.matmul(expected.t());

@@ -1,7 +1,8 @@
 #pragma once
 // The linear maps that several rule sets share: transposes (gradients) of
-// each layer's forward map, and the unpooling/reshaping steps that move a
-// signal from a layer's output back to its input geometry.
+// the forward maps of layers that are not affine (an affine layer's are
+// its own: AffineLayer in model/layers.h), and the unpooling/reshaping
+// steps that move a signal from a layer's output back to its input geometry.
 #include <ATen/core/Tensor.h>
 
 #include "mipin/attribution/rule.h"
@@ -10,14 +11,6 @@
 
 namespace mipin::maps {
 
-// x -> x W^T (a Linear layer's map, W: [out, in]) transposed, applied to
-// s: s W. Any [out, in] matrix in W's place (LRP's, PatternNet's).
-at::Tensor linear_transpose(const at::Tensor& weight, const at::Tensor& signal);
-// x -> conv2d(x, W) transposed, applied to s: conv_transpose2d(s, W) sized to
-// the layer's recorded input. kernels: whether Winograd's faster, tile-wise
-// rounded kernels may serve (model/convolution.h says when they may).
-at::Tensor conv_transpose(const Conv2d& conv, const at::Tensor& weight, const at::Tensor& signal,
-                          const at::Tensor& input, TransposeKernels kernels = TransposeKernels::direct_only);
 // Scatters s to the recorded argmax positions (overlapping windows add up).
 at::Tensor unpool_max(const MaxPool2d& pool, const LayerRecord& record, const at::Tensor& signal);
 // Transpose of average pooling (the gradient): each cell gets s / window size.

@@ -19,6 +19,15 @@ class AttributionMethod {
   // Returns [N, ...input shape].
   virtual at::Tensor attribute(const Network& network, const at::Tensor& x,
                                const at::Tensor& targets) const = 0;
+  // The part of x that completeness and minimality feed the network (f(s)
+  // and f(x - s)), given the attribution of the predicted classes: that
+  // attribution itself, unless the method defines a signal of the whole
+  // output (MIP-IN's source signal, docs/design.md section 1.2).
+  virtual at::Tensor evidence(const Network& network, const at::Tensor& x, const at::Tensor& attribution) const {
+    (void)network;
+    (void)x;
+    return attribution;
+  }
 };
 
 // A target per example: the predicted class (no class given) or one class for

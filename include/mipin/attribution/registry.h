@@ -39,15 +39,25 @@ struct MethodSettings {
   const Patterns* patterns = nullptr;  // patternnet, patternattribution
 };
 
+// What a method needs fitted to the model (from training data) before it
+// explains: nothing, an inverse (`mipin fit`) or patterns (`mipin fit
+// --method pattern`).
+enum class FittedPart { none, inverse, patterns };
+
 struct MethodEntry {
   std::string name;
   std::string summary;  // one line: what it does
   std::string options;  // the settings it reads, as command-line options
   std::function<std::unique_ptr<AttributionMethod>(const MethodSettings&)> make;
+  FittedPart fitted = FittedPart::none;
+  // It reads images [N, C, H, W] only (feature maps, spatial patches).
+  bool images_only = false;
 };
 
 // All registered methods, sorted by name.
 std::vector<MethodEntry> registered_methods();
+// Throws mipin::Error listing the known names when `name` is not one.
+const MethodEntry& method_entry(const std::string& name);
 // Throws mipin::Error listing the known names when `name` is not one.
 std::unique_ptr<AttributionMethod> make_method(const std::string& name,
                                                const MethodSettings& settings);

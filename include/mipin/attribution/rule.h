@@ -87,6 +87,8 @@ class Composite {
   explicit Composite(std::string name) : name_(std::move(name)) {}
 
   Composite& with(LayerKind kind, std::shared_ptr<const Rule> rule);
+  // One rule for every affine kind (Linear, Conv2d: model/layers.h's AffineLayer).
+  Composite& with_affine(std::shared_ptr<const Rule> rule);
   Composite& with_layer(size_t index, std::shared_ptr<const Rule> rule);
   // A pair rule stands for the single rules of its two kinds as they are
   // now: with() on either kind later drops it, so a composite derived from

@@ -23,6 +23,21 @@ struct Minimality {
   double chance = 0;     // 1 / number of classes
 };
 
+// Completeness and minimality over a stream of batches: the network's
+// decision on s alone and on x - s, against its decision on x and the
+// label. Every method's evaluation counts them here.
+class DecisionCounts {
+ public:
+  // s: the evidence (AttributionMethod::evidence); predicted: argmax f(x).
+  void add(const Network& network, const at::Tensor& x, const at::Tensor& s, const at::Tensor& predicted,
+           const at::Tensor& labels, bool completeness = true, bool minimality = true);
+  Completeness completeness() const;
+  Minimality minimality(int64_t classes) const;
+
+ private:
+  int64_t examples_ = 0, complete_agree_ = 0, complete_correct_ = 0, rest_agree_ = 0, rest_correct_ = 0;
+};
+
 // R^2 = 1 - ||x^l - s^l||^2 / ||x^l - mean(x^l)||^2 at the input of layer l
 // (l = 0 is the network input), over the evaluation set. In a graph, l
 // numbers values: the output of layer l - 1, which `layer` reads.

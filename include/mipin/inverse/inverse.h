@@ -35,10 +35,11 @@ class Inverse {
   Inverse(InverseOptions options, std::string model_fingerprint)
       : options_(options), model_fingerprint_(std::move(model_fingerprint)) {}
 
-  // What was fitted for node `index`: a Linear layer's operator U [in, out];
-  // a Conv2d's, with the shape of its weight, applied as a transposed
-  // convolution; an add's per-input channel scales [inputs, C]; an unfolded
-  // BatchNorm's channel scale [1, C].
+  // What was fitted for node `index`: an affine layer's operator in the
+  // shape of its weight, applied by the layer's transposed map (a Linear
+  // layer's U [in, out] is stored as its transpose, the shape of W); an
+  // add's per-input channel scales [inputs, C]; an unfolded BatchNorm's
+  // channel scale [1, C].
   void set_operator(size_t index, at::Tensor op) { operators_[index] = std::move(op); }
   const std::map<size_t, at::Tensor>& operators() const { return operators_; }
   // With ForkCombine::Fitted: per value read by several nodes, the weights
@@ -87,8 +88,9 @@ class Inverse {
 // s^L for the whole output: the logits themselves or their softmax.
 at::Tensor make_top_signal(TopSignal top, const at::Tensor& logits);
 
-// A fitted layer's inverse applied to the signal at its output: U s for
-// Linear, conv_transpose2d(s, U) with the layer's geometry for Conv2d.
+// A fitted layer's inverse applied to the signal at its output: U s, the
+// layer's transposed map with the operator in its weight's place (for
+// Conv2d, conv_transpose2d(s, U) with the layer's geometry).
 // layer_input is the recorded input (it fixes the output size).
 at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
                                   const at::Tensor& signal, const at::Tensor& layer_input);
@@ -113,6 +115,9 @@ class MipIn final : public AttributionMethod {
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
     return inverse_.explain(network, x, targets);
+  }
+  at::Tensor evidence(const Network& network, const at::Tensor& x, const at::Tensor&) const override {
+    return inverse_.source_signal(network, x);
   }
 
  private:

@@ -10,16 +10,6 @@
 
 namespace mipin {
 
-// Which kernels a transposed convolution may take. Winograd's algorithm
-// (3x3 unit-stride layers with enough positions) takes a half to a third of
-// the direct kernels' time, but its rounding error is relative to the
-// largest value in each tile of the output rather than to each output's own
-// terms. Sensitivities and linear images of a signal (the gradient and its
-// relatives, MIP-IN's inverse, PatternNet) may take it; quotients may not:
-// LRP's near-zero denominators put huge values beside small ones, and the
-// rounding error of a huge value would land on its neighbours.
-enum class TransposeKernels { direct_only, fastest };
-
 // conv2d(x, weight, bias) with the layer's stride, padding, dilation and
 // groups; weight has the layer's weight shape (its own or another, as LRP's
 // positive part or a fitted operator). bias may be undefined. Direct kernels

@@ -9,23 +9,71 @@ namespace mipin {
 
 using Pair = std::array<int64_t, 2>;
 
-struct Linear final : Layer {
-  at::Tensor weight;  // [out, in]
+// Which kernels a transposed convolution may take. Winograd's algorithm
+// (3x3 unit-stride layers with enough positions) takes a half to a third of
+// the direct kernels' time, but its rounding error is relative to the
+// largest value in each tile of the output rather than to each output's own
+// terms. Sensitivities and linear images of a signal (the gradient and its
+// relatives, MIP-IN's inverse, PatternNet) may take it; quotients may not:
+// LRP's near-zero denominators put huge values beside small ones, and the
+// rounding error of a huge value would land on its neighbours.
+enum class TransposeKernels { direct_only, fastest };
+
+// A layer y = W x + b, linear in its input and in its weight: Linear and
+// Conv2d. Methods that put another weight in W's place (LRP's positive
+// part, PatternNet's pattern, MIP-IN's fitted operator, a re-initialised
+// weight) go through these maps and never ask which of the two it is.
+struct AffineLayer : Layer {
+  at::Tensor weight;  // Linear: [out, in]; Conv2d: [out, in / groups, kh, kw]
   at::Tensor bias;    // [out] or undefined
+
+  // The layer's map with `weight` (of this layer's weight shape) in place
+  // of its own, plus `bias` where defined. Direct kernels: forward outputs
+  // decide ReLU masks and max-pooling winners (model/convolution.h).
+  virtual at::Tensor map(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {}) const = 0;
+  // The transpose of x -> map(x, weight) applied to `signal`, sized like
+  // `input`, the layer's recorded input (a strided convolution's output
+  // does not fix its input's size).
+  virtual at::Tensor transposed_map(const at::Tensor& weight, const at::Tensor& signal, const at::Tensor& input,
+                                    TransposeKernels kernels = TransposeKernels::direct_only) const = 0;
+  // The rows of input the map reads, one per output position and group:
+  // [rows, groups, inputs per group]. Output unit j reads group
+  // j / (units / groups); its bias-free output at a row is that group's
+  // row times its weight row (weight.flatten(1)[j]).
+  virtual at::Tensor patch_rows(const at::Tensor& input) const = 0;
+  // Each output unit reads one of this many groups of inputs.
+  virtual int64_t weight_groups() const { return 1; }
+  // Output units (features or channels).
+  int64_t units() const { return weight.size(0); }
+  // Taps per output unit: 1 for Linear, the kernel's area for Conv2d.
+  int64_t taps() const { return weight.dim() > 2 ? weight[0][0].numel() : 1; }
+  // A per-unit vector [units] shaped to broadcast against the weight.
+  at::Tensor per_unit(const at::Tensor& values) const;
+  std::vector<NamedTensor> tensors() const override;
+};
+
+// The affine view of a layer, or null when it is not one.
+const AffineLayer* as_affine(const Layer& layer);
+AffineLayer* as_affine(Layer& layer);
+// The kinds that are affine layers, for composites that give them all one rule.
+std::vector<LayerKind> affine_kinds();
+
+struct Linear final : AffineLayer {
   LayerKind kind() const override { return LayerKind::Linear; }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override;
   std::string describe() const override;
   std::string torchscript(const std::string& x, const std::string& prefix) const override;
   std::unique_ptr<Layer> clone() const override;
-  std::vector<NamedTensor> tensors() const override;
+  at::Tensor map(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {}) const override;
+  at::Tensor transposed_map(const at::Tensor& weight, const at::Tensor& signal, const at::Tensor& input,
+                            TransposeKernels kernels = TransposeKernels::direct_only) const override;
+  at::Tensor patch_rows(const at::Tensor& input) const override;
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
 };
 
-struct Conv2d final : Layer {
-  at::Tensor weight;  // [out, in / groups, kh, kw]
-  at::Tensor bias;    // [out] or undefined
+struct Conv2d final : AffineLayer {
   Pair stride{1, 1}, padding{0, 0}, dilation{1, 1};
   int64_t groups = 1;
   LayerKind kind() const override { return LayerKind::Conv2d; }
@@ -34,7 +82,11 @@ struct Conv2d final : Layer {
   std::string describe() const override;
   std::string torchscript(const std::string& x, const std::string& prefix) const override;
   std::unique_ptr<Layer> clone() const override;
-  std::vector<NamedTensor> tensors() const override;
+  at::Tensor map(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {}) const override;
+  at::Tensor transposed_map(const at::Tensor& weight, const at::Tensor& signal, const at::Tensor& input,
+                            TransposeKernels kernels = TransposeKernels::direct_only) const override;
+  at::Tensor patch_rows(const at::Tensor& input) const override;
+  int64_t weight_groups() const override { return groups; }
   int64_t in_channels() const { return weight.size(1) * groups; }
   int64_t out_channels() const { return weight.size(0); }
 };

@@ -34,8 +34,7 @@ class DeepLift final : public AttributionMethod {
                                                         : reference_.unsqueeze(0);
     MIPIN_CHECK(x0.size(0) == 1 && x0[0].sizes() == x[0].sizes(), "deeplift: the reference has shape ",
                 x0.sizes(), ", expected one input of shape ", x[0].sizes());
-    ForwardRecord record, ref;
-    const at::Tensor logits = network.forward(x, &record);
+    ForwardRecord ref;
     network.forward(x0.contiguous(), &ref);
     Composite c = gradient_composite();
     c.rename("deeplift");
@@ -71,8 +70,7 @@ class DeepLift final : public AttributionMethod {
       mean.inputs = {(ctx.record.inputs[0] + rec0.inputs[0]) / 2, (ctx.record.inputs[1] + rec0.inputs[1]) / 2};
       return maps::mul_transpose(mul, mean, m);
     }));
-    const at::Tensor top = one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
-    return propagate(network, record, c, top) * (x - x0);
+    return backward_from_targets(network, x, targets, c, TopValues::unit()) * (x - x0);
   }
 
  private:

@@ -23,9 +23,8 @@ class GradCam final : public AttributionMethod {
     MIPIN_CHECK(x.dim() == 4, "grad-cam needs image inputs [N, C, H, W], found ", x.sizes());
     const size_t maps_at = feature_maps(network, conv_layer(network));
     ForwardRecord record;
-    const at::Tensor logits = network.forward(x, &record);
-    const at::Tensor top = one_hot_top(targets, logits.size(1), torch::ones({x.size(0)}, logits.options()));
-    const at::Tensor grad = propagate(network, record, gradient_composite(), top, maps_at);
+    const at::Tensor grad =
+        backward_from_targets(network, x, targets, gradient_composite(), TopValues::unit(), maps_at, &record);
     const at::Tensor features = record.value(maps_at);
     const at::Tensor weights = grad.mean({2, 3}, true);
     const at::Tensor cam = torch::relu((weights * features).sum(1, true));
@@ -71,6 +70,8 @@ const RegisterMethod registration({
     "(Selvaraju et al. 2017)",
     "--layer L (a Conv2d index from `mipin info`; default the last)",
     [](const MethodSettings& s) { return std::make_unique<GradCam>(s.layer); },
+    FittedPart::none,
+    /*images_only=*/true,
 });
 
 }  // namespace

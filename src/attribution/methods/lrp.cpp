@@ -17,25 +17,7 @@
 namespace mipin {
 namespace {
 
-// The layer's linear map with another weight (and optional bias).
-at::Tensor forward_with(const Layer& layer, const at::Tensor& weight, const at::Tensor& bias,
-                        const at::Tensor& a) {
-  if (layer.kind() == LayerKind::Linear) return torch::linear(a, weight, bias);
-  const auto& conv = static_cast<const Conv2d&>(layer);
-  return convolve(conv, a, weight, bias);
-}
-
-// Its transpose with another weight.
-at::Tensor transpose_with(const Layer& layer, const at::Tensor& weight, const at::Tensor& s,
-                          const at::Tensor& input) {
-  if (layer.kind() == LayerKind::Linear) return maps::linear_transpose(weight, s);
-  return maps::conv_transpose(static_cast<const Conv2d&>(layer), weight, s, input);
-}
-
-const at::Tensor& weight_of(const Layer& layer) {
-  return layer.kind() == LayerKind::Linear ? static_cast<const Linear&>(layer).weight
-                                           : static_cast<const Conv2d&>(layer).weight;
-}
+const AffineLayer& affine(const Layer& layer) { return static_cast<const AffineLayer&>(layer); }
 
 // What the rules use of a layer's weight: W itself, its positive part W+ =
 // max(W, 0), its negative part W- = min(W, 0), or their negatives.
@@ -78,9 +60,9 @@ at::Tensor weight_parts(const at::Tensor& w, const Parts& parts) {
 class Terms {
  public:
   Terms(const Layer& layer, std::vector<at::Tensor> inputs, const Parts& parts)
-      : layer_(layer), inputs_(std::move(inputs)) {
-    const at::Tensor& w = weight_of(layer);
-    stacked_ = layer.kind() == LayerKind::Linear || static_cast<const Conv2d&>(layer).groups == 1;
+      : layer_(affine(layer)), inputs_(std::move(inputs)) {
+    const at::Tensor& w = layer_.weight;
+    stacked_ = layer_.weight_groups() == 1;
     if (stacked_) {
       input_ = at::cat(inputs_, 1);
       weight_ = weight_parts(w, parts);
@@ -91,9 +73,9 @@ class Terms {
 
   // z = sum_i a_i W_i.
   at::Tensor forward() const {
-    if (stacked_) return forward_with(layer_, weight_, at::Tensor(), input_);
-    at::Tensor z = forward_with(layer_, weights_[0], at::Tensor(), inputs_[0]);
-    for (size_t i = 1; i < inputs_.size(); ++i) z += forward_with(layer_, weights_[i], at::Tensor(), inputs_[i]);
+    if (stacked_) return layer_.map(input_, weight_);
+    at::Tensor z = layer_.map(inputs_[0], weights_[0]);
+    for (size_t i = 1; i < inputs_.size(); ++i) z += layer_.map(inputs_[i], weights_[i]);
     return z;
   }
 
@@ -101,9 +83,9 @@ class Terms {
   at::Tensor redistribute(const at::Tensor& s) const {
     std::vector<at::Tensor> parts;
     if (stacked_) {
-      parts = transpose_with(layer_, weight_, s, input_).chunk(inputs_.size(), 1);
+      parts = layer_.transposed_map(weight_, s, input_).chunk(inputs_.size(), 1);
     } else {
-      for (size_t i = 0; i < inputs_.size(); ++i) parts.push_back(transpose_with(layer_, weights_[i], s, inputs_[i]));
+      for (size_t i = 0; i < inputs_.size(); ++i) parts.push_back(layer_.transposed_map(weights_[i], s, inputs_[i]));
     }
     at::Tensor out = inputs_[0] * parts[0];
     for (size_t i = 1; i < parts.size(); ++i) out += inputs_[i] * parts[i];
@@ -111,7 +93,7 @@ class Terms {
   }
 
  private:
-  const Layer& layer_;
+  const AffineLayer& layer_;
   std::vector<at::Tensor> inputs_, weights_;
   bool stacked_;
   at::Tensor input_, weight_;
@@ -122,7 +104,8 @@ std::shared_ptr<const Rule> epsilon_rule(double epsilon) {
   return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
     const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
-    return a * transpose_with(ctx.layer, weight_of(ctx.layer), s, a);
+    const AffineLayer& layer = affine(ctx.layer);
+    return a * layer.transposed_map(layer.weight, s, a);
   });
 }
 
@@ -131,7 +114,7 @@ std::shared_ptr<const Rule> epsilon_rule(double epsilon) {
 std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
   return std::make_shared<FunctionRule>([alpha, beta](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
-    const at::Tensor& w = weight_of(ctx.layer);
+    const AffineLayer& layer = affine(ctx.layer);
     // Behind a ReLU the input has no negative part: its terms are zero, and
     // skipping them halves the convolutions of this rule.
     const bool signed_input = (a < 0).any().item<bool>();
@@ -142,9 +125,9 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
         const Terms terms(ctx.layer, {ap, an}, {first, second});
         return terms.redistribute(fused::stabilised_divide(r, terms.forward(), 1e-9));
       }
-      const at::Tensor w1 = weight_parts(w, {first});
-      const at::Tensor s = fused::stabilised_divide(r, forward_with(ctx.layer, w1, at::Tensor(), ap), 1e-9);
-      return ap * transpose_with(ctx.layer, w1, s, a);
+      const at::Tensor w1 = weight_parts(layer.weight, {first});
+      const at::Tensor s = fused::stabilised_divide(r, layer.map(ap, w1), 1e-9);
+      return ap * layer.transposed_map(w1, s, a);
     };
     at::Tensor out = share(Part::positive, Part::negative);
     if (alpha != 1) out = alpha * out;
@@ -227,8 +210,7 @@ std::unique_ptr<AttributionMethod> lrp(const std::string& name,
 
 size_t first_parametric(const Network& net) {
   for (size_t i = 0; i < net.size(); ++i) {
-    const LayerKind k = net.layer(i).kind();
-    if (k == LayerKind::Linear || k == LayerKind::Conv2d) return i;
+    if (as_affine(net.layer(i))) return i;
   }
   MIPIN_FAIL("the network has no Linear or Conv2d layer to apply LRP to");
 }
@@ -241,7 +223,7 @@ const RegisterMethod epsilon_method({
       const double eps = s.epsilon;
       return lrp("lrp-epsilon", [eps](const Network&) {
         Composite c = lrp_base("lrp-epsilon", eps);
-        c.with(LayerKind::Linear, epsilon_rule(eps)).with(LayerKind::Conv2d, epsilon_rule(eps));
+        c.with_affine(epsilon_rule(eps));
         return c;
       });
     },
@@ -254,7 +236,7 @@ const RegisterMethod zplus_method({
     [](const MethodSettings&) {
       return lrp("lrp-zplus", [](const Network&) {
         Composite c = lrp_base("lrp-zplus", 1e-9);
-        c.with(LayerKind::Linear, alpha_beta_rule(1, 0)).with(LayerKind::Conv2d, alpha_beta_rule(1, 0));
+        c.with_affine(alpha_beta_rule(1, 0));
         return c;
       });
     },
@@ -270,8 +252,7 @@ const RegisterMethod alpha_beta_method({
       const double alpha = s.alpha, beta = s.beta;
       return lrp("lrp-alpha-beta", [alpha, beta](const Network&) {
         Composite c = lrp_base("lrp-alpha-beta", 1e-9);
-        c.with(LayerKind::Linear, alpha_beta_rule(alpha, beta))
-            .with(LayerKind::Conv2d, alpha_beta_rule(alpha, beta));
+        c.with_affine(alpha_beta_rule(alpha, beta));
         return c;
       });
     },

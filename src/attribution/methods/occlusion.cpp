@@ -65,6 +65,8 @@ const RegisterMethod registration({
     "drop of the target logit when a sliding patch of the input is filled with a constant",
     "--patch P (default 4), --stride S (default 4), --fill V (default 0)",
     [](const MethodSettings& s) { return std::make_unique<Occlusion>(s); },
+    FittedPart::none,
+    /*images_only=*/true,
 });
 
 }  // namespace

@@ -22,15 +22,15 @@ Composite pattern_composite(const std::string& name, const Patterns& patterns, b
   for (const auto& [index, a] : patterns.patterns) {
     MIPIN_CHECK(index < network.size(), "the patterns do not fit this network (layer ", index, ")");
     const Layer& layer = network.layer(index);
-    const at::Tensor& w = layer.kind() == LayerKind::Linear ? static_cast<const Linear&>(layer).weight
-                                                            : static_cast<const Conv2d&>(layer).weight;
+    const AffineLayer* affine = as_affine(layer);
+    MIPIN_CHECK(affine != nullptr, "the patterns do not fit this network: layer ", index, " (", layer.describe(),
+                ") has no weight");
+    const at::Tensor& w = affine->weight;
     MIPIN_CHECK(w.sizes() == a.sizes(), "the pattern of layer ", index, " has shape ", a.sizes(),
                 " but the layer's weight has ", w.sizes(), ": fit the patterns for this model");
     const at::Tensor map = times_weight ? (w * a).contiguous() : a;
-    c.with_layer(index, std::make_shared<FunctionRule>([map](const RuleContext& ctx, const at::Tensor& s) {
-      if (ctx.layer.kind() == LayerKind::Linear) return maps::linear_transpose(map, s);
-      return maps::conv_transpose(static_cast<const Conv2d&>(ctx.layer), map, s, ctx.record.input,
-                                  TransposeKernels::fastest);
+    c.with_layer(index, std::make_shared<FunctionRule>([map, affine](const RuleContext& ctx, const at::Tensor& s) {
+      return affine->transposed_map(map, s, ctx.record.input, TransposeKernels::fastest);
     }));
   }
   return c;
@@ -54,6 +54,7 @@ const RegisterMethod patternnet({
     "(Kindermans et al. 2018)",
     "--patterns FILE (from `mipin fit --method pattern`)",
     [](const MethodSettings& s) { return make("patternnet", s, false); },
+    FittedPart::patterns,
 });
 
 const RegisterMethod patternattribution({
@@ -61,6 +62,7 @@ const RegisterMethod patternattribution({
     "PatternAttribution: the backward pass through weights times patterns (Kindermans et al. 2018)",
     "--patterns FILE (from `mipin fit --method pattern`)",
     [](const MethodSettings& s) { return make("patternattribution", s, true); },
+    FittedPart::patterns,
 });
 
 }  // namespace

@@ -1,0 +1,43 @@
+#include "mipin/util/r_squared.h"
+
+#include <torch/torch.h>
+
+namespace mipin {
+
+void RSquared::add_targets(const at::Tensor& targets) {
+  const at::Tensor x = targets.to(at::kDouble);
+  add_sums(x.sum(0), x.square().sum().item<double>(), x.size(0));
+}
+
+void RSquared::add_sums(const at::Tensor& sum, double sum_of_squares, int64_t rows) {
+  const at::Tensor s = sum.to(at::kDouble);
+  sum_ = sum_.defined() ? sum_ + s : s;
+  sum_sq_ += sum_of_squares;
+  rows_ += rows;
+}
+
+void RSquared::add(const at::Tensor& targets, const at::Tensor& reconstruction) {
+  add_targets(targets);
+  sse_ += (targets.to(at::kDouble) - reconstruction.to(at::kDouble)).square().sum().item<double>();
+}
+
+void RSquared::merge(const RSquared& other) {
+  if (other.sum_.defined()) sum_ = sum_.defined() ? sum_ + other.sum_ : other.sum_;
+  sum_sq_ += other.sum_sq_;
+  sse_ += other.sse_;
+  rows_ += other.rows_;
+}
+
+double RSquared::sst() const {
+  if (rows_ == 0) return 0;
+  return sum_sq_ - (sum_ * sum_).sum().item<double>() / double(rows_);
+}
+
+double RSquared::r2() const {
+  const double total = sst();
+  return total > 0 ? 1 - sse_ / total : 0;
+}
+
+double RSquared::mse() const { return values() > 0 ? sse_ / double(values()) : 0; }
+
+}  // namespace mipin
