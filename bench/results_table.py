@@ -56,14 +56,20 @@ def main():
     if floors:
         print("\nThe floor of exact LRP-z+ (and alpha-beta, composite): the forward pass, each layer's map with "
               "its positive weights, and their transposes on direct kernels, timed alone:\n")
-        print("| model | batch | forward ms | maps with W+ ms | their transposes ms | floor / forward | LRP-z+ / forward |")
-        print("|---|---|---|---|---|---|---|")
+        rules = ("lrp-zplus", "lrp-alpha-beta", "lrp-composite")
+        print("| model | batch | forward ms | maps with W+ ms | their transposes ms | floor / forward | "
+              + " | ".join(f"{r} / forward (/ floor's)" for r in rules) + " |")
+        print("|---|---|---|---|---|---|" + "---|" * len(rules))
         for model, batch, b in floors:
             f = b["lrp_zplus_floor"]
-            z = b["methods"].get("lrp-zplus", {})
-            measured = f"{z['ratio_to_forward']:.2f}" if "ratio_to_forward" in z else "—"
+            cells = []
+            for r in rules:
+                e = b["methods"].get(r, {})
+                # The rule's ratio and, in brackets, that ratio over the floor's.
+                cells.append(f"{e['ratio_to_forward']:.2f} ({e['ratio_to_forward'] / f['floor_ratio']:.3f})"
+                             if "ratio_to_forward" in e else "—")
             print(f"| {model} | {batch} | {f['forward_ms']:.3f} | {f['positive_maps_ms']:.3f} | "
-                  f"{f['transposed_direct_ms']:.3f} | {f['floor_ratio']:.2f} | {measured} |")
+                  f"{f['transposed_direct_ms']:.3f} | {f['floor_ratio']:.2f} | " + " | ".join(cells) + " |")
     fit_path = os.path.join(folder, "fit.json")
     if os.path.exists(fit_path):
         print_fit(json.load(open(fit_path)))

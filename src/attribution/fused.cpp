@@ -53,6 +53,25 @@ MIPIN_VECTOR_CLONES void rescale_kernel(const float* g, const float* a, const fl
   }
 }
 
+MIPIN_VECTOR_CLONES void transfer_kernel(const float* s, const float* z, const float* y, float* o, float f0,
+                                         float d0, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float zi = z[i];
+    const bool moved = std::fabs(zi) > 1e-6f;
+    o[i] = s[i] * (moved ? (y[i] - f0) / (moved ? zi : 1.f) : d0);
+  }
+}
+
+// One example's run of the general rescale rule (see rescale_kernel).
+MIPIN_VECTOR_CLONES void rescale_any_kernel(const float* m, const float* z, const float* y, const float* z0,
+                                            const float* y0, const float* slope, float* o, float tiny, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float d = z[k] - z0[k];
+    const bool moved = std::fabs(d) > tiny;
+    o[k] = moved ? m[k] * (y[k] - y0[k]) / (moved ? d : 1.f) : slope[k];
+  }
+}
+
 // Checks that the operands are float32 of the first one's shape, then runs
 // body(pointers..., out, begin, end) over chunks of the flat arrays on
 // LibTorch's threads. Returns the output (the first operand's shape).
@@ -120,6 +139,44 @@ at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tens
       const int64_t j0 = shared ? i % per_example : i;
       const int64_t run = shared ? std::min(end - i, per_example - j0) : end - i;
       rescale_kernel(in[0] + i, in[1] + i, p0 + j0, o + i, t, run);
+      i += run;
+    }
+  });
+}
+
+at::Tensor transfer(const at::Tensor& s, const at::Tensor& z, const at::Tensor& y, double f0, double d0) {
+  if (!is_float(s) || !is_float(z) || !is_float(y)) {
+    const at::Tensor moved = z.abs() > 1e-6;
+    return s * at::where(moved, (y - f0) / at::where(moved, z, at::ones_like(z)), at::full_like(z, d0));
+  }
+  const float f = static_cast<float>(f0), d = static_cast<float>(d0);
+  return for_each_chunk("transfer", {s, z, y}, [f, d](const float* const* in, float* o, int64_t begin, int64_t end) {
+    transfer_kernel(in[0], in[1], in[2], o, f, d, begin, end);
+  });
+}
+
+at::Tensor rescale(const at::Tensor& m, const at::Tensor& z, const at::Tensor& y, const at::Tensor& z0,
+                   const at::Tensor& y0, const at::Tensor& slope, double tiny) {
+  MIPIN_CHECK(z0.dim() == z.dim() && z.dim() > 0 && (z0.size(0) == 1 || z0.size(0) == z.size(0)) &&
+                  z0[0].sizes() == z[0].sizes() && y0.sizes() == z0.sizes(),
+              "rescale: the reference has shape ", z0.sizes(), ", expected batch 1 or ", z.size(0), " of ",
+              z[0].sizes());
+  if (!is_float(m) || !is_float(z0) || !is_float(y0)) {
+    const at::Tensor dz = z - z0;
+    const at::Tensor moved = dz.abs() > tiny;
+    return at::where(moved, m * (y - y0) / at::where(moved, dz, at::ones_like(dz)), slope);
+  }
+  const at::Tensor z0c = z0.contiguous(), y0c = y0.contiguous();
+  const float* pz0 = z0c.data_ptr<float>();
+  const float* py0 = y0c.data_ptr<float>();
+  const int64_t per_example = z[0].numel();
+  const bool shared = z0.size(0) == 1 && z.size(0) != 1;
+  const float t = static_cast<float>(tiny);
+  return for_each_chunk("rescale", {m, z, y, slope}, [&](const float* const* in, float* o, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end;) {
+      const int64_t j0 = shared ? i % per_example : i;
+      const int64_t run = shared ? std::min(end - i, per_example - j0) : end - i;
+      rescale_any_kernel(in[0] + i, in[1] + i, in[2] + i, pz0 + j0, py0 + j0, in[3] + i, o + i, t, run);
       i += run;
     }
   });

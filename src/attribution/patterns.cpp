@@ -1,21 +1,25 @@
 #include "mipin/attribution/patterns.h"
 
-#include <torch/serialize/input-archive.h>
-#include <torch/serialize/output-archive.h>
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "mipin/model/layers.h"
-#include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
 #include "mipin/util/progress.h"
+#include "util/artifact_file.h"
 
 namespace mipin {
 namespace {
 
-constexpr const char* kFormat = "mipin-patterns/1";
+// Format 2 lists the layers in the metadata (format 1 kept the list apart).
+const ArtifactFormat& patterns_format() {
+  static const ArtifactFormat format{"patterns",
+                                     "mipin-patterns/2",
+                                     "mipin fit --method pattern",
+                                     {{"mipin-patterns/1", "fit them again with `mipin fit --method pattern`"}}};
+  return format;
+}
 
 // Moments of (x, y) per output unit, in double precision.
 struct Moments {
@@ -110,47 +114,32 @@ void Patterns::check_compatible(const Network& network, const std::string& model
 }
 
 void Patterns::save(const std::string& path) const {
-  const nlohmann::json meta = {{"format", kFormat},     {"model_fingerprint", model_fingerprint},
-                               {"model", model_name},   {"data", data_name},
-                               {"examples", examples}};
-  torch::serialize::OutputArchive archive;
-  archive.write("metadata", c10::IValue(meta.dump()));
+  std::map<std::string, at::Tensor> tensors;
   std::vector<int64_t> layers;
   for (const auto& [i, a] : patterns) {
-    archive.write("pattern_" + std::to_string(i), a);
+    tensors["pattern_" + std::to_string(i)] = a;
     layers.push_back(static_cast<int64_t>(i));
   }
-  archive.write("layers", c10::IValue(layers));
-  write_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  const nlohmann::json meta = {{"model_fingerprint", model_fingerprint},
+                               {"model", model_name},
+                               {"data", data_name},
+                               {"examples", examples},
+                               {"layers", layers}};
+  write_artifact(path, patterns_format(), meta, tensors);
 }
 
 Patterns Patterns::load(const std::string& path) {
-  std::error_code ec;
-  MIPIN_CHECK(std::filesystem::exists(path, ec), "patterns file not found: '", path, "'");
   Patterns p;
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path);
-    c10::IValue text, layers;
-    archive.read("metadata", text);
-    const auto meta = nlohmann::json::parse(text.toStringRef());
-    MIPIN_CHECK(meta.value("format", "") == kFormat, "'", path, "' is not a mipin patterns file");
+  read_artifact(path, patterns_format(), [&](const ArtifactReader& file) {
+    const nlohmann::json& meta = file.metadata();
     p.model_fingerprint = meta.at("model_fingerprint");
     p.model_name = meta.value("model", "");
     p.data_name = meta.value("data", "");
     p.examples = meta.value("examples", int64_t{0});
-    archive.read("layers", layers);
-    for (const int64_t i : layers.toIntVector()) {
-      at::Tensor a;
-      archive.read("pattern_" + std::to_string(i), a);
-      p.patterns[static_cast<size_t>(i)] = a;
+    for (const int64_t i : meta.at("layers").get<std::vector<int64_t>>()) {
+      p.patterns[static_cast<size_t>(i)] = file.tensor("pattern_" + std::to_string(i));
     }
-  } catch (const c10::Error& e) {
-    MIPIN_FAIL("cannot read the patterns '", path, "': the file is truncated, corrupt or not written by `mipin fit --method pattern` (",
-               std::string(e.what_without_backtrace()).substr(0, 160), ")");
-  } catch (const nlohmann::json::exception& e) {
-    MIPIN_FAIL("cannot read the patterns '", path, "': its metadata is corrupt (", e.what(), ")");
-  }
+  });
   return p;
 }
 

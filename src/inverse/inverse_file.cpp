@@ -1,22 +1,25 @@
 // The fitted inverse as a file: the operators, the options, the model's
 // fingerprint, the data it was fitted on and the per-layer fit quality.
-#include <torch/serialize/input-archive.h>
-#include <torch/serialize/output-archive.h>
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "mipin/inverse/inverse.h"
-#include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
+#include "util/artifact_file.h"
 
 namespace mipin {
 namespace {
 
 // Format 2 stores every affine layer's operator in its weight's shape
 // (format 1 kept a Linear layer's U as [in, out]).
-constexpr const char* kFormat = "mipin-inverse/2";
+const ArtifactFormat& inverse_format() {
+  static const ArtifactFormat format{"inverse",
+                                     "mipin-inverse/2",
+                                     "mipin fit",
+                                     {{"mipin-inverse/1", "fit it again with `mipin fit`"}}};
+  return format;
+}
 
 nlohmann::json options_json(const InverseOptions& o) {
   return {{"solver", to_string(o.solver)},
@@ -54,8 +57,7 @@ InverseOptions options_from_json(const nlohmann::json& j) {
 }  // namespace
 
 void Inverse::save(const std::string& path) const {
-  nlohmann::json meta = {{"format", kFormat},
-                         {"model_fingerprint", model_fingerprint_},
+  nlohmann::json meta = {{"model_fingerprint", model_fingerprint_},
                          {"model", model_name},
                          {"data", data_name},
                          {"examples", examples},
@@ -72,40 +74,20 @@ void Inverse::save(const std::string& path) const {
                               {"pass", f.pass}});
   }
   meta["forks"] = nlohmann::json::array();
-  for (const auto& [value, weights] : forks_) meta["forks"].push_back(value);
-  torch::serialize::OutputArchive archive;
-  archive.write("metadata", c10::IValue(meta.dump()));
-  for (const auto& [index, op] : operators_) {
-    archive.write("operator_" + std::to_string(index), op);
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& [index, op] : operators_) tensors["operator_" + std::to_string(index)] = op;
+  for (const auto& [value, weights] : forks_) {
+    meta["forks"].push_back(value);
+    tensors["fork_" + std::to_string(value)] = weights;
   }
-  for (const auto& [value, weights] : forks_) archive.write("fork_" + std::to_string(value), weights);
-  write_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  write_artifact(path, inverse_format(), meta, tensors);
 }
 
 Inverse Inverse::load(const std::string& path) {
-  std::error_code ec;
-  MIPIN_CHECK(std::filesystem::exists(path, ec), "inverse file not found: '", path, "'");
-  torch::serialize::InputArchive archive;
-  nlohmann::json meta;
-  try {
-    archive.load_from(path);
-    c10::IValue text;
-    archive.read("metadata", text);
-    meta = nlohmann::json::parse(text.toStringRef());
-  } catch (const c10::Error& e) {
-    MIPIN_FAIL("cannot read the inverse '", path,
-               "': the file is truncated, corrupt or not written by `mipin fit` (",
-               std::string(e.what_without_backtrace()).substr(0, 160), ")");
-  } catch (const nlohmann::json::exception& e) {
-    MIPIN_FAIL("cannot read the inverse '", path, "': its metadata is corrupt (", e.what(), ")");
-  }
-  MIPIN_CHECK(meta.value("format", "") != "mipin-inverse/1", "'", path,
-              "' was fitted by an earlier mipin (format 'mipin-inverse/1', expected '", kFormat,
-              "'): fit it again with `mipin fit`");
-  MIPIN_CHECK(meta.value("format", "") == kFormat, "'", path, "' is not a mipin inverse (format '",
-              meta.value("format", ""), "', expected '", kFormat, "')");
-  try {
-    Inverse inverse(options_from_json(meta.at("options")), meta.at("model_fingerprint"));
+  Inverse inverse;
+  read_artifact(path, inverse_format(), [&](const ArtifactReader& file) {
+    const nlohmann::json& meta = file.metadata();
+    inverse = Inverse(options_from_json(meta.at("options")), meta.at("model_fingerprint"));
     inverse.model_name = meta.value("model", "");
     inverse.data_name = meta.value("data", "");
     inverse.examples = meta.value("examples", int64_t{0});
@@ -119,23 +101,14 @@ Inverse Inverse::load(const std::string& path) {
       f.mse = l.at("mse");
       f.seconds = l.at("seconds");
       f.pass = l.value("pass", 0);
-      at::Tensor op;
-      archive.read("operator_" + std::to_string(f.index), op);
-      inverse.set_operator(f.index, op);
+      inverse.set_operator(f.index, file.tensor("operator_" + std::to_string(f.index)));
       inverse.fits().push_back(f);
     }
     for (const size_t value : meta.value("forks", std::vector<size_t>{})) {
-      at::Tensor weights;
-      archive.read("fork_" + std::to_string(value), weights);
-      inverse.set_fork(value, weights);
+      inverse.set_fork(value, file.tensor("fork_" + std::to_string(value)));
     }
-    return inverse;
-  } catch (const c10::Error& e) {
-    MIPIN_FAIL("cannot read the inverse '", path, "': an operator is missing or corrupt (",
-               std::string(e.what_without_backtrace()).substr(0, 160), ")");
-  } catch (const std::exception& e) {
-    MIPIN_FAIL("cannot read the inverse '", path, "': its metadata is incomplete (", e.what(), ")");
-  }
+  });
+  return inverse;
 }
 
 }  // namespace mipin

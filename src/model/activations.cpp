@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "mipin/attribution/fused.h"
 #include "mipin/util/error.h"
 
 namespace mipin {
@@ -105,20 +106,13 @@ at::Tensor activation_transfer(const ActivationSpec& spec, const P& p, const at:
   const auto [f0, d0] = at_zero(spec, p);
   // Below |z| = 1e-6 the quotient loses its digits to cancellation; f'(0)
   // is its limit there.
-  const at::Tensor moved = z.abs() > 1e-6;
-  const at::Tensor t = torch::where(moved, (y - f0) / torch::where(moved, z, torch::ones_like(z)),
-                                    torch::full_like(z, d0));
-  return s * t;
+  return fused::transfer(s, z, y, f0, d0);
 }
 
 at::Tensor activation_rescale(const ActivationSpec& spec, const P& p, const at::Tensor& s,
                               const at::Tensor& z, const at::Tensor& y, const at::Tensor& z0,
                               const at::Tensor& y0, double tiny) {
-  const at::Tensor dz = z - z0;
-  const at::Tensor moved = dz.abs() > tiny;
-  const at::Tensor ratio = (y - y0) / torch::where(moved, dz, torch::ones_like(dz));
-  const at::Tensor slope = spec.derivative_times(torch::ones_like(z), z, y, p);
-  return s * torch::where(moved, ratio, slope);
+  return fused::rescale(s, z, y, z0, y0, spec.derivative_times(s, z, y, p), tiny);
 }
 
 }  // namespace mipin

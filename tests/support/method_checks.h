@@ -1,6 +1,7 @@
 #pragma once
 // What the method tests share: running a method by name, and the sums and
 // logits its conservation laws compare.
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <string>
@@ -50,6 +51,17 @@ inline Network without_biases(Network net) {
     }
   }
   return net;
+}
+
+// LRP-epsilon (with a tiny epsilon) and LRP-z+ conserve relevance on a
+// bias-free network: each example's map sums to its target logit.
+inline void expect_lrp_conserves(const Network& bias_free, const at::Tensor& x, const at::Tensor& targets) {
+  const at::Tensor logit = target_logits(bias_free, x, targets);
+  ASSERT_GT(logit.abs().min().item<double>(), 1e-2) << "logits too small to measure conservation";
+  MethodSettings tiny;
+  tiny.epsilon = 1e-9;
+  EXPECT_LE(max_relative(per_example_sum(attribute("lrp-epsilon", bias_free, x, targets, tiny)), logit), 1e-4);
+  EXPECT_LE(max_relative(per_example_sum(attribute("lrp-zplus", bias_free, x, targets)), logit), 1e-4);
 }
 
 }  // namespace mipin::test

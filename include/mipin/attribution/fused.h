@@ -28,6 +28,17 @@ at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double ep
 // pre-activation, has batch size 1 (shared by all examples) or z's.
 at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tensor& z0, double tiny);
 
+// An activation's transfer factor applied to s: s * (y - f0) / z where
+// |z| > 1e-6, else s * d0 (f0 = f(0), d0 = f'(0), its limit), with z the
+// activation's input and y = f(z) its output.
+at::Tensor transfer(const at::Tensor& s, const at::Tensor& z, const at::Tensor& y, double f0, double d0);
+
+// DeepLIFT's rescale rule at any activation: m * (y - y0) / (z - z0) where
+// |z - z0| > tiny, else `slope`, which holds m * f'(z). z0 and y0, the
+// reference's record, have batch size 1 (shared by all examples) or z's.
+at::Tensor rescale(const at::Tensor& m, const at::Tensor& z, const at::Tensor& y, const at::Tensor& z0,
+                   const at::Tensor& y0, const at::Tensor& slope, double tiny);
+
 // Max unpooling followed by the backward rule of the ReLU below it
 // (unpool_max, then relu_backward with x), one plane at a time while it is
 // in cache: each cell's signal goes to its winner's position (int64

@@ -105,7 +105,9 @@ std::shared_ptr<const Rule> epsilon_rule(double epsilon) {
     const at::Tensor& a = ctx.record.input;
     const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
     const AffineLayer& layer = affine(ctx.layer);
-    return a * layer.transposed_map(layer.weight, s, a);
+    // In place: the transposed map's result is a new tensor, and a
+    // network's worth of fresh allocations costs page faults.
+    return layer.transposed_map(layer.weight, s, a).mul_(a);
   });
 }
 
@@ -116,8 +118,9 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
     const at::Tensor& a = ctx.record.input;
     const AffineLayer& layer = affine(ctx.layer);
     // Behind a ReLU the input has no negative part: its terms are zero, and
-    // skipping them halves the convolutions of this rule.
-    const bool signed_input = (a < 0).any().item<bool>();
+    // skipping them halves the convolutions of this rule. (A reduction
+    // reads the input once and allocates nothing.)
+    const bool signed_input = a.min().item<double>() < 0;
     const at::Tensor ap = signed_input ? a.clamp_min(0) : a, an = signed_input ? a.clamp_max(0) : at::Tensor();
     auto share = [&](Part first, Part second) {
       // Relevance over the contributions a+ W_first + a- W_second.
@@ -127,7 +130,7 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
       }
       const at::Tensor w1 = weight_parts(layer.weight, {first});
       const at::Tensor s = fused::stabilised_divide(r, layer.map(ap, w1), 1e-9);
-      return ap * layer.transposed_map(w1, s, a);
+      return layer.transposed_map(w1, s, a).mul_(ap);
     };
     at::Tensor out = share(Part::positive, Part::negative);
     if (alpha != 1) out = alpha * out;
