@@ -9,6 +9,7 @@
 
 #include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
+#include "support/method_checks.h"
 
 namespace mipin {
 namespace {
@@ -142,11 +143,7 @@ TEST(LrpRules, GroupedConvolutionMatchesItsUngroupedForm) {
   grouped.weight = torch::randn({4, 2, 3, 3});
   grouped.padding = {1, 1};
   grouped.groups = 2;
-  Conv2d dense = grouped;
-  dense.groups = 1;
-  dense.weight = torch::zeros({4, 4, 3, 3});
-  dense.weight.slice(0, 0, 2).slice(1, 0, 2).copy_(grouped.weight.slice(0, 0, 2));
-  dense.weight.slice(0, 2, 4).slice(1, 2, 4).copy_(grouped.weight.slice(0, 2, 4));
+  const Conv2d dense = test::ungrouped(grouped);
   Network a, b;
   a.add(grouped);
   a.add(Flatten{});

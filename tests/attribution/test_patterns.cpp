@@ -11,6 +11,7 @@
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 #include "mipin/zoo/trainer.h"
+#include "support/method_checks.h"
 #include "support/test_support.h"
 #include "support/trained_models.h"
 
@@ -72,11 +73,7 @@ TEST(Patterns, GroupedConvolutionsTakeEachUnitsOwnGroup) {
   grouped.weight = torch::randn({4, 3, 3, 3});
   grouped.padding = {1, 1};
   grouped.groups = 2;
-  Conv2d dense = grouped;
-  dense.groups = 1;
-  dense.weight = torch::zeros({4, 6, 3, 3});
-  dense.weight.slice(0, 0, 2).slice(1, 0, 3).copy_(grouped.weight.slice(0, 0, 2));
-  dense.weight.slice(0, 2, 4).slice(1, 3, 6).copy_(grouped.weight.slice(0, 2, 4));
+  const Conv2d dense = test::ungrouped(grouped);
   Network a, b;
   a.add(grouped);
   b.add(dense);

@@ -54,6 +54,21 @@ inline Network without_biases(Network net) {
   return net;
 }
 
+// A grouped convolution written as the same map ungrouped: each group's
+// block on the diagonal, zero weights off it.
+inline Conv2d ungrouped(const Conv2d& grouped) {
+  Conv2d dense = grouped;
+  const int64_t g = grouped.groups, out = grouped.weight.size(0) / g, in = grouped.weight.size(1);
+  dense.groups = 1;
+  dense.weight = torch::zeros({grouped.weight.size(0), in * g, grouped.weight.size(2), grouped.weight.size(3)});
+  for (int64_t j = 0; j < g; ++j) {
+    dense.weight.slice(0, j * out, (j + 1) * out)
+        .slice(1, j * in, (j + 1) * in)
+        .copy_(grouped.weight.slice(0, j * out, (j + 1) * out));
+  }
+  return dense;
+}
+
 // LRP-epsilon (with a tiny epsilon) and LRP-z+ conserve relevance on a
 // bias-free network: each example's map sums to its target logit.
 inline void expect_lrp_conserves(const Network& bias_free, const at::Tensor& x, const at::Tensor& targets) {
