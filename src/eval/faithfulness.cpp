@@ -50,7 +50,7 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
   MIPIN_CHECK(n > 0, "cannot evaluate on the empty data set '", data.name(), "'");
   FaithfulnessReport report;
   report.examples = n;
-  const Composite composite = inverse.composite();
+  const Composite composite = inverse.composite_for(network);
   std::vector<RSquared> sums(network.size());
   int64_t correct = 0;
   DecisionCounts decisions;

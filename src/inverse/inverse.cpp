@@ -62,7 +62,30 @@ at::Tensor combine_fork(const at::Tensor& weights, const std::vector<at::Tensor>
   return out;
 }
 
-Composite Inverse::composite() const {
+Composite Inverse::composite() const { return composite_from(operators_, {}); }
+
+Composite Inverse::composite_for(const Network& network) const {
+  std::map<size_t, at::Tensor> operators = operators_;
+  std::map<size_t, std::vector<bool>> unscaled;
+  for (const auto& [i, scales] : operators_) {
+    if (i >= network.size() || network.layer(i).kind() != LayerKind::Add) continue;
+    const auto& inputs = network.inputs(i);
+    for (size_t k = 0; k < inputs.size() && int64_t(k) < scales.size(0); ++k) {
+      const size_t v = inputs[k];
+      if (v == 0 || network.readers(v) != 1) continue;
+      const AffineLayer* below = as_affine(network.layer(v - 1));
+      const auto op = operators.find(v - 1);
+      if (!below || op == operators.end() || op->second.sizes() != below->weight.sizes()) continue;
+      op->second = op->second * below->per_unit(scales[int64_t(k)]);
+      unscaled[i].resize(inputs.size(), false);
+      unscaled[i][k] = true;
+    }
+  }
+  return composite_from(operators, unscaled);
+}
+
+Composite Inverse::composite_from(const std::map<size_t, at::Tensor>& operators,
+                                  const std::map<size_t, std::vector<bool>>& unscaled) const {
   Composite c("mipin");
   // Forward: the forward gate (s where the layer's input was positive);
   // Backward: the signal rectified; Both: the two together.
@@ -136,8 +159,20 @@ Composite Inverse::composite() const {
   c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool(relu));
   // Linear, Conv2d, BatchNorm (and adds, with fitted splits) have no rule
   // by kind: only fitted nodes can be inverted.
-  for (const auto& [index, op] : operators_) {
+  for (const auto& [index, op] : operators) {
     const at::Tensor fitted = op;
+    const auto folded = unscaled.find(index);
+    if (folded != unscaled.end()) {
+      const std::vector<bool> plain = folded->second;
+      c.with_layer(index, rule([fitted, plain](const RuleContext&, const at::Tensor& s) {
+        Signals out;
+        for (size_t k = 0; k < plain.size(); ++k) {
+          out.push_back(plain[k] ? s : s * maps::per_channel(fitted[int64_t(k)], s.dim()));
+        }
+        return out;
+      }));
+      continue;
+    }
     c.with_layer(index, rule([fitted](const RuleContext& ctx, const at::Tensor& s) {
       return apply_fitted_inverse(ctx.layer, fitted, s, ctx.record);
     }));
@@ -153,13 +188,13 @@ at::Tensor Inverse::source_signal(const Network& network, const at::Tensor& x) c
   torch::NoGradGuard no_grad;
   ForwardRecord record;
   const at::Tensor logits = network.forward(x, &record);
-  return propagate(network, record, composite(), top_signal(logits));
+  return propagate(network, record, composite_for(network), top_signal(logits));
 }
 
 at::Tensor Inverse::explain(const Network& network, const at::Tensor& x,
                             const at::Tensor& targets) const {
   const TopSignal top = options_.top;
-  return backward_from_targets(network, x, targets, composite(), TopValues::of([top](const at::Tensor& logits) {
+  return backward_from_targets(network, x, targets, composite_for(network), TopValues::of([top](const at::Tensor& logits) {
                                  return make_top_signal(top, logits);
                                }));
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "mipin/attribution/engine.h"
 #include "mipin/data/dataset.h"
 #include "mipin/eval/faithfulness.h"
 #include "mipin/inverse/inverse.h"
@@ -109,6 +110,28 @@ TEST(MipInGraph, ClassSignalsAddUpOnGraphs) {
 // The fork ablations stay linear in the signal; fitted fork weights are the
 // least-squares combination of the readers' signals, so on the fitting
 // data they reconstruct a forked value at least as well as the plain sum.
+// Explaining moves an add's scale into the convolution that computes that
+// input for the add alone; the source signal stays what the fitted rules
+// give.
+TEST(MipInGraph, ScalesFoldedIntoTheOperatorBelowGiveTheSameSignal) {
+  const Network net = load_torchscript(test::test_model("residual_scripted.pt")).network;
+  bool foldable = false;
+  for (size_t i = 0; i < net.size(); ++i) {
+    if (net.layer(i).kind() != LayerKind::Add) continue;
+    for (size_t v : net.inputs(i)) foldable |= v > 0 && net.readers(v) == 1 && as_affine(net.layer(v - 1));
+  }
+  ASSERT_TRUE(foldable) << "the test needs an add whose input a convolution computes for it alone";
+  const auto data = random_data(net, 24, std::min<int64_t>(net.num_classes(), 10), 5);
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12).with_progress(false));
+  const at::Tensor x = data->get(0, 4).inputs;
+  ForwardRecord record;
+  const at::Tensor logits = net.forward(x, &record);
+  const at::Tensor as_fitted = propagate(net, record, inverse.composite(), inverse.top_signal(logits));
+  const at::Tensor folded = propagate(net, record, inverse.composite_for(net), inverse.top_signal(logits));
+  EXPECT_LE((folded - as_fitted).abs().max().item<double>(), 1e-5 * as_fitted.abs().max().item<double>());
+  EXPECT_TRUE(inverse.source_signal(net, x).equal(folded));
+}
+
 TEST(MipInGraph, ForkWeightsReconstructTheForkedValueAtLeastAsWellAsTheSum) {
   const Network net = load_torchscript(test::test_model("residual_scripted.pt")).network;
   const auto data = random_data(net, 48, 3, 7);

@@ -53,6 +53,12 @@ class Inverse {
   // of other activations, unpooling to switches, pooling pseudo-inverses,
   // reshapes, exact splits at concatenations, the gate's own value at a gate.
   Composite composite() const;
+  // The same rules for explaining `network`, the model the inverse was
+  // fitted for, with less work: an add's scale for an input that an affine
+  // layer computes for the add alone is applied inside that layer's
+  // operator (U diag(d) s = U (d * s)), which saves a pass over the add's
+  // output. The file keeps the scales as fitted.
+  Composite composite_for(const Network& network) const;
   // s^L for the whole output: the logits or their softmax, per options.
   at::Tensor top_signal(const at::Tensor& logits) const;
 
@@ -78,6 +84,10 @@ class Inverse {
   double seconds = 0;
 
  private:
+  // The rules with these fitted tensors; `unscaled` lists, per add, the
+  // inputs whose scale lives in the operator below (composite_for).
+  Composite composite_from(const std::map<size_t, at::Tensor>& operators,
+                           const std::map<size_t, std::vector<bool>>& unscaled) const;
   InverseOptions options_;
   std::string model_fingerprint_;
   std::map<size_t, at::Tensor> operators_;
