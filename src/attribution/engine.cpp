@@ -76,7 +76,8 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
     }
   }
   if (signals) *signals = at_value;
-  return at_value[down_to];
+  // Convolutions leave signals channels-last; callers get the plain layout.
+  return at_value[down_to].contiguous();
 }
 
 at::Tensor TopValues::at_targets(const at::Tensor& logits, const at::Tensor& targets) const {

@@ -17,7 +17,15 @@ namespace {
 constexpr int64_t kGrain = 65536;
 
 // Each loop below is a kernel over [begin, end) of flat float32 arrays; the
-// arrays are checked, made contiguous and handed out by for_each_chunk.
+// arrays are checked, laid out alike and handed out by for_each_chunk.
+
+// The layout the operands of an element-wise kernel share: the first
+// one's, so that channels-last activations (what convolutions write) are
+// read as they lie instead of copied into NCHW.
+at::MemoryFormat layout_of(const at::Tensor& t) {
+  return t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? at::MemoryFormat::ChannelsLast
+                                                                                     : at::MemoryFormat::Contiguous;
+}
 
 MIPIN_VECTOR_CLONES void gate_kernel(const float* s, const float* x, float* o, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
@@ -79,14 +87,15 @@ template <typename Body>
 at::Tensor for_each_chunk(const char* what, std::initializer_list<at::Tensor> operands, Body body) {
   std::vector<at::Tensor> contiguous;
   std::vector<const float*> in;
+  const at::MemoryFormat layout = layout_of(*operands.begin());
   for (const at::Tensor& t : operands) {
     MIPIN_CHECK(t.scalar_type() == at::kFloat, what, ": expected float32, found ", c10::toString(t.scalar_type()));
     MIPIN_CHECK(t.sizes() == operands.begin()->sizes(), what, ": shapes differ, ", operands.begin()->sizes(),
                 " and ", t.sizes());
-    contiguous.push_back(t.contiguous());
+    contiguous.push_back(t.contiguous(layout));
     in.push_back(contiguous.back().data_ptr<float>());
   }
-  at::Tensor out = at::empty_like(contiguous.front());
+  at::Tensor out = at::empty(contiguous.front().sizes(), contiguous.front().options().memory_format(layout));
   float* po = out.data_ptr<float>();
   at::parallel_for(0, out.numel(), kGrain, [&](int64_t begin, int64_t end) { body(in.data(), po, begin, end); });
   return out;
@@ -129,7 +138,7 @@ at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tens
                   z0[0].sizes() == z[0].sizes(),
               "rescale_relu: the reference has shape ", z0.sizes(), ", expected batch 1 or ", z.size(0),
               " of ", z[0].sizes());
-  const at::Tensor z0c = z0.contiguous();
+  const at::Tensor z0c = z0.contiguous(layout_of(m));  // for_each_chunk lays z out as m
   const float* p0 = z0c.data_ptr<float>();
   const int64_t per_example = z[0].numel();
   const bool shared = z0.size(0) == 1 && z.size(0) != 1;
@@ -166,7 +175,7 @@ at::Tensor rescale(const at::Tensor& m, const at::Tensor& z, const at::Tensor& y
     const at::Tensor moved = dz.abs() > tiny;
     return at::where(moved, m * (y - y0) / at::where(moved, dz, at::ones_like(dz)), slope);
   }
-  const at::Tensor z0c = z0.contiguous(), y0c = y0.contiguous();
+  const at::Tensor z0c = z0.contiguous(layout_of(m)), y0c = y0.contiguous(layout_of(m));  // laid out as m
   const float* pz0 = z0c.data_ptr<float>();
   const float* py0 = y0c.data_ptr<float>();
   const int64_t per_example = z[0].numel();

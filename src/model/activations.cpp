@@ -98,7 +98,7 @@ const ActivationSpec* activation_for_op(const std::string& op) {
 
 at::Tensor activation_gradient(const ActivationSpec& spec, const P& p, const at::Tensor& s,
                                const at::Tensor& z, const at::Tensor& y) {
-  return spec.derivative_times(s.contiguous(), z, y, p);
+  return spec.derivative_times(s, z, y, p);
 }
 
 at::Tensor activation_transfer(const ActivationSpec& spec, const P& p, const at::Tensor& s,

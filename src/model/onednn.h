@@ -1,11 +1,14 @@
 #pragma once
 // Convolutions on oneDNN's own API, with what LibTorch rebuilds on every call
 // kept between calls: the compiled primitive for each shape, and each weight
-// reordered once into the blocked layout the primitive reads. Transposed
-// convolutions may take oneDNN's Winograd algorithm, F(4x4, 3x3), which
-// needs a quarter of the multiplications of a direct 3x3 one (see
-// winograd_first in onednn.cpp for where it pays and why forward ones never
-// take it).
+// reordered once into the blocked layout the primitive reads. Results are
+// channels-last (NHWC in memory, NCHW in shape), which oneDNN's direct
+// kernels read and write as it is: a network's activations pass from one
+// convolution to the next with no reorder. Transposed convolutions may take
+// oneDNN's Winograd algorithm, F(4x4, 3x3), which needs a quarter of the
+// multiplications of a direct 3x3 one (see winograd_first in onednn.cpp for
+// where it pays and why forward ones never take it), and stride-1 ones
+// otherwise run as forward convolutions with the kernel flipped.
 //
 // Private to the library; model/convolution.h decides when to come here.
 // Thread-safe: primitives run with a scratchpad of each call's own.
@@ -17,7 +20,7 @@ struct Geometry {
   at::IntArrayRef stride, padding, dilation;  // two values each
 };
 
-// conv2d(x, weight, bias) for float NCHW x, OIHW weight, ungrouped; bias may
+// conv2d(x, weight, bias) for float x (NCHW or channels-last), OIHW weight, ungrouped; bias may
 // be undefined. Direct kernels only. Undefined where oneDNN has no
 // primitive for the shape or the geometry is not a valid one.
 at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Geometry g);

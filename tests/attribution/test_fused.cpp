@@ -86,6 +86,25 @@ TEST(Fused, ElementwiseLoopsMatchTensorOperations) {
   EXPECT_TRUE(torch::allclose(fused::rescale_relu(s, x, z0, kTiny), s * rescale, 1e-5, 1e-6));
 }
 
+// Convolutions write channels-last: the loops read operands in whatever
+// layouts they come, and answer in the first one's.
+TEST(Fused, ElementwiseLoopsTakeMixedLayouts) {
+  torch::manual_seed(3);
+  const auto last = at::MemoryFormat::ChannelsLast;
+  const at::Tensor s = torch::randn({4, 8, 16, 16}), x = torch::randn({4, 8, 16, 16});
+  const at::Tensor gate = fused::relu_gate(s.contiguous(last), x);
+  EXPECT_TRUE(gate.is_contiguous(last));
+  EXPECT_TRUE(torch::equal(gate, torch::where(x > 0, s, torch::zeros_like(s))));
+  EXPECT_TRUE(torch::equal(fused::relu_gate(s, x.contiguous(last)), gate));
+  const at::Tensor z0 = torch::randn({1, 8, 16, 16});
+  const at::Tensor d = x - z0;
+  const at::Tensor want = s * torch::where(d.abs() > kTiny, (torch::relu(x) - torch::relu(z0)) / d, (x > 0).to(at::kFloat));
+  const at::Tensor got = fused::rescale_relu(s.contiguous(last), x.contiguous(last), z0, kTiny);
+  EXPECT_TRUE(got.is_contiguous(last));
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(fused::rescale_relu(s, x, z0.contiguous(last), kTiny), want, 1e-5, 1e-6));
+}
+
 // Unpooling fused with each ReLU rule below it against the two steps one
 // after the other (LibTorch's max-pooling gradient, then relu_backward), on
 // 2x2 windows and on overlapping 3x3 windows of stride 2, whose sums the

@@ -47,7 +47,9 @@ TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
   // large enough for Winograd in both directions.
   std::vector<Conv2d> layers{layer(32, 64, 3, {1, 1}, {1, 1}), layer(16, 8, 3, {0, 0}, {1, 1}),
                              layer(8, 16, 3, {2, 2}, {2, 2}), layer(8, 8, 1, {0, 0}, {1, 1}),
-                             layer(16, 16, 3, {1, 1}, {1, 1}, {2, 2}), layer(8, 12, 5, {2, 2}, {1, 1}, {2, 2})};
+                             layer(16, 16, 3, {1, 1}, {1, 1}, {2, 2}), layer(8, 12, 5, {2, 2}, {1, 1}, {2, 2}),
+                             // padded past the kernel: no flipped-kernel transpose
+                             layer(8, 8, 3, {3, 3}, {1, 1})};
   // An image's first layer: oneDNN forward, LibTorch back.
   for (int64_t channels : {1, 3}) {
     const Conv2d first = layer(channels, 32, 3, {1, 1}, {1, 1});
@@ -75,6 +77,34 @@ TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
           ASSERT_TRUE(g.defined()) << what;
           expect_close(g, want, what);
         }
+      }
+    }
+  }
+}
+
+// Results are channels-last, whatever the input's layout, so that the next
+// convolution reads them with no reorder; every layout gives the same
+// values.
+TEST(Convolution, ChannelsLastInAndOut) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  for (const Conv2d& c : {layer(16, 32, 3, {1, 1}, {1, 1}), layer(32, 16, 1, {0, 0}, {1, 1}),
+                          layer(16, 16, 3, {1, 1}, {1, 1}, {2, 2})}) {
+    const at::Tensor x = torch::randn({2, c.in_channels(), 20, 20});
+    const at::Tensor want = torch::conv2d(x, c.weight, c.bias, c.stride, c.padding, c.dilation);
+    const at::Tensor s = torch::randn(want.sizes());
+    const at::Tensor want_back = autograd_input_gradient(c, x, s);
+    for (bool channels_last : {false, true}) {
+      const auto layout = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+      const std::string what = c.describe() + (channels_last ? " from channels-last" : " from NCHW");
+      const at::Tensor y = convolve(c, x.contiguous(layout), c.weight, c.bias);
+      EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast)) << what;
+      expect_close(y, want, what);
+      for (TransposeKernels kernels : {TransposeKernels::direct_only, TransposeKernels::fastest}) {
+        const at::Tensor g = convolve_transposed(c, c.weight, s.contiguous(layout), x.sizes(), kernels);
+        ASSERT_TRUE(g.defined()) << what;
+        EXPECT_TRUE(g.is_contiguous(at::MemoryFormat::ChannelsLast)) << what;
+        expect_close(g, want_back, what);
       }
     }
   }
