@@ -11,6 +11,7 @@
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 #include "model/activations.h"
+#include "util/derived_tensor_cache.h"
 
 namespace mipin {
 namespace {
@@ -64,6 +65,29 @@ at::Tensor combine_fork(const at::Tensor& weights, const std::vector<at::Tensor>
 
 Composite Inverse::composite() const { return composite_from(operators_, {}); }
 
+// Keyed by the operator below (its identity and version) and the add's
+// scales (their identity and version, and which input): the scales live as
+// long as this cache, which set_operator replaces, so their address names
+// them.
+struct Inverse::FoldedOperators {
+  struct Tag {
+    const void* scales;
+    uint32_t version;
+    int64_t input;
+    bool operator==(const Tag& o) const { return scales == o.scales && version == o.version && input == o.input; }
+  };
+  DerivedTensorCache<Tag, at::Tensor> cache{512};
+};
+
+std::shared_ptr<Inverse::FoldedOperators> Inverse::fresh_folded() { return std::make_shared<FoldedOperators>(); }
+
+void Inverse::set_operator(size_t index, at::Tensor op) {
+  operators_[index] = std::move(op);
+  folded_ = fresh_folded();
+}
+
+void Inverse::set_fork(size_t value, at::Tensor weights) { forks_[value] = std::move(weights); }
+
 Composite Inverse::composite_for(const Network& network) const {
   std::map<size_t, at::Tensor> operators = operators_;
   std::map<size_t, std::vector<bool>> unscaled;
@@ -76,7 +100,9 @@ Composite Inverse::composite_for(const Network& network) const {
       const AffineLayer* below = as_affine(network.layer(v - 1));
       const auto op = operators.find(v - 1);
       if (!below || op == operators.end() || op->second.sizes() != below->weight.sizes()) continue;
-      op->second = op->second * below->per_unit(scales[int64_t(k)]);
+      const FoldedOperators::Tag tag{scales.unsafeGetTensorImpl(),
+                                     scales.unsafeGetTensorImpl()->version_counter().current_version(), int64_t(k)};
+      op->second = folded_->cache.get(op->second, tag, [&] { return op->second * below->per_unit(scales[int64_t(k)]); });
       unscaled[i].resize(inputs.size(), false);
       unscaled[i][k] = true;
     }

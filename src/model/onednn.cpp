@@ -244,8 +244,12 @@ std::shared_ptr<const Plan> plan_for(const Key& key) {
 
 // Weights reordered into a primitive's layout, kept while the weight lives
 // and is unchanged (the tag is the layout).
+// Room for every weight of a large network several times over: LRP's
+// alpha-beta packs each convolution's weight, its positive and negative
+// parts and their flipped kernels (five per layer, 265 on resnet50), and a
+// cache that holds fewer packs them all again on every call.
 DerivedTensorCache<memory::desc, memory>& packed_weights() {
-  static auto* cache = new DerivedTensorCache<memory::desc, memory>(256);
+  static auto* cache = new DerivedTensorCache<memory::desc, memory>(1024);
   return *cache;
 }
 
@@ -316,7 +320,7 @@ int64_t windows(int64_t size, int64_t kernel, int64_t stride, int64_t padding, i
 // forward kernels, which read and write channels-last, where its
 // backward-data kernels work in blocked layouts behind reorders.
 DerivedTensorCache<int, at::Tensor>& flipped_weights() {
-  static auto* cache = new DerivedTensorCache<int, at::Tensor>(256);
+  static auto* cache = new DerivedTensorCache<int, at::Tensor>(512);
   return *cache;
 }
 

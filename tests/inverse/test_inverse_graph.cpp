@@ -132,6 +132,39 @@ TEST(MipInGraph, ScalesFoldedIntoTheOperatorBelowGiveTheSameSignal) {
   EXPECT_TRUE(inverse.source_signal(net, x).equal(folded));
 }
 
+// composite_for keeps the folded operators between calls: new scales, set
+// on a copy or changed in place, must reach them.
+TEST(MipInGraph, FoldedOperatorsFollowTheScales) {
+  const Network net = load_torchscript(test::test_model("residual_scripted.pt")).network;
+  const auto data = random_data(net, 24, std::min<int64_t>(net.num_classes(), 10), 5);
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12).with_progress(false));
+  const at::Tensor x = data->get(0, 4).inputs;
+  ForwardRecord record;
+  const at::Tensor logits = net.forward(x, &record);
+  const at::Tensor top = inverse.top_signal(logits);
+  auto agree = [&](const Inverse& inv) {
+    const at::Tensor as_fitted = propagate(net, record, inv.composite(), top);
+    const at::Tensor folded = propagate(net, record, inv.composite_for(net), top);
+    return (folded - as_fitted).abs().max().item<double>() <= 1e-5 * as_fitted.abs().max().item<double>();
+  };
+  const at::Tensor before = propagate(net, record, inverse.composite_for(net), top);
+  Inverse changed = inverse;
+  size_t adds = 0;
+  for (const auto& [i, op] : inverse.operators()) {
+    if (net.layer(i).kind() != LayerKind::Add) continue;
+    changed.set_operator(i, op * 3.0);
+    ++adds;
+  }
+  ASSERT_GT(adds, 0u);
+  EXPECT_TRUE(agree(changed));
+  EXPECT_FALSE(propagate(net, record, changed.composite_for(net), top).allclose(before));
+  EXPECT_TRUE(propagate(net, record, inverse.composite_for(net), top).equal(before)) << "the original keeps its own";
+  for (const auto& [i, op] : changed.operators()) {
+    if (net.layer(i).kind() == LayerKind::Add) op.mul_(0.5);  // in place: seen by the version counter
+  }
+  EXPECT_TRUE(agree(changed));
+}
+
 TEST(MipInGraph, ForkWeightsReconstructTheForkedValueAtLeastAsWellAsTheSum) {
   const Network net = load_torchscript(test::test_model("residual_scripted.pt")).network;
   const auto data = random_data(net, 48, 3, 7);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,12 +41,12 @@ class Inverse {
   // layer's U [in, out] is stored as its transpose, the shape of W); an
   // add's per-input channel scales [inputs, C]; an unfolded BatchNorm's
   // channel scale [1, C].
-  void set_operator(size_t index, at::Tensor op) { operators_[index] = std::move(op); }
+  void set_operator(size_t index, at::Tensor op);
   const std::map<size_t, at::Tensor>& operators() const { return operators_; }
   // With ForkCombine::Fitted: per value read by several nodes, the weights
   // [readers, C] of the signals its readers send back, in the order they
   // arrive (readers from the last node down).
-  void set_fork(size_t value, at::Tensor weights) { forks_[value] = std::move(weights); }
+  void set_fork(size_t value, at::Tensor weights);
   const std::map<size_t, at::Tensor>& forks() const { return forks_; }
 
   // MIP-IN's rules: learned operators for Linear/Conv2d and scales for adds
@@ -93,6 +94,13 @@ class Inverse {
   std::map<size_t, at::Tensor> operators_;
   std::map<size_t, at::Tensor> forks_;
   std::vector<LayerFit> fits_;  // top layer first
+  // composite_for's operators with the add scales folded in, kept between
+  // calls (a fresh tensor each call would be flipped and packed again by
+  // the convolutions). A copy of the inverse shares them until either side
+  // changes an operator.
+  struct FoldedOperators;
+  std::shared_ptr<FoldedOperators> folded_ = fresh_folded();
+  static std::shared_ptr<FoldedOperators> fresh_folded();
 };
 
 // s^L for the whole output: the logits themselves or their softmax.
