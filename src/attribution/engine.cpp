@@ -6,6 +6,16 @@
 #include "mipin/util/error.h"
 
 namespace mipin {
+namespace {
+
+// A tensor that no one else holds, not even through a view: safe to add
+// into. Signals are fresh tensors, but a rule may pass one on unchanged to
+// several inputs (an add), or hand back the caller's or the record's.
+bool held_here_alone(const at::Tensor& t) {
+  return t.use_count() == 1 && t.storage().use_count() == 1 && t.is_non_overlapping_and_dense();
+}
+
+}  // namespace
 
 at::Tensor propagate(const Network& network, const ForwardRecord& record,
                      const Composite& composite, const at::Tensor& top, size_t down_to,
@@ -33,7 +43,14 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
       parts[v].push_back(std::move(s));
       return;
     }
-    at_value[v] = at_value[v].defined() ? at_value[v] + s : std::move(s);
+    at::Tensor& sum = at_value[v];
+    if (!sum.defined()) {
+      sum = std::move(s);
+    } else if (held_here_alone(sum) && sum.sizes() == s.sizes() && sum.scalar_type() == s.scalar_type()) {
+      sum.add_(s);  // in place: no fresh buffer for every fork's sum
+    } else {
+      sum = sum + s;
+    }
   };
   auto combine = [&](size_t v) {
     if (!fork || parts[v].empty()) return;

@@ -151,6 +151,39 @@ TEST(Engine, PartialPropagationAndSignalsAreConsistent) {
   }
 }
 
+// On graphs the engine sums a fork's signals in place where it holds the
+// sum alone. An add hands one signal to both its inputs, and asking for the
+// signals keeps every one: an in-place sum into a shared tensor would show
+// as a partial propagation that differs from the kept signal, or as a
+// changed top signal.
+TEST(Engine, ForkSumsLeaveSharedSignalsAlone) {
+  for (const char* file : {"residual_scripted.pt", "resnet18.pt", "densenet121.pt"}) {
+    const ImportedModel m = load_torchscript(test::test_model(file));
+    std::vector<int64_t> shape{2};
+    for (auto d : m.network.input_shape()) shape.push_back(d);
+    torch::manual_seed(3);
+    const at::Tensor x = torch::randn(shape);
+    ForwardRecord record;
+    const at::Tensor logits = m.network.forward(x, &record);
+    const at::Tensor top = logits.clone();
+    const Composite c = gradient_composite();
+    std::vector<at::Tensor> signals;
+    const at::Tensor full = propagate(m.network, record, c, logits, 0, &signals);
+    EXPECT_TRUE(logits.equal(top)) << file;
+    EXPECT_TRUE(propagate(m.network, record, c, logits).equal(full)) << file;
+    size_t forks = 0;
+    for (size_t l = 0; l < m.network.size(); ++l) {
+      if (m.network.readers(l) < 2) continue;
+      ++forks;
+      const at::Tensor partial = propagate(m.network, record, c, logits, l);
+      EXPECT_LE((partial - signals[l]).abs().max().item<double>(), 1e-5 * signals[l].abs().max().item<double>())
+          << file << ", value " << l;
+    }
+    EXPECT_GT(forks, 0u) << file << " has forks";
+    EXPECT_TRUE(logits.equal(top)) << file;
+  }
+}
+
 // A pair rule stands for two single rules; replacing either (as guided
 // backprop replaces the ReLU's) must drop it, or the pair's old gate would
 // run where the new rule should.
