@@ -49,7 +49,10 @@ TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
                              layer(8, 16, 3, {2, 2}, {2, 2}), layer(8, 8, 1, {0, 0}, {1, 1}),
                              layer(16, 16, 3, {1, 1}, {1, 1}, {2, 2}), layer(8, 12, 5, {2, 2}, {1, 1}, {2, 2}),
                              // padded past the kernel: no flipped-kernel transpose
-                             layer(8, 8, 3, {3, 3}, {1, 1})};
+                             layer(8, 8, 3, {3, 3}, {1, 1}),
+                             // a strided 1x1 projection: spread over zeros at size 30,
+                             // backward-data kernels at 13 (not a whole number of strides)
+                             layer(16, 24, 1, {0, 0}, {2, 2})};
   // An image's first layer: oneDNN forward, LibTorch back.
   for (int64_t channels : {1, 3}) {
     const Conv2d first = layer(channels, 32, 3, {1, 1}, {1, 1});
