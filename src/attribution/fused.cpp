@@ -8,6 +8,7 @@
 #include <initializer_list>
 
 #include "mipin/util/error.h"
+#include "util/memory_layout.h"
 #include "util/vector_clones.h"
 
 namespace mipin::fused {
@@ -18,14 +19,6 @@ constexpr int64_t kGrain = 65536;
 
 // Each loop below is a kernel over [begin, end) of flat float32 arrays; the
 // arrays are checked, laid out alike and handed out by for_each_chunk.
-
-// The layout the operands of an element-wise kernel share: the first
-// one's, so that channels-last activations (what convolutions write) are
-// read as they lie instead of copied into NCHW.
-at::MemoryFormat layout_of(const at::Tensor& t) {
-  return t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? at::MemoryFormat::ChannelsLast
-                                                                                     : at::MemoryFormat::Contiguous;
-}
 
 MIPIN_VECTOR_CLONES void gate_kernel(const float* s, const float* x, float* o, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
@@ -87,6 +80,8 @@ template <typename Body>
 at::Tensor for_each_chunk(const char* what, std::initializer_list<at::Tensor> operands, Body body) {
   std::vector<at::Tensor> contiguous;
   std::vector<const float*> in;
+  // The first operand's layout: channels-last activations (what
+  // convolutions write) are read as they lie, not copied into NCHW.
   const at::MemoryFormat layout = layout_of(*operands.begin());
   for (const at::Tensor& t : operands) {
     MIPIN_CHECK(t.scalar_type() == at::kFloat, what, ": expected float32, found ", c10::toString(t.scalar_type()));
@@ -175,7 +170,8 @@ at::Tensor rescale(const at::Tensor& m, const at::Tensor& z, const at::Tensor& y
     const at::Tensor moved = dz.abs() > tiny;
     return at::where(moved, m * (y - y0) / at::where(moved, dz, at::ones_like(dz)), slope);
   }
-  const at::Tensor z0c = z0.contiguous(layout_of(m)), y0c = y0.contiguous(layout_of(m));  // laid out as m
+  const at::MemoryFormat layout = layout_of(m);  // for_each_chunk lays the operands out as m
+  const at::Tensor z0c = z0.contiguous(layout), y0c = y0.contiguous(layout);
   const float* pz0 = z0c.data_ptr<float>();
   const float* py0 = y0c.data_ptr<float>();
   const int64_t per_example = z[0].numel();

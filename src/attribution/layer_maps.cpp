@@ -8,6 +8,7 @@
 #include "mipin/model/convolution.h"
 #include "mipin/model/max_pool_2x2.h"
 #include "mipin/util/error.h"
+#include "util/memory_layout.h"
 
 namespace mipin::maps {
 
@@ -20,7 +21,7 @@ at::Tensor unpool_max(const MaxPool2d& pool, const LayerRecord& record, const at
   // The gradient of max pooling is exactly this scatter (overlapping windows
   // add up), in LibTorch's parallel kernel. The signal goes in the input's
   // layout (channels-last behind a convolution), which the kernel works in.
-  const auto layout = record.input.suggest_memory_format();
+  const auto layout = layout_of(record.input);
   return at::max_pool2d_with_indices_backward(signal.contiguous(layout), record.input, pool.kernel, pool.stride,
                                               pool.padding, pool.dilation, pool.ceil_mode,
                                               record.switches.contiguous(layout));
@@ -28,13 +29,12 @@ at::Tensor unpool_max(const MaxPool2d& pool, const LayerRecord& record, const at
 
 at::Tensor avg_pool_transpose(const AvgPool2d& pool, const LayerRecord& record,
                               const at::Tensor& signal) {
-  return at::avg_pool2d_backward(signal.contiguous(record.input.suggest_memory_format()), record.input, pool.kernel, pool.stride,
-                                 pool.padding, pool.ceil_mode, pool.count_include_pad,
-                                 c10::nullopt);
+  return at::avg_pool2d_backward(signal.contiguous(layout_of(record.input)), record.input, pool.kernel,
+                                 pool.stride, pool.padding, pool.ceil_mode, pool.count_include_pad, c10::nullopt);
 }
 
 at::Tensor adaptive_avg_pool_transpose(const LayerRecord& record, const at::Tensor& signal) {
-  return at::_adaptive_avg_pool2d_backward(signal.contiguous(record.input.suggest_memory_format()), record.input);
+  return at::_adaptive_avg_pool2d_backward(signal.contiguous(layout_of(record.input)), record.input);
 }
 
 at::Tensor avg_pool_spread(const AvgPool2d& pool, const LayerRecord& record,

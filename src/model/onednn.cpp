@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "util/derived_tensor_cache.h"
+#include "util/memory_layout.h"
 
 namespace mipin::onednn {
 namespace {
@@ -42,7 +43,8 @@ dnnl::primitive_attr user_scratchpad() {
 memory::dims dims_of(at::IntArrayRef sizes) { return memory::dims(sizes.begin(), sizes.end()); }
 
 memory::desc plain(const memory::dims& dims) {
-  return memory::desc(dims, memory::data_type::f32, dims.size() == 4 ? memory::format_tag::nchw : memory::format_tag::x);
+  const auto tag = dims.size() == 4 ? memory::format_tag::nchw : memory::format_tag::x;
+  return memory::desc(dims, memory::data_type::f32, tag);
 }
 
 memory::desc channels_last(const memory::dims& dims) {
@@ -68,8 +70,9 @@ struct Key {
 
   bool operator==(const Key& o) const {
     return direction == o.direction && bias == o.bias && winograd_allowed == o.winograd_allowed &&
-           input_channels_last == o.input_channels_last && threads == o.threads && input == o.input && weight == o.weight && output == o.output &&
-           stride == o.stride && padding == o.padding && dilation == o.dilation;
+           input_channels_last == o.input_channels_last && threads == o.threads && input == o.input &&
+           weight == o.weight && output == o.output && stride == o.stride && padding == o.padding &&
+           dilation == o.dilation;
   }
 };
 
@@ -168,9 +171,8 @@ std::unique_ptr<Plan> make_plan(const Key& k, dnnl::algorithm algorithm, bool ch
   // which on VGG16's 512-channel 14x14 layers take twice as long as the
   // kernels it picks for training (LibTorch's choice).
   const auto kind = dnnl::prop_kind::forward_training;
-  const bool fixed = channels_last_layouts;
-  const memory::desc input_layout = fixed && k.input_channels_last ? channels_last(in) : any(in);
-  const memory::desc output_layout = fixed ? channels_last(out) : any(out);
+  const memory::desc input_layout = channels_last_layouts && k.input_channels_last ? channels_last(in) : any(in);
+  const memory::desc output_layout = channels_last_layouts ? channels_last(out) : any(out);
   const memory::desc& xd = k.direction == Direction::forward ? input_layout : output_layout;
   const memory::desc& yd = k.direction == Direction::forward ? output_layout : input_layout;
   if (k.direction == Direction::forward) {
@@ -243,11 +245,11 @@ std::shared_ptr<const Plan> plan_for(const Key& key) {
 }
 
 // Weights reordered into a primitive's layout, kept while the weight lives
-// and is unchanged (the tag is the layout).
-// Room for every weight of a large network several times over: LRP's
-// alpha-beta packs each convolution's weight, its positive and negative
-// parts and their flipped kernels (five per layer, 265 on resnet50), and a
-// cache that holds fewer packs them all again on every call.
+// and is unchanged (the tag is the layout), with room for every weight of a
+// large network several times over: LRP's alpha-beta packs each
+// convolution's weight, its positive and negative parts and their flipped
+// kernels (five per layer, 265 on resnet50), and a cache that holds fewer
+// packs them all again on every call.
 DerivedTensorCache<memory::desc, memory>& packed_weights() {
   static auto* cache = new DerivedTensorCache<memory::desc, memory>(1024);
   return *cache;
@@ -275,7 +277,8 @@ at::Tensor run(const Plan& plan, const Key& key, const at::Tensor& input, const 
   auto& stream = thread_stream();
   const at::Tensor in = input.contiguous(key.input_channels_last ? at::MemoryFormat::ChannelsLast
                                                                 : at::MemoryFormat::Contiguous);
-  at::Tensor out = at::empty(at::IntArrayRef(key.output.data(), 4), in.options().memory_format(at::MemoryFormat::ChannelsLast));
+  at::Tensor out =
+      at::empty(at::IntArrayRef(key.output.data(), 4), in.options().memory_format(at::MemoryFormat::ChannelsLast));
   memory user_in(user_input_desc(key), engine, in.data_ptr());
   memory user_out(channels_last(dims_of(key.output)), engine, out.data_ptr());
   memory conv_in = user_in, conv_out = user_out;
@@ -298,8 +301,6 @@ at::Tensor run(const Plan& plan, const Key& key, const at::Tensor& input, const 
   stream.wait();
   return out;
 }
-
-bool is_channels_last(const at::Tensor& t) { return t.suggest_memory_format() == at::MemoryFormat::ChannelsLast; }
 
 bool usable(const at::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.layout() == at::kStrided &&
@@ -346,8 +347,8 @@ at::Tensor transposed_as_forward(const at::Tensor& signal, const at::Tensor& w, 
   const std::array<int64_t, 2> one{1, 1};
   std::array<int64_t, 4> output = four(input_sizes);
   if (pointwise) output = {input_sizes[0], input_sizes[1], signal.size(2), signal.size(3)};
-  const Key key{Direction::forward, false, false, is_channels_last(signal), at::get_num_threads(), four(signal.sizes()),
-                four(flipped.sizes()), output, one, padding, one};
+  const Key key{Direction::forward, false, false, is_channels_last(signal), at::get_num_threads(),
+                four(signal.sizes()), four(flipped.sizes()), output, one, padding, one};
   const auto plan = plan_for(key);
   if (!plan) return {};
   const at::Tensor y = run(*plan, key, signal, flipped, at::Tensor());
@@ -363,7 +364,8 @@ at::Tensor transposed_as_forward(const at::Tensor& signal, const at::Tensor& w, 
 at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Geometry g) {
   if (!usable(x) || !usable(weight) || x.size(1) != weight.size(1)) return {};
   const at::Tensor w = weight.contiguous(), b = bias.defined() ? bias.contiguous() : bias;
-  if (b.defined() && (!b.device().is_cpu() || b.scalar_type() != at::kFloat || b.dim() != 1 || b.size(0) != w.size(0))) {
+  if (b.defined() &&
+      (!b.device().is_cpu() || b.scalar_type() != at::kFloat || b.dim() != 1 || b.size(0) != w.size(0))) {
     return {};
   }
   std::array<int64_t, 4> output{x.size(0), w.size(0), 0, 0};
@@ -371,8 +373,8 @@ at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Ten
     output[2 + a] = windows(x.size(2 + a), w.size(2 + a), g.stride[a], g.padding[a], g.dilation[a]);
     if (output[2 + a] <= 0) return {};
   }
-  const Key key{Direction::forward, b.defined(), false, is_channels_last(x), at::get_num_threads(), four(x.sizes()), four(w.sizes()),
-                output, two(g.stride), two(g.padding), two(g.dilation)};
+  const Key key{Direction::forward, b.defined(), false, is_channels_last(x), at::get_num_threads(),
+                four(x.sizes()), four(w.sizes()), output, two(g.stride), two(g.padding), two(g.dilation)};
   const auto plan = plan_for(key);
   return plan ? run(*plan, key, x, w, b) : at::Tensor();
 }
@@ -389,8 +391,9 @@ at::Tensor convolve_transposed(const at::Tensor& signal, const at::Tensor& weigh
     const int64_t n = windows(input_sizes[2 + a], w.size(2 + a), g.stride[a], g.padding[a], g.dilation[a]);
     if (n <= 0 || n != signal.size(2 + a)) return {};
   }
-  const Key key{Direction::transposed, false, winograd_allowed, is_channels_last(signal), at::get_num_threads(), four(signal.sizes()),
-                four(w.sizes()), four(input_sizes), two(g.stride), two(g.padding), two(g.dilation)};
+  const Key key{Direction::transposed, false, winograd_allowed, is_channels_last(signal), at::get_num_threads(),
+                four(signal.sizes()), four(w.sizes()), four(input_sizes), two(g.stride), two(g.padding),
+                two(g.dilation)};
   // Winograd's kernels, where they apply, beat both (resnet50 at batch 8:
   // its 3x3 layers back in half the time of forward kernels on the flipped
   // ones); elsewhere the flipped kernel on forward kernels beats the
