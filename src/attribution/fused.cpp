@@ -42,6 +42,15 @@ MIPIN_VECTOR_CLONES void divide_kernel(const float* r, const float* z, float* o,
   for (int64_t i = begin; i < end; ++i) o[i] = r[i] / (z[i] + (z[i] >= 0.f ? eps : -eps));
 }
 
+MIPIN_VECTOR_CLONES void split_kernel(const float* r, const float* z, const float* a, const float* b, float* oa,
+                                      float* ob, float eps, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float q = r[i] / (z[i] + (z[i] >= 0.f ? eps : -eps));  // as divide_kernel, to the bit
+    oa[i] = a[i] * q;
+    ob[i] = b[i] * q;
+  }
+}
+
 // One example's run of the rescale rule: the reference b restarts with each
 // example, so the loop itself is branch-free.
 MIPIN_VECTOR_CLONES void rescale_kernel(const float* g, const float* a, const float* b, float* o, float tiny,
@@ -124,6 +133,36 @@ at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double ep
                         [eps](const float* const* in, float* o, int64_t begin, int64_t end) {
                           divide_kernel(in[0], in[1], o, eps, begin, end);
                         });
+}
+
+std::vector<at::Tensor> proportional_split(const at::Tensor& r, const at::Tensor& z,
+                                           const std::vector<at::Tensor>& parts, double epsilon) {
+  bool one_pass = parts.size() == 2 && is_float(r) && is_float(z) && r.sizes() == z.sizes();
+  for (const at::Tensor& a : parts) one_pass = one_pass && is_float(a) && a.sizes() == z.sizes();
+  if (!one_pass) {  // any type (float64 for exact checks), any number of parts
+    const at::Tensor s = r / at::where(z >= 0, z + epsilon, z - epsilon);
+    std::vector<at::Tensor> shares;
+    for (const at::Tensor& a : parts) shares.push_back(a * s);
+    return shares;
+  }
+  // Three reads and two writes, where the division and the two products
+  // each read two arrays and wrote one.
+  const at::MemoryFormat layout = layout_of(z);
+  const at::Tensor rc = r.contiguous(layout), zc = z.contiguous(layout);
+  const at::Tensor ac = parts[0].contiguous(layout), bc = parts[1].contiguous(layout);
+  at::Tensor oa = at::empty(z.sizes(), z.options().memory_format(layout));
+  at::Tensor ob = at::empty(z.sizes(), z.options().memory_format(layout));
+  const float* pr = rc.data_ptr<float>();
+  const float* pz = zc.data_ptr<float>();
+  const float* pa = ac.data_ptr<float>();
+  const float* pb = bc.data_ptr<float>();
+  float* poa = oa.data_ptr<float>();
+  float* pob = ob.data_ptr<float>();
+  const float eps = static_cast<float>(epsilon);
+  at::parallel_for(0, z.numel(), kGrain, [&](int64_t begin, int64_t end) {
+    split_kernel(pr, pz, pa, pb, poa, pob, eps, begin, end);
+  });
+  return {oa, ob};
 }
 
 at::Tensor rescale_relu(const at::Tensor& m, const at::Tensor& z, const at::Tensor& z0, double tiny) {

@@ -109,6 +109,49 @@ TEST(Fused, ElementwiseLoopsTakeMixedLayouts) {
 // after the other (LibTorch's max-pooling gradient, then relu_backward), on
 // 2x2 windows and on overlapping 3x3 windows of stride 2, whose sums the
 // rectifying rules must see whole.
+// LRP's split at a residual add in one pass: to the bit what the division
+// and the products give, in either layout, with zeros and negative sums,
+// and through the general path for three parts or float64.
+TEST(Fused, ProportionalSplitMatchesTheTwoSteps) {
+  torch::manual_seed(11);
+  const double eps = 1e-3;
+  auto reference = [&](const at::Tensor& r, const at::Tensor& z, const std::vector<at::Tensor>& parts) {
+    const at::Tensor s = r / (z + eps * (2 * (z >= 0).to(z.scalar_type()) - 1));
+    std::vector<at::Tensor> out;
+    for (const auto& a : parts) out.push_back(a * s);
+    return out;
+  };
+  for (bool channels_last : {false, true}) {
+    const auto layout = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    const at::Tensor a = torch::randn({2, 5, 7, 9}).contiguous(layout), b = torch::randn({2, 5, 7, 9});
+    at::Tensor z = (a + b).contiguous(layout);
+    z.select(1, 0).select(1, 0).zero_();  // sign(0) = +1
+    const at::Tensor r = torch::randn({2, 5, 7, 9});
+    const auto ours = fused::proportional_split(r, z, {a, b}, eps);
+    const auto want = reference(r, z, {a, b});
+    ASSERT_EQ(ours.size(), 2u);
+    for (int k = 0; k < 2; ++k) {
+      EXPECT_TRUE(ours[k].equal(want[k])) << "part " << k << (channels_last ? ", channels-last" : "");
+      EXPECT_EQ(ours[k].is_contiguous(layout), true) << "part " << k << " keeps the sum's layout";
+    }
+    // The shares add up to r (a + b) / (z + eps sign z): r where z = a + b,
+    // but for the stabiliser.
+    const at::Tensor stabilised = z + eps * (2 * (z >= 0).to(z.scalar_type()) - 1);
+    EXPECT_TRUE(torch::allclose(ours[0] + ours[1], r * (a + b) / stabilised, 1e-4, 1e-5));
+  }
+  const at::Tensor a = torch::randn({3, 4}, torch::kDouble), b = torch::randn({3, 4}, torch::kDouble),
+                   c = torch::randn({3, 4}, torch::kDouble), r = torch::randn({3, 4}, torch::kDouble);
+  const auto three = fused::proportional_split(r.to(torch::kFloat), (a + b + c).to(torch::kFloat),
+                                               {a.to(torch::kFloat), b.to(torch::kFloat), c.to(torch::kFloat)}, eps);
+  ASSERT_EQ(three.size(), 3u);
+  const auto want3 = reference(r.to(torch::kFloat), (a + b + c).to(torch::kFloat),
+                               {a.to(torch::kFloat), b.to(torch::kFloat), c.to(torch::kFloat)});
+  for (int k = 0; k < 3; ++k) EXPECT_TRUE(torch::allclose(three[k], want3[k], 1e-6, 1e-7)) << k;
+  const auto doubles = fused::proportional_split(r, a + b, {a, b}, eps);
+  const auto want2 = reference(r, a + b, {a, b});
+  for (int k = 0; k < 2; ++k) EXPECT_TRUE(torch::allclose(doubles[k], want2[k], 1e-12, 1e-14)) << k;
+}
+
 TEST(Fused, UnpoolingWithEachReluRuleMatchesTheTwoSteps) {
   torch::manual_seed(2);
   const at::Tensor x = torch::randn({3, 8, 33, 33});

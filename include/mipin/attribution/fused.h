@@ -6,6 +6,8 @@
 // dominated the cost of a backward pass.
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 namespace mipin::fused {
 
 // s where x > 0, else 0: the ReLU gate (the gradient of relu at x).
@@ -22,6 +24,13 @@ at::Tensor relu_backward(const at::Tensor& s, const at::Tensor& x, ReluBackward 
 
 // r / (z + eps * sign(z)), with sign(0) = +1: LRP's stabilised division.
 at::Tensor stabilised_divide(const at::Tensor& r, const at::Tensor& z, double epsilon);
+
+// a_k * stabilised_divide(r, z, epsilon) for each part a_k: LRP's split of
+// relevance at a sum z = sum_k a_k (a residual add). Two float32 parts of
+// z's shape take one pass that writes both shares; anything else takes the
+// tensor operations, with the same result.
+std::vector<at::Tensor> proportional_split(const at::Tensor& r, const at::Tensor& z,
+                                           const std::vector<at::Tensor>& parts, double epsilon);
 
 // DeepLIFT's rescale rule at a ReLU: m * (relu(z) - relu(z0)) / (z - z0)
 // where |z - z0| > tiny, else m * [z > 0] (the gradient). z0, the reference's

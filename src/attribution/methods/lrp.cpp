@@ -169,10 +169,8 @@ std::shared_ptr<const Rule> pooling_rule(double epsilon) {
 // that it is conserved: sum_k a_k R / z = R.
 std::shared_ptr<const Rule> add_rule(double epsilon) {
   return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
-    const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
-    Signals out;
-    for (const auto& a : ctx.record.inputs) out.push_back(a * s);
-    return out;
+    const std::vector<at::Tensor> shares = fused::proportional_split(r, ctx.record.output, ctx.record.inputs, epsilon);
+    return Signals(shares.begin(), shares.end());
   });
 }
 
