@@ -12,21 +12,23 @@ using P = ActivationSpec::Parameters;
 
 c10::string_view gelu_approximation(const P& p) { return p.at(0) != 0 ? "tanh" : "none"; }
 
+bool always(const P&) { return true; }
+
 // One entry per activation: name, aten ops, parameters and their defaults,
-// f, s * f'(z), family.
+// f, s * f'(z), family, whether its values can be negative.
 const std::vector<ActivationSpec> kSpecs = {
     {"hardtanh", {"aten::hardtanh", "aten::hardtanh_"}, {"min_val", "max_val"}, {-1, 1},
      [](const at::Tensor& z, const P& p) { return at::hardtanh(z, p.at(0), p.at(1)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
        return at::hardtanh_backward(s, z, p.at(0), p.at(1));
      },
-     true},
+     true, false, [](const P& p) { return p.at(0) >= 0; }},
     {"relu6", {"aten::relu6", "aten::relu6_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::hardtanh(z, 0, 6); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P&) {
        return at::hardtanh_backward(s, z, 0, 6);
      },
-     true},
+     true, false, always},
     {"leaky_relu", {"aten::leaky_relu", "aten::leaky_relu_"}, {"negative_slope"}, {0.01},
      [](const at::Tensor& z, const P& p) { return at::leaky_relu(z, p.at(0)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
@@ -49,7 +51,7 @@ const std::vector<ActivationSpec> kSpecs = {
     {"sigmoid", {"aten::sigmoid", "aten::sigmoid_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::sigmoid(z); },
      [](const at::Tensor& s, const at::Tensor&, const at::Tensor& y, const P&) { return at::sigmoid_backward(s, y); },
-     false, true},
+     false, true, always},
     {"tanh", {"aten::tanh", "aten::tanh_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::tanh(z); },
      [](const at::Tensor& s, const at::Tensor&, const at::Tensor& y, const P&) { return at::tanh_backward(s, y); }},
@@ -57,11 +59,12 @@ const std::vector<ActivationSpec> kSpecs = {
      [](const at::Tensor& z, const P& p) { return at::softplus(z, p.at(0), p.at(1)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
        return at::softplus_backward(s, z, p.at(0), p.at(1));
-     }},
+     },
+     false, false, [](const P& p) { return p.at(0) > 0; }},
     {"hardsigmoid", {"aten::hardsigmoid", "aten::hardsigmoid_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::hardsigmoid(z); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P&) { return at::hardsigmoid_backward(s, z); },
-     false, true},
+     false, true, always},
     {"hardswish", {"aten::hardswish", "aten::hardswish_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::hardswish(z); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P&) { return at::hardswish_backward(s, z); }},

@@ -28,6 +28,9 @@ struct ActivationSpec {
   bool relu_family = false;
   // Its values lie in [0, 1]: a multiply by its output is a gate.
   bool gate_like = false;
+  // Whether its values are never negative with these parameters (null: they
+  // can be).
+  bool (*non_negative)(const Parameters& p) = nullptr;
 };
 
 // Every activation; throws mipin::Error for an unknown name.

@@ -486,6 +486,11 @@ at::Tensor Activation::forward(const at::Tensor& x, LayerRecord*) const {
   return activation_spec(function).f(x, parameters);
 }
 
+bool Activation::output_non_negative(const std::vector<bool>&) const {
+  const ActivationSpec& spec = activation_spec(function);
+  return spec.non_negative && spec.non_negative(parameters);
+}
+
 std::string Activation::describe() const {
   const ActivationSpec& spec = activation_spec(function);
   std::ostringstream s;

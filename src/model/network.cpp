@@ -106,9 +106,14 @@ at::Tensor Network::forward(const at::Tensor& x, ForwardRecord* record) const {
   }
   if (is_chain()) {
     at::Tensor h = x;
+    bool h_non_negative = false;  // the network's input may be anything
     for (size_t i = 0; i < layers_.size(); ++i) {
       LayerRecord* r = record ? &record->layers[i] : nullptr;
-      if (r) r->input = h;
+      if (r) {
+        r->input = h;
+        r->input_non_negative = h_non_negative;
+        h_non_negative = layers_[i]->output_non_negative({h_non_negative});
+      }
       h = layers_[i]->forward(h, r);
       if (r) r->output = h;
     }
@@ -122,6 +127,7 @@ at::Tensor Network::forward(const at::Tensor& x, ForwardRecord* record) const {
     for (size_t v : inputs_[i]) last_reader[v] = i;
   }
   values[0] = x;
+  std::vector<bool> non_negative(record ? layers_.size() + 1 : 0, false);
   for (size_t i = 0; i < layers_.size(); ++i) {
     LayerRecord* r = record ? &record->layers[i] : nullptr;
     std::vector<at::Tensor> in;
@@ -130,6 +136,10 @@ at::Tensor Network::forward(const at::Tensor& x, ForwardRecord* record) const {
     if (r) {
       r->input = in[0];
       if (in.size() > 1) r->inputs = in;
+      std::vector<bool> in_non_negative;
+      for (size_t v : inputs_[i]) in_non_negative.push_back(non_negative[v]);
+      r->input_non_negative = Layer::all_non_negative(in_non_negative);
+      non_negative[i + 1] = layers_[i]->output_non_negative(in_non_negative);
     }
     values[i + 1] = layers_[i]->forward_of(in, r);
     if (r) r->output = values[i + 1];

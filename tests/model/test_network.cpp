@@ -6,8 +6,10 @@
 #include "mipin/model/canonize.h"
 #include "mipin/model/layers.h"
 #include "mipin/model/network.h"
+#include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 #include "mipin/zoo/architectures.h"
+#include "support/test_support.h"
 
 namespace mipin {
 namespace {
@@ -301,6 +303,58 @@ TEST(Graph, MulFindsItsGateByShapeOrByWhatComputedIt) {
   m.gate = 1;
   EXPECT_EQ(m.gate_index({{8, 4, 4}, {8, 4, 4}}), 1u);
   EXPECT_THROW(m.output_shape_of({{8, 4, 4}, {3, 1, 1}}), Error);
+}
+
+// A record marks an input non-negative from the graph alone (what made it:
+// a ReLU, a non-negative activation, a pooling, sum or reshape of such
+// values), and LRP skips its sign scan there, so a mark must be sound on
+// real data; where a ReLU precedes every layer but the first, every one is
+// marked.
+TEST(Graph, RecordKnowsWhichInputsCannotBeNegative) {
+  struct Case {
+    const char* file;
+    // Whether every affine layer after the first is marked, or none is.
+    enum { all_after_first, none, some } affine;
+  };
+  for (const Case& c : {Case{"resnet18.pt", Case::all_after_first}, Case{"densenet121.pt", Case::all_after_first},
+                        Case{"zoo_cnn.pt", Case::all_after_first}, Case{"mobilenet_v2.pt", Case::some},
+                        Case{"squeeze_excite_scripted.pt", Case::none}, Case{"act_relu6.pt", Case::all_after_first},
+                        Case{"act_sigmoid.pt", Case::all_after_first}, Case{"act_softplus.pt", Case::all_after_first},
+                        Case{"act_hardsigmoid.pt", Case::all_after_first}, Case{"act_hardtanh.pt", Case::none},
+                        Case{"act_tanh.pt", Case::none}, Case{"act_silu.pt", Case::none},
+                        Case{"act_leaky_relu.pt", Case::none}}) {
+    const ImportedModel m = load_torchscript(test::test_model(c.file));
+    const Network& net = m.network;
+    std::vector<int64_t> shape{4};
+    for (auto d : net.input_shape()) shape.push_back(d);
+    torch::manual_seed(2);
+    ForwardRecord record;
+    net.forward(torch::randn(shape), &record);
+    size_t affine = 0, marked = 0;
+    for (size_t i = 0; i < net.size(); ++i) {
+      const LayerRecord& r = record.layers[i];
+      if (r.input_non_negative) {
+        for (size_t v : net.inputs(i)) {
+          EXPECT_GE(record.value(v).min().item<double>(), 0) << c.file << ": layer " << i << " ("
+                                                              << net.layer(i).describe() << ")";
+        }
+      }
+      if (as_affine(net.layer(i))) {
+        if (affine++ == 0) {
+          EXPECT_FALSE(r.input_non_negative) << c.file << ": the network's input can be anything";
+        } else {
+          marked += r.input_non_negative;
+        }
+      }
+    }
+    ASSERT_GT(affine, 1u) << c.file;
+    if (c.affine == Case::all_after_first) EXPECT_EQ(marked, affine - 1) << c.file;
+    if (c.affine == Case::none) EXPECT_EQ(marked, 0u) << c.file;
+    if (c.affine == Case::some) {
+      EXPECT_GT(marked, 0u) << c.file;
+      EXPECT_LT(marked, affine - 1) << c.file;
+    }
+  }
 }
 
 }  // namespace

@@ -40,6 +40,9 @@ struct LayerRecord {
   at::Tensor output;
   at::Tensor switches;
   std::vector<at::Tensor> inputs;
+  // Every input is >= 0, known from the graph (a ReLU's output, a pooling
+  // of one): rules can skip scanning it for its sign.
+  bool input_non_negative = false;
 };
 
 using Shape = std::vector<int64_t>;
@@ -80,6 +83,22 @@ class Layer {
 
   virtual std::unique_ptr<Layer> clone() const = 0;
   virtual std::vector<NamedTensor> tensors() const { return {}; }
+
+  // Whether the output is never negative, given which inputs are not: a
+  // ReLU's never is whatever its input; a max, mean, sum or rearrangement
+  // of non-negative values is not either.
+  virtual bool output_non_negative(const std::vector<bool>& inputs_non_negative) const {
+    (void)inputs_non_negative;
+    return false;
+  }
+  // Each of them is (the answer of layers that only select, average, add or
+  // rearrange their inputs).
+  static bool all_non_negative(const std::vector<bool>& inputs) {
+    for (bool b : inputs) {
+      if (!b) return false;
+    }
+    return !inputs.empty();
+  }
 
   std::vector<at::Tensor> trainable_parameters() const;
   int64_t parameter_count() const;

@@ -93,6 +93,7 @@ struct Conv2d final : AffineLayer {
 
 struct ReLU final : Layer {
   LayerKind kind() const override { return LayerKind::ReLU; }
+  bool output_non_negative(const std::vector<bool>&) const override { return true; }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override { return in; }
   std::string describe() const override { return "ReLU()"; }
@@ -106,6 +107,7 @@ struct MaxPool2d final : Layer {
   // 2x2 windows, stride 2, no padding or dilation, floor mode (max_pool_2x2.h).
   bool is_2x2() const;
   LayerKind kind() const override { return LayerKind::MaxPool2d; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override;
   std::string describe() const override;
@@ -118,6 +120,7 @@ struct AvgPool2d final : Layer {
   bool ceil_mode = false;
   bool count_include_pad = true;
   LayerKind kind() const override { return LayerKind::AvgPool2d; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override;
   std::string describe() const override;
@@ -128,6 +131,7 @@ struct AvgPool2d final : Layer {
 struct AdaptiveAvgPool2d final : Layer {
   Pair output_size{1, 1};
   LayerKind kind() const override { return LayerKind::AdaptiveAvgPool2d; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override;
   std::string describe() const override;
@@ -140,6 +144,7 @@ struct AdaptiveAvgPool2d final : Layer {
 // Flattens every axis after the batch axis.
 struct Flatten final : Layer {
   LayerKind kind() const override { return LayerKind::Flatten; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override;
   std::string describe() const override { return "Flatten()"; }
@@ -164,6 +169,7 @@ struct BatchNorm2d final : Layer {
 struct Dropout final : Layer {
   double p = 0.5;
   LayerKind kind() const override { return LayerKind::Dropout; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   std::vector<int64_t> output_shape(const std::vector<int64_t>& in) const override { return in; }
   std::string describe() const override;
@@ -176,6 +182,7 @@ struct Dropout final : Layer {
 // v = a + b (+ ...), inputs of one shape: a residual connection.
 struct Add final : Layer {
   LayerKind kind() const override { return LayerKind::Add; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   size_t arity() const override { return 0; }
   at::Tensor forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const override;
   Shape output_shape_of(const std::vector<Shape>& in) const override;
@@ -189,6 +196,7 @@ struct Add final : Layer {
 struct Concat final : Layer {
   int64_t dim = 1;
   LayerKind kind() const override { return LayerKind::Concat; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   size_t arity() const override { return 0; }
   at::Tensor forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const override;
   Shape output_shape_of(const std::vector<Shape>& in) const override;
@@ -206,6 +214,7 @@ struct Mul final : Layer {
   // activation computed) or, when -1, the one that broadcasts.
   int gate = -1;
   LayerKind kind() const override { return LayerKind::Mul; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   size_t arity() const override { return 2; }
   at::Tensor forward_of(const std::vector<at::Tensor>& inputs, LayerRecord* record) const override;
   Shape output_shape_of(const std::vector<Shape>& in) const override;
@@ -224,6 +233,7 @@ struct Activation final : Layer {
   std::string function;
   std::vector<double> parameters;
   LayerKind kind() const override { return LayerKind::Activation; }
+  bool output_non_negative(const std::vector<bool>& in) const override;
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   Shape output_shape(const Shape& in) const override { return in; }
   std::string describe() const override;
@@ -238,6 +248,7 @@ struct Reshape final : Layer {
   std::vector<int64_t> shape;
   static constexpr int64_t input_dim(int64_t k) { return -2 - k; }
   LayerKind kind() const override { return LayerKind::Reshape; }
+  bool output_non_negative(const std::vector<bool>& in) const override { return all_non_negative(in); }
   at::Tensor forward(const at::Tensor& x, LayerRecord* record) const override;
   Shape output_shape(const Shape& in) const override;
   std::string describe() const override;
