@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <array>
 #include <dnnl.hpp>
 #include <functional>
@@ -359,6 +360,29 @@ at::Tensor transposed_as_forward(const at::Tensor& signal, const at::Tensor& w, 
   return spread.view({n, h * g.stride[0], wd * g.stride[1], c}).permute({0, 3, 1, 2});
 }
 
+// One phase of a strided transpose along one axis: the outputs y = S m + p
+// receive the taps k = k0, k0 + S, ... (taps in number), from signal
+// positions m + offset + j for j = 0 .. taps - 1, tap k0 + S (taps - 1 - j).
+struct Phase {
+  int64_t k0, taps, offset;
+};
+
+Phase phase_of(int64_t p, int64_t stride, int64_t padding, int64_t kernel) {
+  const int64_t k0 = (p + padding) % stride;
+  const int64_t taps = k0 < kernel ? (kernel - k0 + stride - 1) / stride : 0;
+  return {k0, taps, (p + padding - k0) / stride - taps + 1};
+}
+
+// Output channels of the phase kernels: oneDNN's forward kernels are slow
+// on fewer (2 to 4 times LibTorch's transpose at 3), zeros fill the rest.
+constexpr int64_t kPhaseChannels = 8;
+
+// The kernel of phase (py, px) as a forward one, [kPhaseChannels, O, ty, tx].
+DerivedTensorCache<std::array<int64_t, 6>, at::Tensor>& phase_weights() {
+  static auto* cache = new DerivedTensorCache<std::array<int64_t, 6>, at::Tensor>(256);
+  return *cache;
+}
+
 }  // namespace
 
 at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, Geometry g) {
@@ -403,6 +427,59 @@ at::Tensor convolve_transposed(const at::Tensor& signal, const at::Tensor& weigh
   }
   const auto plan = plan_for(key);
   return plan ? run(*plan, key, signal, w, at::Tensor()) : at::Tensor();
+}
+
+at::Tensor convolve_transposed_by_phases(const at::Tensor& signal, const at::Tensor& weight,
+                                        at::IntArrayRef input_sizes, Geometry g) {
+  if (!usable(signal) || !usable(weight) || input_sizes.size() != 4 || signal.size(1) != weight.size(0) ||
+      input_sizes[0] != signal.size(0) || input_sizes[1] != weight.size(1) ||
+      weight.size(1) >= kPhaseChannels || g.dilation[0] != 1 || g.dilation[1] != 1 ||
+      (g.stride[0] == 1 && g.stride[1] == 1)) {
+    return {};
+  }
+  const at::Tensor w = weight.contiguous();
+  for (int a = 0; a < 2; ++a) {
+    const int64_t n = windows(input_sizes[2 + a], w.size(2 + a), g.stride[a], g.padding[a], 1);
+    if (n <= 0 || n != signal.size(2 + a)) return {};
+  }
+  const int64_t channels = w.size(1), height = input_sizes[2], width = input_sizes[3];
+  at::Tensor out = at::empty(input_sizes, signal.options().memory_format(at::MemoryFormat::ChannelsLast));
+  for (int64_t py = 0; py < g.stride[0] && py < height; ++py) {
+    for (int64_t px = 0; px < g.stride[1] && px < width; ++px) {
+      const Phase a = phase_of(py, g.stride[0], g.padding[0], w.size(2));
+      const Phase b = phase_of(px, g.stride[1], g.padding[1], w.size(3));
+      at::Tensor target = out.slice(2, py, height, g.stride[0]).slice(3, px, width, g.stride[1]);
+      if (a.taps == 0 || b.taps == 0) {  // no tap reaches these outputs
+        target.zero_();
+        continue;
+      }
+      const at::Tensor kernel = phase_weights().get(
+          w, {py, px, g.stride[0], g.stride[1], g.padding[0], g.padding[1]}, [&] {
+            std::vector<int64_t> ky, kx;
+            for (int64_t j = 0; j < a.taps; ++j) ky.push_back(a.k0 + g.stride[0] * (a.taps - 1 - j));
+            for (int64_t j = 0; j < b.taps; ++j) kx.push_back(b.k0 + g.stride[1] * (b.taps - 1 - j));
+            const at::Tensor taps = w.transpose(0, 1)
+                                        .index_select(2, at::tensor(ky, at::kLong))
+                                        .index_select(3, at::tensor(kx, at::kLong));
+            at::Tensor padded = at::zeros({kPhaseChannels, w.size(0), a.taps, b.taps}, w.options());
+            padded.slice(0, 0, channels).copy_(taps);
+            return padded;
+          });
+      // Symmetric padding wide enough for both ends; the rows and columns
+      // it adds beyond the phase's reach are sliced away.
+      const int64_t rows = target.size(2), cols = target.size(3);
+      const std::array<int64_t, 2> padding{
+          std::max<int64_t>({0, -a.offset, rows + a.offset + a.taps - 1 - signal.size(2)}),
+          std::max<int64_t>({0, -b.offset, cols + b.offset + b.taps - 1 - signal.size(3)})};
+      const std::array<int64_t, 2> one{1, 1};
+      const at::Tensor y = convolve(signal, kernel, at::Tensor(), Geometry{one, padding, one});
+      if (!y.defined()) return {};
+      target.copy_(y.slice(1, 0, channels)
+                       .slice(2, a.offset + padding[0], a.offset + padding[0] + rows)
+                       .slice(3, b.offset + padding[1], b.offset + padding[1] + cols));
+    }
+  }
+  return out;
 }
 
 size_t packed_weights_cached() { return packed_weights().size(); }

@@ -32,6 +32,18 @@ at::Tensor convolve(const at::Tensor& x, const at::Tensor& weight, const at::Ten
 at::Tensor convolve_transposed(const at::Tensor& signal, const at::Tensor& weight, at::IntArrayRef input_sizes,
                                Geometry g, bool winograd_allowed);
 
+// The same transpose for a strided, undilated convolution from fewer than 8
+// channels (an image's first layer, or LRP's terms stacked on it), as one
+// forward convolution per phase of the strided grid (stride^2 of them),
+// each with the kernel's taps that reach its positions, interleaved.
+// oneDNN's backward-data kernels are slow at so few channels and LibTorch's
+// transpose spends much of its time scattering columns back (resnet50's
+// first layer at batch 8, back to 6 channels: 52 to 70 ms against 68 to
+// 100); its cost hardly depends on the channels (padded to 8), LibTorch's
+// grows with them. Undefined where it does not apply.
+at::Tensor convolve_transposed_by_phases(const at::Tensor& signal, const at::Tensor& weight,
+                                        at::IntArrayRef input_sizes, Geometry g);
+
 // Packed weights are found again by the weight tensor's identity and version
 // counter: an in-place tensor operation on a weight is seen; a write that
 // bypasses the version counter (through data_ptr(), .data() or set_data())

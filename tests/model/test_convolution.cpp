@@ -88,6 +88,49 @@ TEST(Convolution, OneDnnMatchesLibTorchBothWays) {
 // Results are channels-last, whatever the input's layout, so that the next
 // convolution reads them with no reorder; every layout gives the same
 // values.
+// Back to few channels from a strided layer, by phases of the strided grid:
+// kernels larger and smaller than the stride (phases no tap reaches),
+// strides and paddings unequal between the axes, sizes with and without a
+// remainder, channels-last and plain signals.
+TEST(Convolution, StridedTransposeToFewChannelsByPhases) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  struct Case {
+    int64_t in, k;
+    Pair stride, padding;
+  };
+  for (const Case& c : {Case{3, 7, {2, 2}, {3, 3}}, Case{6, 7, {2, 2}, {3, 3}}, Case{1, 3, {2, 2}, {1, 1}},
+                        Case{2, 1, {2, 2}, {0, 0}}, Case{5, 4, {3, 2}, {0, 1}}, Case{4, 5, {2, 3}, {2, 1}}}) {
+    Conv2d conv = layer(c.in, 16, c.k, c.padding, {1, 1}, c.stride);
+    for (int64_t size : {23, 30}) {
+      for (bool channels_last : {false, true}) {
+        const std::string what = conv.describe() + " size " + std::to_string(size) +
+                                 (channels_last ? " channels-last" : " plain");
+        const at::Tensor x = torch::randn({2, c.in, size, size});
+        at::Tensor s = torch::randn(torch::conv2d(x, conv.weight, {}, conv.stride, conv.padding).sizes());
+        if (channels_last) s = s.contiguous(at::MemoryFormat::ChannelsLast);
+        const at::Tensor got = onednn::convolve_transposed_by_phases(
+            s, conv.weight, x.sizes(), {conv.stride, conv.padding, conv.dilation});
+        ASSERT_TRUE(got.defined()) << what;
+        expect_close(got, autograd_input_gradient(conv, x, s), what);
+        // The layer's transpose (by phases from 5 channels) agrees.
+        expect_close(conv.transposed_map(conv.weight, s, x), got, what + " (transposed_map)");
+      }
+    }
+  }
+  // Not for 8 channels or more, stride 1 or dilation.
+  const at::Tensor s = torch::randn({1, 16, 8, 8});
+  EXPECT_FALSE(onednn::convolve_transposed_by_phases(s, torch::randn({16, 8, 3, 3}), {1, 8, 16, 16},
+                                                     {Pair{2, 2}, Pair{1, 1}, Pair{1, 1}})
+                   .defined());
+  EXPECT_FALSE(onednn::convolve_transposed_by_phases(s, torch::randn({16, 3, 3, 3}), {1, 3, 8, 8},
+                                                     {Pair{1, 1}, Pair{1, 1}, Pair{1, 1}})
+                   .defined());
+  EXPECT_FALSE(onednn::convolve_transposed_by_phases(s, torch::randn({16, 3, 3, 3}), {1, 3, 18, 18},
+                                                     {Pair{2, 2}, Pair{1, 1}, Pair{2, 2}})
+                   .defined());
+}
+
 TEST(Convolution, ChannelsLastInAndOut) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(3);
