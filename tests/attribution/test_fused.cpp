@@ -152,18 +152,29 @@ TEST(Fused, ProportionalSplitMatchesTheTwoSteps) {
   for (int k = 0; k < 2; ++k) EXPECT_TRUE(torch::allclose(doubles[k], want2[k], 1e-12, 1e-14)) << k;
 }
 
+// Both layouts (a convolution's output is channels-last), with channels
+// that do not fill the last block of the channels-last loop (8 and 37).
 TEST(Fused, UnpoolingWithEachReluRuleMatchesTheTwoSteps) {
   torch::manual_seed(2);
-  const at::Tensor x = torch::randn({3, 8, 33, 33});
-  for (int64_t kernel : {2, 3}) {
-    auto [y, switches] = torch::max_pool2d_with_indices(x, {kernel, kernel}, {2, 2});
-    const at::Tensor s = torch::randn(y.sizes());
-    const at::Tensor unpooled =
-        at::max_pool2d_with_indices_backward(s, x, {kernel, kernel}, {2, 2}, {0, 0}, {1, 1}, false, switches);
-    for (auto relu : {fused::ReluBackward::gate, fused::ReluBackward::gate_and_rectify, fused::ReluBackward::rectify}) {
-      const at::Tensor want = fused::relu_backward(unpooled, x, relu);
-      EXPECT_TRUE(torch::allclose(fused::unpool_max_relu(s, switches, x, relu), want, 1e-6, 1e-6))
-          << "kernel " << kernel << " rule " << int(relu);
+  for (int64_t channels : {8, 37}) {
+    for (bool channels_last : {false, true}) {
+      at::Tensor x = torch::randn({3, channels, 33, 33});
+      if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      for (int64_t kernel : {2, 3}) {
+        auto [y, switches] = torch::max_pool2d_with_indices(x, {kernel, kernel}, {2, 2});
+        const at::Tensor s = torch::randn(y.sizes());
+        const at::Tensor unpooled =
+            at::max_pool2d_with_indices_backward(s, x, {kernel, kernel}, {2, 2}, {0, 0}, {1, 1}, false, switches);
+        for (auto relu :
+             {fused::ReluBackward::gate, fused::ReluBackward::gate_and_rectify, fused::ReluBackward::rectify}) {
+          const at::Tensor want = fused::relu_backward(unpooled, x, relu);
+          const at::Tensor got = fused::unpool_max_relu(s, switches, x, relu);
+          EXPECT_TRUE(torch::allclose(got, want, 1e-6, 1e-6))
+              << "kernel " << kernel << " rule " << int(relu) << " channels " << channels
+              << (channels_last ? " channels-last" : " plain");
+          EXPECT_EQ(got.is_contiguous(at::MemoryFormat::ChannelsLast), channels_last) << "keeps the layout";
+        }
+      }
     }
   }
 }
