@@ -28,7 +28,11 @@ std::shared_ptr<const PairRule> relu_under_max_pool(fused::ReluBackward rule) {
       [rule](const RuleContext& relu, const RuleContext& pool, const at::Tensor& s) {
         MIPIN_CHECK(pool.record.switches.defined(),
                     "max pooling switches were not recorded: run the forward pass with a record");
-        return fused::unpool_max_relu(s, pool.record.switches, relu.record.input, rule);
+        // In the layout the two single rules would leave (the 2x2 unpooling
+        // writes planes), so that the pair and the singles agree to the bit.
+        const at::Tensor& x = relu.record.input;
+        const bool planes = static_cast<const MaxPool2d&>(pool.layer).is_2x2();
+        return fused::unpool_max_relu(s, pool.record.switches, planes ? x.contiguous() : x, rule);
       });
 }
 
