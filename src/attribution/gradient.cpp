@@ -94,8 +94,8 @@ namespace {
 const RegisterMethod registration({
     "gradient",
     "gradient of the target logit with respect to the input (saliency)",
-    "--abs (absolute value)",
-    [](const MethodSettings& s) { return std::make_unique<Gradient>(s.absolute); },
+    {OptionSpec::flag("abs", "the absolute value of the gradient")},
+    [](const MethodSettings& s) { return std::make_unique<Gradient>(s.options.flag("abs")); },
 });
 }  // namespace
 

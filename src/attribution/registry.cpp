@@ -38,9 +38,12 @@ const MethodEntry& method_entry(const std::string& name) {
   return it->second;
 }
 
-std::unique_ptr<AttributionMethod> make_method(const std::string& name,
-                                               const MethodSettings& settings) {
-  return method_entry(name).make(settings);
+std::unique_ptr<AttributionMethod> make_method(const std::string& name, const MethodSettings& settings,
+                                               bool ignore_undeclared) {
+  const MethodEntry& entry = method_entry(name);
+  MethodSettings checked = settings;
+  checked.options = check_options(name, entry.options, settings.options, ignore_undeclared);
+  return entry.make(checked);
 }
 
 }  // namespace mipin

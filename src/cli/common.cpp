@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "mipin/data/npy.h"
 #include "mipin/util/error.h"
 
 namespace mipin::cli {
@@ -48,6 +49,25 @@ std::vector<int64_t> parse_shape(const std::string& text) {
   }
   flush();
   return shape;
+}
+
+at::Tensor read_reference(const std::string& text, const std::string& data, const Network& net) {
+  if (text == "mean") {
+    MIPIN_CHECK(!data.empty(), "--baseline mean needs --data (its training split's mean input)");
+    const auto train = open_dataset(data, Split::Train);
+    const int64_t n = std::min<int64_t>(train->size(), 10000);
+    at::Tensor sum;
+    for (int64_t b = 0; b < n; b += 500) {
+      const at::Tensor part = train->get(b, std::min(n, b + 500)).inputs.sum(0);
+      sum = sum.defined() ? sum + part : part;
+    }
+    return sum / double(n);
+  }
+  at::Tensor t = read_npy(text).to(at::kFloat);
+  MIPIN_CHECK(t.sizes().vec() == net.input_shape(), "shape mismatch: the baseline '", text,
+              "' has shape ", shape_string(t.sizes().vec()), " but the model takes ",
+              shape_string(net.input_shape()));
+  return t;
 }
 
 void print_json(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }

@@ -47,6 +47,11 @@ Patterns load_patterns_for(const std::string& path, const Network& network,
 void check_data_fits_model(const Dataset& data, const Network& network,
                            const std::string& model_path);
 
+// A reference input (integrated gradients' baseline, DeepLIFT's reference)
+// as --baseline gives it: mean (of `data`'s training split) or a .npy of
+// one input of the network's shape.
+at::Tensor read_reference(const std::string& text, const std::string& data, const Network& network);
+
 // Each subcommand registers itself; main() calls these in order.
 void register_train_command(CLI::App& app);
 void register_info_command(CLI::App& app);

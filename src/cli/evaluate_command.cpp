@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common.h"
+#include "method_flags.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/image_folder.h"
 #include "mipin/eval/suite.h"
@@ -27,6 +28,7 @@ struct EvaluateCommandOptions {
   int64_t randomization_examples = 32;
   int64_t refit_examples = 2000;
   int64_t gallery = 8;
+  MethodFlags method_flags;
   CommonOptions common;
 };
 
@@ -92,7 +94,8 @@ ReportGallery make_gallery(const Network& network, const Dataset& data, const Su
                                 encode_png(input_picture(batch.inputs[i], scale))});
   }
   for (const std::string& name : suite.methods) {
-    const at::Tensor maps = make_method(name, suite.settings)->attribute(network, batch.inputs, predicted);
+    const at::Tensor maps = make_method(name, suite.settings, /*ignore_undeclared=*/true)
+                                ->attribute(network, batch.inputs, predicted);
     ReportGallery::Row row{name, {}};
     for (int64_t i = 0; i < k; ++i) row.heatmap_pngs.push_back(encode_png(heatmap_picture(maps[i], scale)));
     gallery.rows.push_back(std::move(row));
@@ -191,6 +194,17 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   std::unique_ptr<Dataset> fit_data;
   if (suite.metrics.count("randomization")) fit_data = open_dataset(o.data, Split::Train);
   suite.fit_data = fit_data.get();
+  // Each method takes the options it declares; one that none of them
+  // declares is a mistake worth stopping for.
+  for (const auto& [option, text] : o.method_flags.given) {
+    bool taken = false;
+    for (const std::string& name : suite.methods) {
+      for (const OptionSpec& spec : method_entry(name).options) taken = taken || spec.name == option;
+    }
+    MIPIN_CHECK(taken, "no method evaluated here takes the option ", option, " (`mipin methods` says which do)");
+  }
+  suite.settings.options = method_options(
+      o.method_flags, [&](const std::string& text) { return read_reference(text, o.data, m.network); });
   suite.settings.inverse = inverse.get();
   suite.settings.patterns = patterns.get();
   suite.examples = o.examples;
@@ -285,6 +299,7 @@ void register_evaluate_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--input-shape", o->input_shape, "Shape of one input, e.g. 3,224,224");
+  add_method_flags(*cmd, o->method_flags);
   add_common_options(*cmd, o->common);
   cmd->callback([o] { run_evaluate(*o); });
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "method_flags.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/data/image_folder.h"
@@ -21,32 +22,9 @@ struct ExplainCommandOptions {
   std::string model, method = "mipin", inverse, patterns, data, split = "test", index = "0:16", target = "predicted";
   std::vector<std::string> inputs;
   std::string out, input_shape;
-  MethodSettings settings;
-  std::string baseline = "zero";
-  int64_t layer = -1;
+  MethodFlags method_flags;
   CommonOptions common;
 };
-
-// The baseline (integrated gradients) or reference (DeepLIFT) input.
-at::Tensor resolve_baseline(const ExplainCommandOptions& o, const Network& net) {
-  if (o.baseline == "zero") return {};
-  if (o.baseline == "mean") {
-    MIPIN_CHECK(!o.data.empty(), "--baseline mean needs --data (its training split's mean input)");
-    const auto train = open_dataset(o.data, Split::Train);
-    const int64_t n = std::min<int64_t>(train->size(), 10000);
-    at::Tensor sum;
-    for (int64_t b = 0; b < n; b += 500) {
-      const at::Tensor part = train->get(b, std::min(n, b + 500)).inputs.sum(0);
-      sum = sum.defined() ? sum + part : part;
-    }
-    return sum / double(n);
-  }
-  at::Tensor t = read_npy(o.baseline).to(at::kFloat);
-  MIPIN_CHECK(t.sizes().vec() == net.input_shape(), "shape mismatch: the baseline '", o.baseline,
-              "' has shape ", shape_string(t.sizes().vec()), " but the model takes ",
-              shape_string(net.input_shape()));
-  return t;
-}
 
 struct Inputs {
   at::Tensor x;                     // [N, ...input shape], normalised
@@ -153,11 +131,11 @@ void run_explain(const ExplainCommandOptions& o) {
     patterns = std::make_unique<Patterns>(load_patterns_for(o.patterns, net, o.model));
   }
   const Inputs in = o.inputs.empty() ? inputs_from_data(o, net) : inputs_from_files(o, net);
-  MethodSettings settings = o.settings;
+  MethodSettings settings;
+  settings.options =
+      method_options(o.method_flags, [&](const std::string& text) { return read_reference(text, o.data, net); });
   settings.inverse = inverse.get();
   settings.patterns = patterns.get();
-  settings.baseline = resolve_baseline(o, net);
-  if (o.layer >= 0) settings.layer = static_cast<size_t>(o.layer);
   settings.input_bounds = in.bounds;
   const auto method = make_method(o.method, settings);
 
@@ -251,29 +229,7 @@ void register_explain_command(CLI::App& app) {
   cmd->add_option("--method", o->method,
                   "Attribution method: mipin (needs --inverse), gradient, ... (`mipin methods` lists all)")
       ->capture_default_str();
-  MethodSettings& m = o->settings;
-  cmd->add_flag("--abs", m.absolute, "gradient: the absolute value of the gradient");
-  cmd->add_option("--samples", m.samples, "smoothgrad: noisy copies")->capture_default_str();
-  cmd->add_option("--noise", m.noise, "smoothgrad: noise as a fraction of the input range")
-      ->capture_default_str();
-  cmd->add_option("--baseline", o->baseline,
-                  "integrated-gradients, deeplift: zero, mean (of --data's training split) or a "
-                  ".npy of one input")
-      ->capture_default_str();
-  cmd->add_option("--steps", m.steps, "integrated-gradients: points on the path")->capture_default_str();
-  cmd->add_option("--integration", m.integration, "integrated-gradients: riemann or gauss-legendre")
-      ->check(CLI::IsMember({"riemann", "gauss-legendre"}))
-      ->capture_default_str();
-  cmd->add_option("--epsilon", m.epsilon, "lrp-epsilon, lrp-composite: stabiliser")->capture_default_str();
-  cmd->add_option("--alpha", m.alpha, "lrp-alpha-beta: weight of positive contributions")
-      ->capture_default_str();
-  cmd->add_option("--beta", m.beta, "lrp-alpha-beta: weight of negative contributions")
-      ->capture_default_str();
-  cmd->add_option("--patch", m.patch, "occlusion: patch size")->capture_default_str();
-  cmd->add_option("--stride", m.stride, "occlusion: patch stride")->capture_default_str();
-  cmd->add_option("--fill", m.fill, "occlusion: value of the occluded patch")->capture_default_str();
-  cmd->add_option("--layer", o->layer, "grad-cam: Conv2d layer index (default: the last)");
-  cmd->add_option("--seed", m.seed, "random, smoothgrad: seed")->capture_default_str();
+  add_method_flags(*cmd, o->method_flags);
   cmd->add_option("--inverse", o->inverse, "Inverse made by `mipin fit` for this model");
   cmd->add_option("--patterns", o->patterns,
                   "patternnet, patternattribution: patterns made by `mipin fit --method pattern`");

@@ -115,11 +115,11 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     std::unique_ptr<Progress> bar;
     if (o.show_progress) bar = std::make_unique<Progress>(name, 4);
     nlohmann::json m;
-    const auto method = make_method(name, o.settings);
+    const auto method = make_method(name, o.settings, /*ignore_undeclared=*/true);
     // The random pixel order: noise from its own seed, so that it differs from
     // the `random` method's maps (whose areas are read against it).
     MethodSettings order_settings;
-    order_settings.seed = o.seed + 0x5eed;
+    order_settings.options.set("seed", int64_t((o.seed + 0x5eed) & 0x7fffffffffffffff));
     const auto random = make_method("random", order_settings);
     auto stage = [&](const std::string& what) {
       if (!bar) return;
@@ -218,7 +218,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
               " layers re-initialised");
         const Network randomized = randomize_top_layers(network, k, o.seed + 17);
         const FittedSettings f = refit(randomized, name, o);
-        const at::Tensor a = make_method(name, f.settings)->attribute(randomized, x, t);
+        const at::Tensor a =
+            make_method(name, f.settings, /*ignore_undeclared=*/true)->attribute(randomized, x, t);
         steps.push_back({{"randomized_down_to", order[k - 1]},
                          {"layer", network.layer(order[k - 1]).describe()},
                          {"spearman_abs", spearman(original.abs(), a.abs()).mean().item<double>()},
@@ -243,7 +244,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       const Batch b = test_toy.data->get(0, 500);
       // The toy's inputs are vectors, not images.
       if (!method_entry(name).images_only) {
-        const at::Tensor a = make_method(name, f.settings)->attribute(toy, b.inputs, toy.forward(b.inputs).argmax(1));
+        const at::Tensor a = make_method(name, f.settings, /*ignore_undeclared=*/true)
+                                 ->attribute(toy, b.inputs, toy.forward(b.inputs).argmax(1));
         m["ground_truth"] = {{"cosine", mean_cosine(a, test_toy.signal)}};
       }
     }

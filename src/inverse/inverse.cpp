@@ -235,16 +235,17 @@ void Inverse::check_compatible(const Network& network, const std::string& model_
 }
 
 namespace {
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "mipin",
     "MIP-IN source signal of the target class through the fitted inverse (in input units)",
-    "--inverse FILE (from `mipin fit`)",
+    {},
     [](const MethodSettings& s) -> std::unique_ptr<AttributionMethod> {
       MIPIN_CHECK(s.inverse != nullptr, "method 'mipin' needs --inverse FILE (made by `mipin fit`)");
       return std::make_unique<MipIn>(*s.inverse);
     },
-    FittedPart::inverse,
-});
+}
+                                       .fitted_with(FittedPart::inverse)
+                                       .in_input_units());
 }  // namespace
 
 }  // namespace mipin

@@ -96,9 +96,9 @@ TEST(GraphMethods, DeepLiftSumsToTheDifferenceFromTheReference) {
     const at::Tensor x = input_batch(net, 3, 3);
     const at::Tensor t = torch::tensor({0, 1, 2}, torch::kLong);
     MethodSettings s;
-    s.baseline = input_batch(net, 1, 4)[0] * 0.5;
+    s.options.set("baseline", at::Tensor(input_batch(net, 1, 4)[0] * 0.5));
     const at::Tensor a = attribute("deeplift", net, x, t, s);
-    const at::Tensor delta = target_logits(net, x, t) - target_logits(net, s.baseline.expand_as(x), t);
+    const at::Tensor delta = target_logits(net, x, t) - target_logits(net, s.options.reference("baseline").expand_as(x), t);
     // Relative to the largest difference: an example whose difference is
     // near zero would otherwise measure rounding.
     EXPECT_LE((per_example_sum(a) - delta).abs().max().item<double>(), 1e-4 * delta.abs().max().item<double>())
@@ -112,7 +112,7 @@ TEST(GraphMethods, IntegratedGradientsIsCompleteOnGraphs) {
     const at::Tensor x = input_batch(net, 3, 5);
     const at::Tensor t = torch::tensor({0, 1, 2}, torch::kLong);
     MethodSettings s;
-    s.steps = 256;
+    s.options.set("steps", int64_t(256));
     const at::Tensor a = attribute("integrated-gradients", net, x, t, s);
     const at::Tensor delta = target_logits(net, x, t) - target_logits(net, torch::zeros_like(x), t);
     EXPECT_LE((per_example_sum(a) - delta).abs().max().item<double>(), 1e-2 * delta.abs().max().item<double>())
@@ -187,13 +187,13 @@ TEST(GraphMethods, TheTrainedZooResnetKeepsEachMethodsLaw) {
   EXPECT_LE(gradient_error, 1e-5);
 
   MethodSettings reference;
-  reference.baseline = m.train_data->get(3010, 3011).inputs[0] * 0.5;
-  const at::Tensor delta = target_logits(net, x, t) - target_logits(net, reference.baseline.expand_as(x), t);
+  reference.options.set("baseline", at::Tensor(m.train_data->get(3010, 3011).inputs[0] * 0.5));
+  const at::Tensor delta = target_logits(net, x, t) - target_logits(net, reference.options.reference("baseline").expand_as(x), t);
   const double deeplift_error = max_relative(per_example_sum(attribute("deeplift", net, x, t, reference)), delta);
   EXPECT_LE(deeplift_error, 1e-4);
 
   MethodSettings path;
-  path.steps = 128;
+  path.options.set("steps", int64_t(128));
   const at::Tensor from_zero = target_logits(net, x, t) - target_logits(net, torch::zeros_like(x), t);
   const double path_error =
       max_relative(per_example_sum(attribute("integrated-gradients", net, x, t, path)), from_zero);
@@ -220,15 +220,15 @@ TEST(GraphMethods, EveryMethodRunsOnTorchvisionGraphs) {
     const at::Tensor x = input_batch(net, 2, 8);
     const at::Tensor t = torch::tensor({0, 1}, torch::kLong);
     MethodSettings s;
-    s.steps = 2;
-    s.samples = 2;
-    s.patch = x.size(2) / 2;
-    s.stride = x.size(2) / 2;
+    s.options.set("steps", int64_t(2));
+    s.options.set("samples", int64_t(2));
+    s.options.set("patch", int64_t(x.size(2) / 2));
+    s.options.set("stride", int64_t(x.size(2) / 2));
     s.input_bounds = {0, 1};
     for (const auto& m : registered_methods()) {
       // Methods with fitted parts have their own tests (tests/inverse, test_patterns).
-      if (m.name == "mipin" || m.name == "patternnet" || m.name == "patternattribution") continue;
-      const at::Tensor a = m.make(s)->attribute(net, x, t);
+      if (m.fitted != FittedPart::none) continue;
+      const at::Tensor a = make_method(m.name, s, /*ignore_undeclared=*/true)->attribute(net, x, t);
       EXPECT_EQ(a.sizes(), x.sizes()) << m.name << " on " << file;
       EXPECT_TRUE(a.isfinite().all().item<bool>()) << m.name << " on " << file;
     }

@@ -63,8 +63,8 @@ TEST(LrpRules, AlphaBetaOnASignedInput) {
   const at::Tensor zplus = share(c.clamp_min(0), logits, k.targets);
   expect_rule("lrp-zplus", {}, zplus, k);
   MethodSettings s;
-  s.alpha = 2;
-  s.beta = 1;
+  s.options.set("alpha", double(2));
+  s.options.set("beta", double(1));
   expect_rule("lrp-alpha-beta", s, 2 * zplus - share(c.clamp_max(0), logits, k.targets), k);
 }
 

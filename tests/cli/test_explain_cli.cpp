@@ -162,8 +162,10 @@ TEST_F(ExplainCli, EveryMethodRunsFromTheCommandLine) {
     const std::string name = m["name"];
     const auto r = test::run_cli("explain --model " + model() + " --method " + name + " --inverse " +
                                  inverse() + " --patterns " + out.file("cnn1.patterns") + " --data " +
-                                 data() + " --index 0:3 --steps 8 --samples 4 --patch 3 --stride 3 " +
-                                 "--baseline mean --out " + out.file(name));
+                                 data() + " --index 0:3" +
+                                 test::method_flags(m, {{"steps", "8"}, {"samples", "4"}, {"patch", "3"},
+                                                        {"stride", "3"}, {"baseline", "mean"}}) +
+                                 " --out " + out.file(name));
     EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
     EXPECT_EQ(read_npy(out.file(name + "/test_00001.npy")).sizes().vec(), (std::vector<int64_t>{1, 12, 12}))
         << name;

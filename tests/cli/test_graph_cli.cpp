@@ -47,7 +47,10 @@ TEST(GraphCli, EveryMethodExplainsResnet50AndMobilenetV2) {
       const std::string out = dir.file(name + "_" + method);
       const auto r = test::run_cli("explain" + model + " --method " + method + " --inverse " +
                                    dir.file(name + ".mipin") + " --patterns " + dir.file(name + ".patterns") + data +
-                                   " --split test --index 0:1 --steps 2 --samples 2 --patch 32 --stride 32 --out " + out);
+                                   " --split test --index 0:1" +
+                                   test::method_flags(m, {{"steps", "2"}, {"samples", "2"}, {"patch", "32"},
+                                                          {"stride", "32"}}) +
+                                   " --out " + out);
       if (method == "patternnet") {
         // PatternNet's signal estimate multiplies some 50 layers of patterns:
         // on these random-weight networks it grows about 1e4-fold every few

@@ -75,7 +75,7 @@ inline void expect_lrp_conserves(const Network& bias_free, const at::Tensor& x, 
   const at::Tensor logit = target_logits(bias_free, x, targets);
   ASSERT_GT(logit.abs().min().item<double>(), 1e-2) << "logits too small to measure conservation";
   MethodSettings tiny;
-  tiny.epsilon = 1e-9;
+  tiny.options.set("epsilon", double(1e-9));
   const double epsilon = max_relative(per_example_sum(attribute("lrp-epsilon", bias_free, x, targets, tiny)), logit);
   const double zplus = max_relative(per_example_sum(attribute("lrp-zplus", bias_free, x, targets)), logit);
   EXPECT_LE(epsilon, 1e-4);

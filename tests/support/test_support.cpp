@@ -88,4 +88,13 @@ std::string test_model(const std::string& file_name) {
   return path;
 }
 
+std::string method_flags(const nlohmann::json& method, const std::map<std::string, std::string>& wanted) {
+  std::string out;
+  for (const auto& option : method.at("options")) {
+    const auto it = wanted.find(option.at("name").get<std::string>());
+    if (it != wanted.end()) out += " " + option.at("flag").get<std::string>() + " " + it->second;
+  }
+  return out;
+}
+
 }  // namespace mipin::test

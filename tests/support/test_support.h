@@ -2,6 +2,8 @@
 // Shared helpers for the test suite: temporary directories, running the
 // command-line tool and Python, and locating exported test models.
 #include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,10 @@ std::string error_of(const std::function<void()>& f);
 // A command that failed: non-zero exit, "error" on stderr, every fragment in
 // the message.
 void expect_error(const CommandResult& result, const std::vector<std::string>& fragments);
+
+// Command-line flags for the options a method (an entry of `mipin methods
+// --json`) declares among `wanted` (option name -> value): " --steps 8 ...".
+std::string method_flags(const nlohmann::json& method, const std::map<std::string, std::string>& wanted);
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

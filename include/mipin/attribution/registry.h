@@ -13,30 +13,21 @@
 #include <vector>
 
 #include "mipin/attribution/method.h"
+#include "mipin/attribution/method_options.h"
 
 namespace mipin {
 
 class Inverse;
 struct Patterns;
 
-// Every knob a method may read; each method documents which it uses.
+// What a method is made with: the options it declares (method_options.h)
+// and what the caller's data and fitting give it.
 struct MethodSettings {
-  bool absolute = false;             // gradient: |gradient|
-  int64_t samples = 32;              // smoothgrad
-  double noise = 0.15;               // smoothgrad: fraction of the input range
-  at::Tensor baseline;               // integrated gradients, deeplift: [input shape]; zero if undefined
-  int64_t steps = 64;                // integrated gradients
-  std::string integration = "riemann";  // integrated gradients: riemann | gauss-legendre
-  int64_t internal_batch = 64;       // integrated gradients, smoothgrad: inputs per pass
-  double epsilon = 1e-6;             // lrp-epsilon
-  double alpha = 1.0, beta = 0.0;    // lrp-alpha-beta
-  std::pair<double, double> input_bounds{0.0, 1.0};  // lrp-composite: z-box bounds
-  int64_t patch = 4, stride = 4;     // occlusion
-  double fill = 0.0;                 // occlusion
-  std::optional<size_t> layer;       // grad-cam: conv layer index (default: the last)
-  uint64_t seed = 0;                 // random, smoothgrad
-  const Inverse* inverse = nullptr;    // mipin
-  const Patterns* patterns = nullptr;  // patternnet, patternattribution
+  MethodOptions options;  // checked against the method's declarations by make_method
+  // The data's range after normalisation: lrp-composite's z-box bounds.
+  std::pair<double, double> input_bounds{0.0, 1.0};
+  const Inverse* inverse = nullptr;    // for methods whose fitted part is an inverse
+  const Patterns* patterns = nullptr;  // for methods whose fitted part is patterns
 };
 
 // What a method needs fitted to the model (from training data) before it
@@ -44,23 +35,52 @@ struct MethodSettings {
 // --method pattern`).
 enum class FittedPart { none, inverse, patterns };
 
+// A method as the registry knows it: its name, what it does, the options it
+// takes and what it is, so that callers ask it instead of testing its name.
 struct MethodEntry {
   std::string name;
   std::string summary;  // one line: what it does
-  std::string options;  // the settings it reads, as command-line options
+  std::vector<OptionSpec> options;
+  // Makes the method; the settings' options are checked and complete.
   std::function<std::unique_ptr<AttributionMethod>(const MethodSettings&)> make;
   FittedPart fitted = FittedPart::none;
   // It reads images [N, C, H, W] only (feature maps, spatial patches).
   bool images_only = false;
+  // Its maps are a signal in the input's own units (a part of x), not a
+  // relevance or a sensitivity.
+  bool output_in_input_units = false;
+  // Its maps are some factor times the input (relevance that sums to about
+  // f(x)), as Captum's multiplies_by_inputs says.
+  bool multiplies_by_input = false;
+
+  MethodEntry& fitted_with(FittedPart part) {
+    fitted = part;
+    return *this;
+  }
+  MethodEntry& for_images_only() {
+    images_only = true;
+    return *this;
+  }
+  MethodEntry& in_input_units() {
+    output_in_input_units = true;
+    return *this;
+  }
+  MethodEntry& times_input() {
+    multiplies_by_input = true;
+    return *this;
+  }
 };
 
 // All registered methods, sorted by name.
 std::vector<MethodEntry> registered_methods();
 // Throws mipin::Error listing the known names when `name` is not one.
 const MethodEntry& method_entry(const std::string& name);
-// Throws mipin::Error listing the known names when `name` is not one.
-std::unique_ptr<AttributionMethod> make_method(const std::string& name,
-                                               const MethodSettings& settings);
+// Throws mipin::Error listing the known names when `name` is not one, and as
+// check_options does for an option it does not take (unless
+// ignore_undeclared: one set of settings for several methods) or a value it
+// does not accept.
+std::unique_ptr<AttributionMethod> make_method(const std::string& name, const MethodSettings& settings,
+                                               bool ignore_undeclared = false);
 
 // A static RegisterMethod in a method's source file adds it at start-up.
 struct RegisterMethod {

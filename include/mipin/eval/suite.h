@@ -23,7 +23,9 @@ struct SuiteOptions {
   int64_t deletion_steps = 20;           // 5% steps
   int64_t refit_examples = 2000;         // MIP-IN / patterns refits on randomized models
   int64_t batch_size = 100;
-  MethodSettings settings;               // knobs; inverse/patterns of the original model
+  // Method options (each method takes those it declares), inverse and
+  // patterns of the original model.
+  MethodSettings settings;
   const Dataset* fit_data = nullptr;     // for refits (the training split)
   at::Tensor boxes;                      // [N, 4] for localization, or undefined
   uint64_t seed = 0;

@@ -77,12 +77,12 @@ class DeepLift final : public AttributionMethod {
   at::Tensor reference_;
 };
 
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "deeplift",
     "DeepLIFT rescale rule against a reference input; sums to f(x) - f(reference)",
-    "--baseline zero|mean|FILE.npy (the reference, default zero)",
-    [](const MethodSettings& s) { return std::make_unique<DeepLift>(s.baseline); },
-});
+    {OptionSpec::reference("baseline", "the reference input")},
+    [](const MethodSettings& s) { return std::make_unique<DeepLift>(s.options.reference("baseline")); },
+}.times_input());
 
 }  // namespace
 }  // namespace mipin

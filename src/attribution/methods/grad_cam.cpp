@@ -64,15 +64,17 @@ class GradCam final : public AttributionMethod {
   std::optional<size_t> layer_;
 };
 
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "grad-cam",
     "feature maps of a conv layer weighted by their mean gradient, upsampled to the input "
     "(Selvaraju et al. 2017)",
-    "--layer L (a Conv2d index from `mipin info`; default the last)",
-    [](const MethodSettings& s) { return std::make_unique<GradCam>(s.layer); },
-    FittedPart::none,
-    /*images_only=*/true,
-});
+    {OptionSpec::integer("layer", std::nullopt, "the Conv2d layer, by its index in `mipin info` (default: the last)")
+         .at_least(0)},
+    [](const MethodSettings& s) {
+      const std::optional<int64_t> layer = s.options.maybe_integer("layer");
+      return std::make_unique<GradCam>(layer ? std::optional<size_t>(size_t(*layer)) : std::nullopt);
+    },
+}.for_images_only());
 
 }  // namespace
 }  // namespace mipin

@@ -21,7 +21,7 @@ class GradientTimesSign final : public AttributionMethod {
 const RegisterMethod registration({
     "gradient-x-sign",
     "gradient of the target logit times the sign of the input (Kim et al. 2019)",
-    "",
+    {},
     [](const MethodSettings&) { return std::make_unique<GradientTimesSign>(); },
 });
 

@@ -39,7 +39,7 @@ Composite with_relu_rule(const std::string& name, fused::ReluBackward relu) {
 const RegisterMethod guided({
     "guided-backprop",
     "gradient whose ReLU backward also drops negative signal (Springenberg et al. 2015)",
-    "",
+    {},
     [](const MethodSettings&) {
       return std::make_unique<CompositeMethod>("guided-backprop", [](const Network&) {
         return with_relu_rule("guided-backprop", fused::ReluBackward::gate_and_rectify);
@@ -51,7 +51,7 @@ const RegisterMethod deconvnet({
     "deconvnet",
     "gradient whose ReLU backward rectifies the signal instead of using the forward gate "
     "(Zeiler and Fergus 2014)",
-    "",
+    {},
     [](const MethodSettings&) {
       return std::make_unique<CompositeMethod>("deconvnet", [](const Network&) {
         return with_relu_rule("deconvnet", fused::ReluBackward::rectify);

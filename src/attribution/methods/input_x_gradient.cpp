@@ -16,12 +16,12 @@ class InputTimesGradient final : public AttributionMethod {
   }
 };
 
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "input-x-gradient",
     "gradient of the target logit times the input",
-    "",
+    {},
     [](const MethodSettings&) { return std::make_unique<InputTimesGradient>(); },
-});
+}.times_input());
 
 }  // namespace
 }  // namespace mipin

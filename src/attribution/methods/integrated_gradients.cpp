@@ -43,10 +43,10 @@ std::pair<std::vector<double>, std::vector<double>> quadrature(const std::string
 class IntegratedGradients final : public AttributionMethod {
  public:
   explicit IntegratedGradients(const MethodSettings& s)
-      : baseline_(s.baseline), steps_(s.steps), rule_(s.integration), chunk_(s.internal_batch) {
-    MIPIN_CHECK(steps_ >= 1, "integrated-gradients needs --steps >= 1, found ", steps_);
-    quadrature(rule_, 1);  // validates the rule name early
-  }
+      : baseline_(s.options.reference("baseline")),
+        steps_(s.options.integer("steps")),
+        rule_(s.options.choice("integration")),
+        chunk_(s.options.integer("internal_batch")) {}
   std::string name() const override { return "integrated-gradients"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
@@ -74,14 +74,16 @@ class IntegratedGradients final : public AttributionMethod {
   int64_t chunk_;
 };
 
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "integrated-gradients",
     "input minus baseline times the gradient averaged along the path between them "
     "(Sundararajan et al. 2017)",
-    "--baseline zero|mean|FILE.npy, --steps N (default 64), --integration "
-    "riemann|gauss-legendre",
+    {OptionSpec::reference("baseline", "the input the path starts from"),
+     OptionSpec::integer("steps", 64, "points on the path").at_least(1),
+     OptionSpec::choice("integration", {"riemann", "gauss-legendre"}, "the quadrature along the path"),
+     OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1)},
     [](const MethodSettings& s) { return std::make_unique<IntegratedGradients>(s); },
-});
+}.times_input());
 
 }  // namespace
 }  // namespace mipin

@@ -218,24 +218,28 @@ size_t first_parametric(const Network& net) {
   MIPIN_FAIL("the network has no Linear or Conv2d layer to apply LRP to");
 }
 
-const RegisterMethod epsilon_method({
+OptionSpec epsilon_option() {
+  return OptionSpec::real("epsilon", 1e-6, "the stabiliser added to each denominator").at_least(0);
+}
+
+const RegisterMethod epsilon_method(MethodEntry{
     "lrp-epsilon",
     "LRP with the epsilon rule on every Linear/Conv2d layer",
-    "--epsilon E (default 1e-6)",
+    {epsilon_option()},
     [](const MethodSettings& s) {
-      const double eps = s.epsilon;
+      const double eps = s.options.real("epsilon");
       return lrp("lrp-epsilon", [eps](const Network&) {
         Composite c = lrp_base("lrp-epsilon", eps);
         c.with_affine(epsilon_rule(eps));
         return c;
       });
     },
-});
+}.times_input());
 
-const RegisterMethod zplus_method({
+const RegisterMethod zplus_method(MethodEntry{
     "lrp-zplus",
     "LRP with the z+ rule (positive contributions only) on every Linear/Conv2d layer",
-    "",
+    {},
     [](const MethodSettings&) {
       return lrp("lrp-zplus", [](const Network&) {
         Composite c = lrp_base("lrp-zplus", 1e-9);
@@ -243,31 +247,32 @@ const RegisterMethod zplus_method({
         return c;
       });
     },
-});
+}.times_input());
 
-const RegisterMethod alpha_beta_method({
+const RegisterMethod alpha_beta_method(MethodEntry{
     "lrp-alpha-beta",
     "LRP with the alpha-beta rule on every Linear/Conv2d layer",
-    "--alpha A --beta B (alpha - beta = 1; default 1 and 0)",
+    {OptionSpec::real("alpha", 1, "weight of the positive contributions (alpha - beta = 1)").at_least(1),
+     OptionSpec::real("beta", 0, "weight of the negative contributions (alpha - beta = 1)").at_least(0)},
     [](const MethodSettings& s) {
-      MIPIN_CHECK(std::abs(s.alpha - s.beta - 1) < 1e-9, "lrp-alpha-beta needs alpha - beta = 1, found alpha ",
-                  s.alpha, " and beta ", s.beta);
-      const double alpha = s.alpha, beta = s.beta;
+      const double alpha = s.options.real("alpha"), beta = s.options.real("beta");
+      MIPIN_CHECK(std::abs(alpha - beta - 1) < 1e-9, "lrp-alpha-beta needs alpha - beta = 1, found alpha ", alpha,
+                  " and beta ", beta);
       return lrp("lrp-alpha-beta", [alpha, beta](const Network&) {
         Composite c = lrp_base("lrp-alpha-beta", 1e-9);
         c.with_affine(alpha_beta_rule(alpha, beta));
         return c;
       });
     },
-});
+}.times_input());
 
-const RegisterMethod composite_method({
+const RegisterMethod composite_method(MethodEntry{
     "lrp-composite",
     "LRP as best practice recommends: epsilon on dense layers, alpha1-beta0 on convolutions, "
-    "z-box with the data's bounds on the first layer",
-    "--epsilon E (default 1e-6); bounds from the data's normalisation",
+    "z-box with the data's bounds (from its normalisation) on the first layer",
+    {epsilon_option()},
     [](const MethodSettings& s) {
-      const double eps = std::max(s.epsilon, 1e-9);
+      const double eps = std::max(s.options.real("epsilon"), 1e-9);
       const auto bounds = s.input_bounds;
       return lrp("lrp-composite", [eps, bounds](const Network& net) {
         Composite c = lrp_base("lrp-composite", eps);
@@ -276,7 +281,7 @@ const RegisterMethod composite_method({
         return c;
       });
     },
-});
+}.times_input());
 
 }  // namespace
 }  // namespace mipin

@@ -11,10 +11,8 @@ namespace {
 
 class Occlusion final : public AttributionMethod {
  public:
-  explicit Occlusion(const MethodSettings& s) : patch_(s.patch), stride_(s.stride), fill_(s.fill) {
-    MIPIN_CHECK(patch_ >= 1 && stride_ >= 1, "occlusion needs --patch and --stride >= 1, found ",
-                patch_, " and ", stride_);
-  }
+  explicit Occlusion(const MethodSettings& s)
+      : patch_(s.options.integer("patch")), stride_(s.options.integer("stride")), fill_(s.options.real("fill")) {}
   std::string name() const override { return "occlusion"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
@@ -60,14 +58,14 @@ class Occlusion final : public AttributionMethod {
   double fill_;
 };
 
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "occlusion",
     "drop of the target logit when a sliding patch of the input is filled with a constant",
-    "--patch P (default 4), --stride S (default 4), --fill V (default 0)",
+    {OptionSpec::integer("patch", 4, "side of the square patch, in pixels").at_least(1),
+     OptionSpec::integer("stride", 4, "step between patches, in pixels").at_least(1),
+     OptionSpec::real("fill", 0, "the value the patch is filled with")},
     [](const MethodSettings& s) { return std::make_unique<Occlusion>(s); },
-    FittedPart::none,
-    /*images_only=*/true,
-});
+}.for_images_only());
 
 }  // namespace
 }  // namespace mipin

@@ -48,22 +48,23 @@ std::unique_ptr<AttributionMethod> make(const std::string& name, const MethodSet
       CompositeMethod::Start::Logit);
 }
 
-const RegisterMethod patternnet({
+const RegisterMethod patternnet(MethodEntry{
     "patternnet",
     "PatternNet signal estimate: the backward pass through fitted patterns instead of weights "
     "(Kindermans et al. 2018)",
-    "--patterns FILE (from `mipin fit --method pattern`)",
+    {},
     [](const MethodSettings& s) { return make("patternnet", s, false); },
-    FittedPart::patterns,
-});
+}
+                                     .fitted_with(FittedPart::patterns)
+                                     .in_input_units());
 
-const RegisterMethod patternattribution({
+const RegisterMethod patternattribution(MethodEntry{
     "patternattribution",
     "PatternAttribution: the backward pass through weights times patterns (Kindermans et al. 2018)",
-    "--patterns FILE (from `mipin fit --method pattern`)",
+    {},
     [](const MethodSettings& s) { return make("patternattribution", s, true); },
-    FittedPart::patterns,
-});
+}
+                                             .fitted_with(FittedPart::patterns));
 
 }  // namespace
 }  // namespace mipin

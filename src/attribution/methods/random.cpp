@@ -29,8 +29,8 @@ class RandomMap final : public AttributionMethod {
 const RegisterMethod registration({
     "random",
     "standard normal noise, seeded by --seed and the model: the floor every metric is compared with",
-    "--seed S",
-    [](const MethodSettings& s) { return std::make_unique<RandomMap>(s.seed); },
+    {OptionSpec::integer("seed", 0, "seed of the noise (mixed with the model's fingerprint)").at_least(0)},
+    [](const MethodSettings& s) { return std::make_unique<RandomMap>(uint64_t(s.options.integer("seed"))); },
 });
 
 }  // namespace

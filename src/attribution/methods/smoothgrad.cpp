@@ -13,10 +13,10 @@ namespace {
 class SmoothGrad final : public AttributionMethod {
  public:
   explicit SmoothGrad(const MethodSettings& s)
-      : samples_(s.samples), noise_(s.noise), seed_(s.seed), chunk_(s.internal_batch) {
-    MIPIN_CHECK(samples_ >= 1, "smoothgrad needs --samples >= 1, found ", samples_);
-    MIPIN_CHECK(noise_ >= 0, "smoothgrad needs --noise >= 0, found ", noise_);
-  }
+      : samples_(s.options.integer("samples")),
+        noise_(s.options.real("noise")),
+        seed_(uint64_t(s.options.integer("seed"))),
+        chunk_(s.options.integer("internal_batch")) {}
   std::string name() const override { return "smoothgrad"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
@@ -51,8 +51,11 @@ class SmoothGrad final : public AttributionMethod {
 const RegisterMethod registration({
     "smoothgrad",
     "gradient averaged over noisy copies of the input (Smilkov et al. 2017)",
-    "--samples N (default 32), --noise F (standard deviation as a fraction of the input's "
-    "range, default 0.15), --seed S",
+    {OptionSpec::integer("samples", 32, "noisy copies of each input").at_least(1),
+     OptionSpec::real("noise", 0.15, "standard deviation of the noise, as a fraction of the input's range")
+         .at_least(0),
+     OptionSpec::integer("seed", 0, "seed of the noise").at_least(0),
+     OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1)},
     [](const MethodSettings& s) { return std::make_unique<SmoothGrad>(s); },
 });
 

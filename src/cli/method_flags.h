@@ -1,0 +1,28 @@
+#pragma once
+// Method options as command-line flags: one flag per option name that any
+// registered method declares (registry.h), its help naming the methods that
+// take it. Adding an option to a method adds its flag here by itself.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "mipin/attribution/method_options.h"
+
+namespace mipin::cli {
+
+// The method options given on the command line, as text by option name.
+struct MethodFlags {
+  std::map<std::string, std::string> given;
+};
+
+void add_method_flags(CLI::App& command, MethodFlags& flags);
+
+// The given flags as options for make_method. A reference option (a
+// baseline) is read with read_reference: the text is "mean" or a file
+// ("zero" needs no reading).
+MethodOptions method_options(const MethodFlags& flags,
+                             const std::function<at::Tensor(const std::string& text)>& read_reference);
+
+}  // namespace mipin::cli
