@@ -76,9 +76,29 @@ Inputs inputs_from_data(const ExplainCommandOptions& o, const Network& net) {
   return in;
 }
 
+// A model whose input shape neither its file nor --input-shape gives takes
+// it from the first .npy input: an image [C, H, W] or a vector [F], or a
+// batch of them ([N, C, H, W], [N, F]).
+void take_input_shape_from_inputs(const ExplainCommandOptions& o, ImportedModel& m) {
+  if (!m.network.input_shape().empty()) return;
+  for (const auto& path : o.inputs) {
+    if (fs::path(path).extension() != ".npy") continue;
+    std::vector<int64_t> shape = read_npy(path).sizes().vec();
+    if (shape.size() == 4 || shape.size() == 2) shape.erase(shape.begin());
+    try {
+      m.network.set_input_shape(shape);
+    } catch (const Error& e) {
+      MIPIN_FAIL("the model '", o.model, "' cannot take the inputs of '", path, "' (", shape_string(shape),
+                 " each): ", e.what());
+    }
+    if (!o.common.json) std::cerr << "note: input shape " << shape_string(shape) << " taken from " << path << "\n";
+    return;
+  }
+}
+
 Inputs inputs_from_files(const ExplainCommandOptions& o, const Network& net) {
   const auto& shape = net.input_shape();
-  MIPIN_CHECK(!shape.empty(), "the model's input shape is unknown: pass --input-shape");
+  MIPIN_CHECK(!shape.empty(), "the model's input shape is unknown: pass --input-shape, or give a .npy input");
   Normalization normalization;
   if (!o.data.empty()) normalization = parse_data_spec(o.data).normalization;
   std::vector<at::Tensor> xs;
@@ -119,7 +139,8 @@ void run_explain(const ExplainCommandOptions& o) {
   apply_common_options(o.common);
   MIPIN_CHECK(!o.inputs.empty() || !o.data.empty(),
               "give the inputs to explain: --input FILE, or --data D [--split test] [--index A:B]");
-  const ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
+  ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
+  take_input_shape_from_inputs(o, m);
   const Network& net = m.network;
   std::unique_ptr<Inverse> inverse;
   if (method_entry(o.method).fitted == FittedPart::inverse) {

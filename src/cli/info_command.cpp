@@ -18,12 +18,23 @@ void run_info(const InfoOptions& o) {
   apply_common_options(o.common);
   ImportOptions import;
   if (!o.input_shape.empty()) import.with_input_shape(parse_shape(o.input_shape));
-  const ImportedModel m = load_torchscript(o.model, import);
+  ImportedModel m = load_torchscript(o.model, import);
   const Network& net = m.network;
-  MIPIN_CHECK(!net.input_shape().empty(), "cannot tell the input shape of '", o.model,
-              "' (it has no mipin.json metadata and does not start with a Linear layer); pass "
-              "--input-shape, e.g. --input-shape 3,224,224");
-  const auto shapes = net.shapes(net.input_shape());
+  // Without an input shape (no mipin.json, no Linear first layer) the layers
+  // are still listed, without their output shapes.
+  const bool shaped = !net.input_shape().empty();
+  if (!shaped) {
+    m.notices.push_back("the input shape is unknown (no mipin.json metadata, no Linear first layer): "
+                        "output shapes need --input-shape, e.g. --input-shape 3,224,224");
+  }
+  const auto shapes = shaped ? net.shapes(net.input_shape()) : std::vector<std::vector<int64_t>>();
+  auto shape_of = [&](size_t value) { return shaped ? shape_string(shapes[value]) : std::string("?"); };
+  nlohmann::json classes = nullptr;
+  try {
+    classes = net.num_classes();
+  } catch (const Error&) {
+    // Unknown without a final Linear layer or an input shape.
+  }
 
   nlohmann::json layers = nlohmann::json::array();
   std::map<std::string, int> counts;
@@ -34,13 +45,13 @@ void run_info(const InfoOptions& o) {
                       {"type", to_string(layer.kind())},
                       {"description", layer.describe()},
                       {"inputs", net.inputs(i)},
-                      {"output_shape", shapes[i + 1]},
+                      {"output_shape", shaped ? nlohmann::json(shapes[i + 1]) : nlohmann::json(nullptr)},
                       {"parameters", layer.parameter_count()}});
   }
   if (o.common.json) {
     print_json({{"model", o.model},
-                {"input_shape", net.input_shape()},
-                {"num_classes", net.num_classes()},
+                {"input_shape", shaped ? nlohmann::json(net.input_shape()) : nlohmann::json(nullptr)},
+                {"num_classes", classes},
                 {"parameters", net.parameter_count()},
                 {"fingerprint", net.fingerprint()},
                 {"layer_counts", counts},
@@ -48,9 +59,9 @@ void run_info(const InfoOptions& o) {
                 {"layers", layers}});
     return;
   }
-  std::cout << o.model << ": " << net.size() << " layers, " << net.parameter_count()
-            << " parameters, input " << shape_string(net.input_shape()) << ", "
-            << net.num_classes() << " classes\n";
+  std::cout << o.model << ": " << net.size() << " layers, " << net.parameter_count() << " parameters, input "
+            << (shaped ? shape_string(net.input_shape()) : "?") << ", "
+            << (classes.is_null() ? "?" : std::to_string(classes.get<int64_t>())) << " classes\n";
   for (const auto& notice : m.notices) std::cout << "note: " << notice << "\n";
   std::cout << "\n";
   char line[256];
@@ -66,7 +77,7 @@ void run_info(const InfoOptions& o) {
       for (size_t v : net.inputs(i)) reads += (reads.empty() ? "<- " : ", ") + (v == 0 ? "input" : std::to_string(v - 1));
     }
     std::snprintf(line, sizeof line, graph ? "%4zu  %-58s %-14s %-18s %12lld\n" : "%4zu  %-58s%s %-18s %12lld\n", i,
-                  net.layer(i).describe().c_str(), reads.c_str(), shape_string(shapes[i + 1]).c_str(),
+                  net.layer(i).describe().c_str(), reads.c_str(), shape_of(i + 1).c_str(),
                   static_cast<long long>(net.layer(i).parameter_count()));
     std::cout << line;
   }

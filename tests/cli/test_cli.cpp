@@ -81,6 +81,45 @@ TEST(Cli, InfoInputShapeOption) {
                {"expected a shape like"});
 }
 
+// A traced model without metadata: info lists its layers without shapes;
+// explain takes the shape from a .npy input (one example or a batch) and
+// says which it took, and refuses one the model cannot take.
+TEST(Cli, NoQuestionTheInputAlreadyAnswers) {
+  test::TempDir dir;
+  const std::string model = dir.file("plain.pt");
+  // Saved as a user does, with no mipin.json.
+  const auto exported = test::run_python(
+      "import torch\n"
+      "m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),\n"
+      "                        torch.nn.Flatten(), torch.nn.Linear(16, 5)).eval()\n"
+      "torch.jit.trace(m, torch.zeros(1, 3, 16, 16)).save('" + model + "')\n");
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  const auto info = test::run_cli("info --json " + model);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  EXPECT_TRUE(j["input_shape"].is_null());
+  EXPECT_GT(j["layers"].size(), 3u);
+  EXPECT_TRUE(j["layers"][0]["output_shape"].is_null());
+  EXPECT_NE(j["notices"].dump().find("--input-shape"), std::string::npos);
+  const auto human = test::run_cli("info " + model);
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("Conv2d("), std::string::npos) << human.out;
+  write_npy(dir.file("batch.npy"), torch::rand({2, 3, 16, 16}));
+  write_npy(dir.file("one.npy"), torch::rand({3, 16, 16}));
+  for (const char* file : {"batch.npy", "one.npy"}) {
+    const auto r = test::run_cli("explain --model " + model + " --method gradient --input " + dir.file(file) +
+                                 " --out " + dir.file(std::string(file) + ".out"));
+    ASSERT_EQ(r.exit_code, 0) << file << ": " << r.err;
+    EXPECT_NE(r.err.find("input shape [3, 16, 16] taken from"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(read_npy(dir.file("batch.npy.out/batch_1.npy")).sizes().vec(), (std::vector<int64_t>{3, 16, 16}));
+  EXPECT_EQ(read_npy(dir.file("one.npy.out/one.npy")).sizes().vec(), (std::vector<int64_t>{3, 16, 16}));
+  write_npy(dir.file("tiny.npy"), torch::rand({3, 2, 2}));
+  expect_error(test::run_cli("explain --model " + model + " --method gradient --input " + dir.file("tiny.npy") +
+                             " --out " + dir.file("tiny")),
+               {"cannot take the inputs of", "tiny.npy", "[3, 2, 2]"});
+}
+
 TEST(Cli, BadModelFiles) {
   test::TempDir dir;
   expect_error(test::run_cli("info " + dir.file("missing.pt")), {"not found", "missing.pt"});
