@@ -59,12 +59,14 @@ at::Tensor heatmap_picture(const at::Tensor& attribution, int64_t scale) {
 }
 
 at::Tensor overlay_picture(const at::Tensor& x, const at::Tensor& attribution, int64_t scale) {
-  const at::Tensor grey = input_picture(x, 1).to(at::kFloat).mean(0, true) / 255;
+  const at::Tensor input = input_picture(x, 1).to(at::kFloat) / 255;
   const at::Tensor v = normalised_sum(attribution);
   const at::Tensor colour = diverging(v.sign());
-  const at::Tensor alpha = v.abs().sqrt().unsqueeze(0);  // sqrt: faint evidence stays visible
-  const at::Tensor base = 0.35 + 0.5 * grey.expand({3, -1, -1});
-  return upscale(base * (1 - alpha) + colour * alpha, scale);
+  // Opacity 0 up to the overlay threshold, rising smoothly to its maximum:
+  // a background of small attribution leaves the input as it is.
+  const at::Tensor t = ((v.abs() - kOverlayThreshold) / (kOverlayFull - kOverlayThreshold)).clamp(0, 1);
+  const at::Tensor alpha = (kOverlayOpacity * t * t * (3 - 2 * t)).unsqueeze(0);
+  return upscale(input * (1 - alpha) + colour * alpha, scale);
 }
 
 at::Tensor grid_picture(const std::vector<std::vector<at::Tensor>>& rows, int64_t gap) {

@@ -18,7 +18,11 @@ at::Tensor input_picture(const at::Tensor& x, int64_t scale);
 // centred at zero with a symmetric range (max |value|).
 at::Tensor heatmap_picture(const at::Tensor& attribution, int64_t scale);
 
-// The heatmap laid over a greyed input: colour strength follows |value|.
+// The heatmap's colours laid over the input (as input_picture draws it):
+// where |value| is below kOverlayThreshold of the largest the input shows
+// as it is; above, the colour's opacity rises smoothly to kOverlayOpacity
+// at kOverlayFull.
+constexpr double kOverlayThreshold = 0.05, kOverlayFull = 0.6, kOverlayOpacity = 0.85;
 at::Tensor overlay_picture(const at::Tensor& x, const at::Tensor& attribution, int64_t scale);
 
 // Pictures of equal size in rows, separated by `gap` white pixels.
