@@ -33,6 +33,7 @@ struct Inputs {
   std::vector<nlohmann::json> origin;
   // The range inputs take, as far as the data show it (LRP's z-box bounds).
   std::pair<double, double> bounds;
+  std::vector<std::string> class_names;  // the data set's, where it has them
 };
 
 std::pair<double, double> value_range(const at::Tensor& x) {
@@ -67,6 +68,7 @@ Inputs inputs_from_data(const ExplainCommandOptions& o, const Network& net) {
   in.x = batch.inputs;
   in.labels = batch.labels;
   in.bounds = value_range(data->get(0, std::min<int64_t>(data->size(), 1000)).inputs);
+  in.class_names = data->class_names();
   for (int64_t i = a; i < b; ++i) {
     char name[64];
     std::snprintf(name, sizeof name, "%s_%05lld", o.split.c_str(), static_cast<long long>(i));
@@ -209,6 +211,11 @@ void run_explain(const ExplainCommandOptions& o) {
     j["prediction"] = logits[i].argmax().item<int64_t>();
     j["target"] = targets[i].item<int64_t>();
     if (in.labels.defined()) j["label"] = in.labels[i].item<int64_t>();
+    for (const char* key : {"prediction", "target", "label"}) {
+      if (!j.contains(key)) continue;
+      const int64_t c = j[key].get<int64_t>();
+      if (c >= 0 && c < int64_t(in.class_names.size())) j[std::string(key) + "_name"] = in.class_names[size_t(c)];
+    }
     j["attribution_sum"] = a.sum().item<double>();
     j["files"] = {{"attribution", base + ".npy"},
                   {"heatmap", base + "_heatmap.png"},
@@ -226,11 +233,15 @@ void run_explain(const ExplainCommandOptions& o) {
   }
   std::printf("explained %lld input(s) with %s; wrote %s (rows: input, heatmap, overlay)\n",
               static_cast<long long>(n), o.method.c_str(), grid.c_str());
+  // "prediction 2 (Pullover)" where the data set names its classes.
+  auto named = [](const nlohmann::json& j, const std::string& key) {
+    std::string s = key + " " + std::to_string(j[key].get<int64_t>());
+    if (j.contains(key + "_name")) s += " (" + j[key + "_name"].get<std::string>() + ")";
+    return s;
+  };
   for (const auto& j : summary["explanations"]) {
-    std::printf("  %-16s prediction %lld  target %lld%s\n", j["name"].get<std::string>().c_str(),
-                static_cast<long long>(j["prediction"].get<int64_t>()),
-                static_cast<long long>(j["target"].get<int64_t>()),
-                j.contains("label") ? (" label " + std::to_string(j["label"].get<int64_t>())).c_str() : "");
+    std::printf("  %-16s %s  %s%s\n", j["name"].get<std::string>().c_str(), named(j, "prediction").c_str(),
+                named(j, "target").c_str(), j.contains("label") ? ("  " + named(j, "label")).c_str() : "");
   }
 }
 

@@ -231,5 +231,25 @@ TEST_F(ExplainCli, RefusesNaNAndMisshapenInputs) {
   EXPECT_FALSE(fs::exists(out.file("maps")));
 }
 
+// Where the data set names its classes (Fashion-MNIST does), explain says
+// them next to the numbers, on the terminal and in the JSON.
+TEST(ExplainClasses, NamesTheClassesWhereTheDataSetHasThem) {
+  test::TempDir out;
+  const auto r = test::run_cli("explain --model " + test::test_model("zoo_cnn.pt") +
+                               " --method gradient --data fashion-mnist --index 0:2 --out " + out.file("maps"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(test::read_text(out.file("maps/test_00000.json")));
+  EXPECT_EQ(j["label"], 9);  // the first Fashion-MNIST test image is an ankle boot
+  EXPECT_EQ(j["label_name"], "Ankle boot");
+  const std::vector<std::string> names{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                       "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  EXPECT_EQ(j["prediction_name"], names.at(j["prediction"].get<size_t>()));
+  EXPECT_NE(r.out.find("label 9 (Ankle boot)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("prediction " + std::to_string(j["prediction"].get<int>()) + " (" +
+                       j["prediction_name"].get<std::string>() + ")"),
+            std::string::npos)
+      << r.out;
+}
+
 }  // namespace
 }  // namespace mipin
