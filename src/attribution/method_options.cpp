@@ -105,51 +105,41 @@ std::string to_string(OptionKind kind) {
   return "unknown";
 }
 
-OptionSpec OptionSpec::integer(std::string name, std::optional<int64_t> default_value, std::string help) {
+namespace {
+
+OptionSpec spec_of(std::string name, OptionKind kind, std::string help, std::string default_text) {
   OptionSpec s;
   s.name = std::move(name);
-  s.kind = OptionKind::integer;
+  s.kind = kind;
   s.help = std::move(help);
-  if (default_value) s.default_text = std::to_string(*default_value);
+  s.default_text = std::move(default_text);
   return s;
+}
+
+}  // namespace
+
+OptionSpec OptionSpec::integer(std::string name, std::optional<int64_t> default_value, std::string help) {
+  return spec_of(std::move(name), OptionKind::integer, std::move(help),
+                 default_value ? std::to_string(*default_value) : std::string());
 }
 
 OptionSpec OptionSpec::real(std::string name, double default_value, std::string help) {
-  OptionSpec s;
-  s.name = std::move(name);
-  s.kind = OptionKind::real;
-  s.help = std::move(help);
-  s.default_text = number_text(default_value);
-  return s;
+  return spec_of(std::move(name), OptionKind::real, std::move(help), number_text(default_value));
 }
 
 OptionSpec OptionSpec::flag(std::string name, std::string help) {
-  OptionSpec s;
-  s.name = std::move(name);
-  s.kind = OptionKind::flag;
-  s.help = std::move(help);
-  s.default_text = "false";
-  return s;
+  return spec_of(std::move(name), OptionKind::flag, std::move(help), "false");
 }
 
 OptionSpec OptionSpec::choice(std::string name, std::vector<std::string> choices, std::string help) {
   MIPIN_CHECK(!choices.empty(), "option ", name, ": a choice needs at least one word");
-  OptionSpec s;
-  s.name = std::move(name);
-  s.kind = OptionKind::choice;
-  s.help = std::move(help);
-  s.default_text = choices.front();
+  OptionSpec s = spec_of(std::move(name), OptionKind::choice, std::move(help), choices.front());
   s.choices = std::move(choices);
   return s;
 }
 
 OptionSpec OptionSpec::reference(std::string name, std::string help) {
-  OptionSpec s;
-  s.name = std::move(name);
-  s.kind = OptionKind::reference;
-  s.help = std::move(help);
-  s.default_text = "zero";
-  return s;
+  return spec_of(std::move(name), OptionKind::reference, std::move(help), "zero");
 }
 
 std::string OptionSpec::flag_name() const {
