@@ -6,8 +6,10 @@
 # faithfulness metric.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-bash scripts/build.sh
+# Only what the demo needs: the library and the tool (no tests, benchmark or
+# the browser the report test uses).
+bash scripts/install-deps.sh demo
+MIPIN_BUILD_TARGET=mipin_cli bash scripts/build.sh -DMIPIN_BUILD_TESTS=OFF
 mipin=./build/mipin
 mkdir -p demo
 

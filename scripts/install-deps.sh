@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mipin needs, only when some are missing.
-# Usage: scripts/install-deps.sh            (build, demo and tests)
+# Usage: scripts/install-deps.sh        (build, demo, tests and benchmarks)
+#        scripts/install-deps.sh demo   (what the library, the tool and the
+#                                        demo need: a first run installs less)
 set -euo pipefail
 
 packages=(
@@ -11,14 +13,19 @@ packages=(
   # oneDNN's headers (convolutions with primitives and packed weights kept)
   libdnnl-dev
   # libraries
-  libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
+  libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   # the built-in data set
   dataset-fashion-mnist
-  # tests export models from Python exactly as users do
-  python3 python3-torch python3-torchvision python3-numpy python3-pil
-  # the report test renders report.html in a real browser (headless)
-  chromium fonts-liberation
 )
+if [ "${1:-}" != demo ]; then
+  packages+=(
+    libgtest-dev
+    # tests export models from Python exactly as users do
+    python3 python3-torch python3-torchvision python3-numpy python3-pil
+    # the report test renders report.html in a real browser (headless)
+    chromium fonts-liberation
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
