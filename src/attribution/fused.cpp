@@ -261,12 +261,9 @@ at::Tensor unpool_max_relu_channels_last(const at::Tensor& signal, const at::Ten
       }
       if (relu == ReluBackward::gate) continue;
       // Rectification applies to the sums of overlapping windows.
-      const bool gate = relu == ReluBackward::gate_and_rectify;
       for (int64_t q = 0; q < plane; ++q) {
-        for (int64_t c = c0; c < c1; ++c) {
-          float& v = on[q * channels + c];
-          v = !(v <= 0.f) && (!gate || xn[q * channels + c] > 0.f) ? v : 0.f;
-        }
+        rectify_kernel(on + q * channels, xn + q * channels, on + q * channels,
+                       relu == ReluBackward::gate_and_rectify, c0, c1);
       }
     }
   });

@@ -1,6 +1,7 @@
 #include "method_flags.h"
 
-#include <algorithm>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "mipin/attribution/registry.h"
@@ -8,29 +9,39 @@
 namespace mipin::cli {
 namespace {
 
-// One help line for an option name: the methods that take it, grouped where
-// they declare it alike.
-std::string help_for(const std::string& name, const OptionSpec** first) {
+// Every option name any method declares, with the methods that declare it
+// (in the registry's order) and their declarations; read once, as the
+// registry is complete before main() runs.
+using Declarations = std::map<std::string, std::vector<std::pair<std::string, OptionSpec>>>;
+
+const Declarations& declarations() {
+  static const Declarations all = [] {
+    Declarations d;
+    for (const MethodEntry& m : registered_methods()) {
+      for (const OptionSpec& s : m.options) d[s.name].emplace_back(m.name, s);
+    }
+    return d;
+  }();
+  return all;
+}
+
+// One help line for an option: the methods that take it, grouped where they
+// declare it alike.
+std::string help_for(const std::vector<std::pair<std::string, OptionSpec>>& declared) {
   struct Group {
     std::string methods;
     const OptionSpec* spec;
   };
   std::vector<Group> groups;
-  // The registry outlives every call: its entries' specs may be pointed at.
-  static const std::vector<MethodEntry> methods = registered_methods();
-  for (const MethodEntry& m : methods) {
-    for (const OptionSpec& s : m.options) {
-      if (s.name != name) continue;
-      if (!*first) *first = &s;
-      bool joined = false;
-      for (Group& g : groups) {
-        if (g.spec->help == s.help && g.spec->accepts() == s.accepts() && g.spec->default_text == s.default_text) {
-          g.methods += ", " + m.name;
-          joined = true;
-        }
+  for (const auto& [method, s] : declared) {
+    bool joined = false;
+    for (Group& g : groups) {
+      if (g.spec->help == s.help && g.spec->accepts() == s.accepts() && g.spec->default_text == s.default_text) {
+        g.methods += ", " + method;
+        joined = true;
       }
-      if (!joined) groups.push_back({m.name, &s});
     }
+    if (!joined) groups.push_back({method, &s});
   }
   std::string help;
   for (const Group& g : groups) {
@@ -46,32 +57,26 @@ std::string help_for(const std::string& name, const OptionSpec** first) {
 }  // namespace
 
 void add_method_flags(CLI::App& command, MethodFlags& flags) {
-  std::vector<std::string> names;
-  for (const MethodEntry& m : registered_methods()) {
-    for (const OptionSpec& s : m.options) {
-      if (std::find(names.begin(), names.end(), s.name) == names.end()) names.push_back(s.name);
-    }
-  }
-  std::sort(names.begin(), names.end());
-  for (const std::string& name : names) {
-    const OptionSpec* spec = nullptr;
-    const std::string help = help_for(name, &spec);
-    if (spec->kind == OptionKind::flag) {
-      command.add_flag_callback(spec->flag_name(), [&flags, name] { flags.given[name] = "true"; }, help)
+  for (const auto& [name, declared] : declarations()) {
+    const OptionSpec& spec = declared.front().second;
+    const std::string help = help_for(declared);
+    const std::string option = name;  // captured by the callbacks
+    if (spec.kind == OptionKind::flag) {
+      command.add_flag_callback(spec.flag_name(), [&flags, option] { flags.given[option] = "true"; }, help)
           ->group("Method options");
       continue;
     }
     // What the value looks like on the command line.
-    std::string value = spec->kind == OptionKind::integer ? "N"
-                        : spec->kind == OptionKind::real  ? "X"
-                                                          : "zero|mean|FILE.npy";
-    if (spec->kind == OptionKind::choice) {
+    std::string value = spec.kind == OptionKind::integer ? "N"
+                        : spec.kind == OptionKind::real  ? "X"
+                                                         : "zero|mean|FILE.npy";
+    if (spec.kind == OptionKind::choice) {
       value.clear();
-      for (const std::string& c : spec->choices) value += (value.empty() ? "" : "|") + c;
+      for (const std::string& c : spec.choices) value += (value.empty() ? "" : "|") + c;
     }
     command
         .add_option_function<std::string>(
-            spec->flag_name(), [&flags, name](const std::string& v) { flags.given[name] = v; }, help)
+            spec.flag_name(), [&flags, option](const std::string& v) { flags.given[option] = v; }, help)
         ->type_name(value)
         ->group("Method options");
   }
@@ -81,13 +86,9 @@ MethodOptions method_options(const MethodFlags& flags,
                              const std::function<at::Tensor(const std::string& text)>& read_reference) {
   MethodOptions options;
   for (const auto& [name, text] : flags.given) {
-    OptionKind kind = OptionKind::integer;
-    for (const MethodEntry& m : registered_methods()) {
-      for (const OptionSpec& s : m.options) {
-        if (s.name == name) kind = s.kind;
-      }
-    }
-    if (kind == OptionKind::reference && text != "zero") {
+    const auto it = declarations().find(name);
+    const bool reference = it != declarations().end() && it->second.front().second.kind == OptionKind::reference;
+    if (reference && text != "zero") {
       options.set(name, read_reference(text));
     } else {
       options.set(name, text);
