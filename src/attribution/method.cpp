@@ -10,7 +10,7 @@ namespace mipin {
 at::Tensor resolve_targets(const at::Tensor& logits, std::optional<int64_t> target_class) {
   const int64_t classes = logits.size(1);
   if (!target_class) return logits.argmax(1);
-  MIPIN_CHECK(*target_class >= 0 && *target_class < classes, "target class ", *target_class,
+  MIPIN_CHECK_AS(out_of_range, *target_class >= 0 && *target_class < classes, "target class ", *target_class,
               " is out of range: the model has ", classes, " classes (0 to ", classes - 1, ")");
   return torch::full({logits.size(0)}, *target_class, torch::kLong);
 }
@@ -26,7 +26,7 @@ at::Tensor one_hot_top(const at::Tensor& targets, int64_t num_classes, const at:
   const at::Tensor v = values.to(at::kCPU).contiguous();
   const int64_t* pt = t.data_ptr<int64_t>();
   for (int64_t i = 0; i < t.numel(); ++i) {
-    MIPIN_CHECK(pt[i] >= 0 && pt[i] < num_classes, "a target class is out of range: the model has ",
+    MIPIN_CHECK_AS(out_of_range, pt[i] >= 0 && pt[i] < num_classes, "a target class is out of range: the model has ",
                 num_classes, " classes (0 to ", num_classes - 1, "), found ", pt[i]);
   }
   at::Tensor top = torch::zeros({targets.size(0), num_classes}, v.options());

@@ -178,10 +178,10 @@ std::unique_ptr<Dataset> open_idx(const DataSpec& spec, Split split) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     if (fs::absolute(dir, ec) == fs::path(kFashionMnistDir)) {
-      MIPIN_FAIL("Fashion-MNIST not found: expected the directory ", kFashionMnistDir,
+      MIPIN_FAIL_AS(not_found, "Fashion-MNIST not found: expected the directory ", kFashionMnistDir,
                  "; install it with `apt-get install dataset-fashion-mnist`");
     }
-    MIPIN_FAIL("IDX data set '", spec.text, "': expected a directory '", spec.path,
+    MIPIN_FAIL_AS(not_found, "IDX data set '", spec.text, "': expected a directory '", spec.path,
                "', found none");
   }
   const std::string prefix = split == Split::Train ? "train" : "t10k";
@@ -232,7 +232,7 @@ at::Tensor read_npy_labels(const std::string& path) {
 std::unique_ptr<Dataset> open_npy(const DataSpec& spec, Split split) {
   const fs::path dir(spec.path);
   std::error_code ec;
-  MIPIN_CHECK(fs::is_directory(dir, ec), ".npy data set '", spec.text, "': expected a directory '",
+  MIPIN_CHECK_AS(not_found, fs::is_directory(dir, ec), ".npy data set '", spec.text, "': expected a directory '",
               spec.path, "', found none");
   const std::string name = to_string(split);
   const std::string x_path = (dir / (name + "_x.npy")).string();

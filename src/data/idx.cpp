@@ -30,7 +30,7 @@ using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
 // path reads both "x-idx3-ubyte" and "x-idx3-ubyte.gz".
 std::string read_maybe_gzipped(const std::string& path) {
   std::error_code ec;
-  MIPIN_CHECK(std::filesystem::exists(path, ec), "IDX file not found: '", path, "'");
+  MIPIN_CHECK_AS(not_found, std::filesystem::exists(path, ec), "IDX file not found: '", path, "'");
   MIPIN_CHECK(!std::filesystem::is_directory(path, ec),
               "expected an IDX file, found a directory: '", path, "'");
   GzFile file(gzopen(path.c_str(), "rb"));

@@ -211,7 +211,7 @@ std::unique_ptr<Dataset> open_image_folder(const DataSpec& spec, Split split) {
       ".png, .jpg or .jpeg images";
   const fs::path root(spec.path);
   std::error_code ec;
-  MIPIN_CHECK(fs::is_directory(root, ec), "image folder data set '", spec.text, "': directory '",
+  MIPIN_CHECK_AS(not_found, fs::is_directory(root, ec), "image folder data set '", spec.text, "': directory '",
               spec.path, "' not found (", layout, ")");
   const fs::path split_dir = root / to_string(split);
   MIPIN_CHECK(fs::is_directory(split_dir, ec), "image folder data set '", spec.text,

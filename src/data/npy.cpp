@@ -191,7 +191,7 @@ const DType& dtype_for_descr(const std::string& descr, const std::string& path) 
   MIPIN_CHECK(descr.empty() || descr[0] != '>', "'", path, "': big-endian arrays (dtype '", descr,
               "') are not supported; save a little-endian copy, e.g. "
               "arr.astype(arr.dtype.newbyteorder('<'))");
-  MIPIN_FAIL("'", path, "': unsupported dtype '", descr, "'; expected one of ", kSupported);
+  MIPIN_FAIL_AS(unsupported, "'", path, "': unsupported dtype '", descr, "'; expected one of ", kSupported);
 }
 
 std::string shape_repr(const std::vector<int64_t>& shape) {

@@ -33,7 +33,7 @@ at::Tensor ArtifactReader::tensor(const std::string& name) const {
 void read_artifact(const std::string& path, const ArtifactFormat& format,
                    const std::function<void(const ArtifactReader&)>& parse) {
   std::error_code ec;
-  MIPIN_CHECK(std::filesystem::exists(path, ec), format.what, " file not found: '", path, "'");
+  MIPIN_CHECK_AS(not_found, std::filesystem::exists(path, ec), format.what, " file not found: '", path, "'");
   ArtifactReader reader;
   reader.archive_ = std::make_shared<ArtifactReader::Archive>();
   try {

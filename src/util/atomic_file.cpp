@@ -48,7 +48,7 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
 
 std::string read_file(const std::string& path) {
   std::error_code ec;
-  MIPIN_CHECK(fs::exists(path, ec), "file not found: '", path, "'");
+  MIPIN_CHECK_AS(not_found, fs::exists(path, ec), "file not found: '", path, "'");
   MIPIN_CHECK(!fs::is_directory(path, ec), "expected a file, found a directory: '", path, "'");
   std::ifstream in(path, std::ios::binary);
   MIPIN_CHECK(in, "cannot open '", path, "': ", std::strerror(errno));

@@ -1,6 +1,8 @@
 #pragma once
 // Errors that reach a user: one exception type whose message says what was
-// expected and what was found, in the spirit of TORCH_CHECK.
+// expected and what was found, in the spirit of TORCH_CHECK. Its kind says
+// what went wrong in the terms a caller branches on (the Python module
+// raises ValueError, IndexError, FileNotFoundError or NotImplementedError).
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -8,9 +10,21 @@
 
 namespace mipin {
 
+enum class ErrorKind {
+  invalid,      // a value, shape or file content the call cannot take
+  out_of_range, // an index (a target class, a layer) beyond what exists
+  not_found,    // a file or directory that is not there
+  unsupported,  // something valid that mipin does not handle (an op, a dtype)
+};
+
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message, ErrorKind kind = ErrorKind::invalid)
+      : std::runtime_error(message), kind_(kind) {}
+  ErrorKind kind() const { return kind_; }
+
+ private:
+  ErrorKind kind_;
 };
 
 namespace detail {
@@ -31,3 +45,12 @@ std::string concat(Parts&&... parts) {
   } while (false)
 
 #define MIPIN_FAIL(...) throw ::mipin::Error(::mipin::detail::concat(__VA_ARGS__))
+
+// The same with a kind: MIPIN_CHECK_AS(not_found, exists, "file not found: ", path).
+#define MIPIN_CHECK_AS(kind, cond, ...)                                                              \
+  do {                                                                                               \
+    if (!(cond)) throw ::mipin::Error(::mipin::detail::concat(__VA_ARGS__), ::mipin::ErrorKind::kind); \
+  } while (false)
+
+#define MIPIN_FAIL_AS(kind, ...) \
+  throw ::mipin::Error(::mipin::detail::concat(__VA_ARGS__), ::mipin::ErrorKind::kind)
