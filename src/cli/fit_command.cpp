@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "method_flags.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/util/error.h"
 
@@ -11,23 +12,32 @@ namespace {
 struct FitCommandOptions {
   std::string method = "mipin";
   std::string model, data = "fashion-mnist", out, input_shape;
-  std::string solver = "auto", relu_mode = "forward", fit_on = "signals", top = "logits";
-  std::string add_split = "fitted", gate = "transfer", fork = "sum";
-  double share_epsilon = 0.1;
-  int64_t examples = 0;
-  int64_t batch_size = 128;
-  double alpha = 1e-3;
-  int64_t iterative_iterations = 100;
+  MethodFlags fit_flags;  // the fit's own options (inverse/options.h declares them)
   CommonOptions common;
 };
+
+// The fit options a fit method declares, by name with the fits that take
+// them (for the flags' help).
+const OptionDeclarations& fit_declarations() {
+  static const OptionDeclarations all = [] {
+    OptionDeclarations d;
+    for (const OptionSpec& s : inverse_option_specs()) d[s.name].emplace_back("mipin", s);
+    for (const OptionSpec& s : pattern_option_specs()) d[s.name].emplace_back("pattern", s);
+    return d;
+  }();
+  return all;
+}
 
 void run_fit(const FitCommandOptions& o) {
   apply_common_options(o.common);
   const ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
   const auto data = open_dataset(o.data, Split::Train);
   check_data_fits_model(*data, m.network, o.model);
+  MethodOptions given;
+  for (const auto& [name, text] : o.fit_flags.given) given.set(name, text);
   if (o.method == "pattern") {
-    Patterns patterns = fit_patterns(m.network, *data, o.examples, o.batch_size, true);
+    const MethodOptions checked = check_options("pattern", pattern_option_specs(), given);
+    Patterns patterns = fit_patterns(m.network, *data, checked.integer("examples"), checked.integer("batch_size"), true);
     patterns.model_name = o.model;
     patterns.save(o.out);
     if (o.common.json) {
@@ -41,19 +51,8 @@ void run_fit(const FitCommandOptions& o) {
     }
     return;
   }
-  const InverseOptions options = InverseOptions{}
-                                     .with_solver(parse_solver(o.solver))
-                                     .with_alpha(o.alpha)
-                                     .with_relu_mode(parse_relu_mode(o.relu_mode))
-                                     .with_fit_on(parse_fit_on(o.fit_on))
-                                     .with_top(parse_top_signal(o.top))
-                                     .with_add_split(parse_add_split(o.add_split))
-                                     .with_share_epsilon(o.share_epsilon)
-                                     .with_gate(parse_activation_gate(o.gate))
-                                     .with_fork(parse_fork_combine(o.fork))
-                                     .with_examples(o.examples)
-                                     .with_batch_size(o.batch_size)
-                                     .with_iterative_iterations(o.iterative_iterations);
+  const MethodOptions checked = check_options("mipin", inverse_option_specs(), given);
+  const InverseOptions options = inverse_options(checked);
   Inverse inverse = fit_inverse(m.network, *data, options);
   inverse.model_name = o.model;
   inverse.save(o.out);
@@ -66,9 +65,11 @@ void run_fit(const FitCommandOptions& o) {
     print_json({{"inverse", o.out}, {"model", o.model}, {"data", data->name()},
                 {"examples", inverse.examples}, {"seconds", inverse.seconds},
                 {"model_fingerprint", inverse.model_fingerprint()},
-                {"options", {{"solver", o.solver}, {"alpha", o.alpha}, {"relu_mode", o.relu_mode},
-                             {"fit_on", o.fit_on}, {"top", o.top}, {"add_split", o.add_split},
-                             {"share_epsilon", o.share_epsilon}, {"gate", o.gate}, {"fork", o.fork}}},
+                {"options", {{"solver", checked.choice("solver")}, {"alpha", checked.real("alpha")},
+                             {"relu_mode", checked.choice("relu_mode")}, {"fit_on", checked.choice("fit_on")},
+                             {"top", checked.choice("top")}, {"add_split", checked.choice("add_split")},
+                             {"share_epsilon", checked.real("share_epsilon")}, {"gate", checked.choice("gate")},
+                             {"fork", checked.choice("fork")}}},
                 {"layers", layers}});
     return;
   }
@@ -109,56 +110,7 @@ void register_fit_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "Data set to fit on (its train split); see README")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Where to write the inverse (.mipin)")->required();
-  cmd->add_option("--examples", o->examples, "Fit on the first N examples (default: all)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--solver", o->solver,
-                  "exact (normal equations, Cholesky; any stride, groups or dilation), iterative "
-                  "(conjugate gradient on the same loss, one pass per iteration), or auto "
-                  "(iterative only where the normal equations would be very large)")
-      ->check(CLI::IsMember({"auto", "exact", "iterative"}))
-      ->capture_default_str();
-  cmd->add_option("--alpha", o->alpha, "Ridge strength: lambda = alpha * trace(A) / dim(A)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--relu-mode", o->relu_mode,
-                  "ReLU inverse: forward (this input's gates, MIP-IN), backward (rectify the "
-                  "signal), both")
-      ->check(CLI::IsMember({"forward", "backward", "both"}))
-      ->capture_default_str();
-  cmd->add_option("--fit-on", o->fit_on,
-                  "Fit each layer on the propagated signals (the paper's recursion) or on true "
-                  "activations (ablation)")
-      ->check(CLI::IsMember({"signals", "activations"}))
-      ->capture_default_str();
-  cmd->add_option("--top", o->top, "Top signal: the logits or softmax probabilities")
-      ->check(CLI::IsMember({"logits", "softmax"}))
-      ->capture_default_str();
-  cmd->add_option("--add-split", o->add_split,
-                  "How a residual add hands the signal to its inputs: fitted (per-channel scales "
-                  "that reconstruct each input), share (s * a / (a + b), stabilised by "
-                  "--share-epsilon) or even (s / inputs)")
-      ->check(CLI::IsMember({"fitted", "share", "even"}))
-      ->capture_default_str();
-  cmd->add_option("--share-epsilon", o->share_epsilon, "Stabiliser of a + b for --add-split share")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--fork", o->fork,
-                  "How a value read by several layers combines the signals they send back: sum "
-                  "(the gradient's rule), fitted (per-channel weights that reconstruct the value) "
-                  "or mean")
-      ->check(CLI::IsMember({"sum", "fitted", "mean"}))
-      ->capture_default_str();
-  cmd->add_option("--gate", o->gate,
-                  "Inverse of activations other than ReLU: transfer ((f(z) - f(0)) / z of this "
-                  "input, the forward ReLU's reading) or tangent (f'(z))")
-      ->check(CLI::IsMember({"transfer", "tangent"}))
-      ->capture_default_str();
-  cmd->add_option("--batch-size", o->batch_size, "Examples per batch")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  cmd->add_option("--iterations", o->iterative_iterations, "Conjugate-gradient iterations of the iterative solver (one pass over the examples each)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  add_option_flags(*cmd, fit_declarations(), o->fit_flags, "Fit options");
   cmd->add_option("--input-shape", o->input_shape, "Shape of one input, e.g. 3,224,224");
   add_common_options(*cmd, o->common);
   cmd->callback([o] { run_fit(*o); });

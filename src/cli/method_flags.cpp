@@ -12,11 +12,9 @@ namespace {
 // Every option name any method declares, with the methods that declare it
 // (in the registry's order) and their declarations; read once, as the
 // registry is complete before main() runs.
-using Declarations = std::map<std::string, std::vector<std::pair<std::string, OptionSpec>>>;
-
-const Declarations& declarations() {
-  static const Declarations all = [] {
-    Declarations d;
+const OptionDeclarations& declarations() {
+  static const OptionDeclarations all = [] {
+    OptionDeclarations d;
     for (const MethodEntry& m : registered_methods()) {
       for (const OptionSpec& s : m.options) d[s.name].emplace_back(m.name, s);
     }
@@ -57,13 +55,18 @@ std::string help_for(const std::vector<std::pair<std::string, OptionSpec>>& decl
 }  // namespace
 
 void add_method_flags(CLI::App& command, MethodFlags& flags) {
-  for (const auto& [name, declared] : declarations()) {
+  add_option_flags(command, declarations(), flags, "Method options");
+}
+
+void add_option_flags(CLI::App& command, const OptionDeclarations& all, MethodFlags& flags,
+                      const std::string& group) {
+  for (const auto& [name, declared] : all) {
     const OptionSpec& spec = declared.front().second;
     const std::string help = help_for(declared);
     const std::string option = name;  // captured by the callbacks
     if (spec.kind == OptionKind::flag) {
       command.add_flag_callback(spec.flag_name(), [&flags, option] { flags.given[option] = "true"; }, help)
-          ->group("Method options");
+          ->group(group);
       continue;
     }
     // What the value looks like on the command line.
@@ -78,7 +81,7 @@ void add_method_flags(CLI::App& command, MethodFlags& flags) {
         .add_option_function<std::string>(
             spec.flag_name(), [&flags, option](const std::string& v) { flags.given[option] = v; }, help)
         ->type_name(value)
-        ->group("Method options");
+        ->group(group);
   }
 }
 

@@ -7,6 +7,8 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "mipin/attribution/method_options.h"
 
@@ -17,6 +19,15 @@ struct MethodFlags {
   std::map<std::string, std::string> given;
 };
 
+// Option declarations by name, with the methods (or fits) that declare
+// them, in order.
+using OptionDeclarations = std::map<std::string, std::vector<std::pair<std::string, OptionSpec>>>;
+
+// One flag per declared option, in the help's `group`; its help names the
+// declarers that take it.
+void add_option_flags(CLI::App& command, const OptionDeclarations& declared, MethodFlags& flags,
+                      const std::string& group);
+// The flags of every registered method's options.
 void add_method_flags(CLI::App& command, MethodFlags& flags);
 
 // The given flags as options for make_method. A reference option (a

@@ -1,5 +1,7 @@
 #include "mipin/inverse/options.h"
 
+#include <vector>
+
 #include "mipin/util/error.h"
 
 namespace mipin {
@@ -79,6 +81,64 @@ ActivationGate parse_activation_gate(const std::string& t) {
   if (t == "transfer") return ActivationGate::Transfer;
   if (t == "tangent") return ActivationGate::Tangent;
   MIPIN_FAIL("unknown activation gate '", t, "'; expected transfer or tangent");
+}
+
+}  // namespace mipin
+
+namespace mipin {
+
+const std::vector<OptionSpec>& inverse_option_specs() {
+  static const std::vector<OptionSpec> specs = {
+      OptionSpec::integer("examples", 0, "fit on the first N examples (0: all of them)").at_least(0),
+      OptionSpec::integer("batch_size", 128, "examples per batch").at_least(1),
+      OptionSpec::choice("solver", {"auto", "exact", "iterative"},
+                         "exact (normal equations, Cholesky), iterative (conjugate gradient on the same loss, one "
+                         "pass per iteration) or auto (iterative only where the normal equations would be very "
+                         "large)"),
+      OptionSpec::real("alpha", 1e-3, "ridge strength: lambda = alpha * trace(A) / dim(A)").at_least(0),
+      OptionSpec::choice("relu_mode", {"forward", "backward", "both"},
+                         "ReLU inverse: forward (this input's gates, MIP-IN), backward (rectify the signal), both"),
+      OptionSpec::choice("fit_on", {"signals", "activations"},
+                         "fit each layer on the propagated signals (the paper's recursion) or on true activations "
+                         "(ablation)"),
+      OptionSpec::choice("top", {"logits", "softmax"}, "top signal: the logits or the softmax probabilities"),
+      OptionSpec::choice("add_split", {"fitted", "share", "even"},
+                         "how a residual add hands the signal to its inputs: fitted (per-channel scales that "
+                         "reconstruct each input), share (s * a / (a + b), stabilised by share_epsilon) or even "
+                         "(s / inputs)"),
+      OptionSpec::real("share_epsilon", 0.1, "stabiliser of a + b for add_split share").at_least(1e-12),
+      OptionSpec::choice("fork", {"sum", "fitted", "mean"},
+                         "how a value read by several layers combines the signals they send back: sum (the "
+                         "gradient's rule), fitted (per-channel weights that reconstruct the value) or mean"),
+      OptionSpec::choice("gate", {"transfer", "tangent"},
+                         "inverse of activations other than ReLU: transfer ((f(z) - f(0)) / z of this input, the "
+                         "forward ReLU's reading) or tangent (f'(z))"),
+      OptionSpec::integer("iterations", 100,
+                          "conjugate-gradient iterations of the iterative solver (one pass over the examples each)")
+          .at_least(1),
+  };
+  return specs;
+}
+
+InverseOptions inverse_options(const MethodOptions& checked) {
+  return InverseOptions{}
+      .with_examples(checked.integer("examples"))
+      .with_batch_size(checked.integer("batch_size"))
+      .with_solver(parse_solver(checked.choice("solver")))
+      .with_alpha(checked.real("alpha"))
+      .with_relu_mode(parse_relu_mode(checked.choice("relu_mode")))
+      .with_fit_on(parse_fit_on(checked.choice("fit_on")))
+      .with_top(parse_top_signal(checked.choice("top")))
+      .with_add_split(parse_add_split(checked.choice("add_split")))
+      .with_share_epsilon(checked.real("share_epsilon"))
+      .with_fork(parse_fork_combine(checked.choice("fork")))
+      .with_gate(parse_activation_gate(checked.choice("gate")))
+      .with_iterative_iterations(checked.integer("iterations"));
+}
+
+const std::vector<OptionSpec>& pattern_option_specs() {
+  static const std::vector<OptionSpec> specs(inverse_option_specs().begin(), inverse_option_specs().begin() + 2);
+  return specs;
 }
 
 }  // namespace mipin

@@ -2,6 +2,9 @@
 // How a MIP-IN inverse is fitted; every ablation of the design is an option.
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "mipin/attribution/method_options.h"
 
 namespace mipin {
 
@@ -77,5 +80,13 @@ struct InverseOptions {
   InverseOptions& with_iterative_iterations(int64_t v) { iterative_iterations = v; return *this; }
   InverseOptions& with_progress(bool v) { show_progress = v; return *this; }
 };
+
+// What a caller may choose of a fit, declared once: `mipin fit`'s flags and
+// the Python module's fit_inverse keywords are made from these.
+const std::vector<OptionSpec>& inverse_option_specs();
+// The options of a fit from values checked against inverse_option_specs().
+InverseOptions inverse_options(const MethodOptions& checked);
+// Of those, what a PatternNet fit takes: the examples and the batch size.
+const std::vector<OptionSpec>& pattern_option_specs();
 
 }  // namespace mipin
