@@ -11,6 +11,7 @@
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/image_folder.h"
 #include "mipin/eval/suite.h"
+#include "mipin/report/gallery.h"
 #include "mipin/report/html_report.h"
 #include "mipin/report/images.h"
 #include "mipin/util/atomic_file.h"
@@ -20,10 +21,16 @@ namespace mipin::cli {
 namespace {
 namespace fs = std::filesystem;
 
+std::string default_metrics_text() {
+  std::string text;
+  for (const std::string& m : default_suite_metrics()) text += (text.empty() ? "" : ",") + m;
+  return text;
+}
+
 struct EvaluateCommandOptions {
   std::string model, inverse, patterns, data = "fashion-mnist", split = "test", input_shape, out, boxes;
   std::string methods = "mipin";
-  std::string metrics = "completeness,minimality,reconstruction,additivity";
+  std::string metrics = default_metrics_text();
   int64_t examples = 0;
   int64_t randomization_examples = 32;
   int64_t refit_examples = 2000;
@@ -72,35 +79,6 @@ at::Tensor read_boxes(const std::string& path, const std::string& split) {
     for (int k = 0; k < 4; ++k) boxes[int64_t(i)][k] = rows[i].second[size_t(k)];
   }
   return boxes;
-}
-
-// The report's heatmap grid: every method on the first `count` examples.
-ReportGallery make_gallery(const Network& network, const Dataset& data, const SuiteOptions& suite, int64_t count) {
-  ReportGallery gallery;
-  const int64_t k = std::min(count, data.size());
-  if (k <= 0) return gallery;
-  torch::NoGradGuard no_grad;
-  const Batch batch = data.get(0, k);
-  const at::Tensor predicted = network.forward(batch.inputs).argmax(1);
-  const auto& names = data.class_names();
-  auto class_name = [&](int64_t c) {
-    return c >= 0 && c < int64_t(names.size()) ? names[size_t(c)] : std::to_string(c);
-  };
-  const at::Tensor first = batch.inputs[0];
-  const int64_t scale = first.dim() == 3 ? display_scale(first.size(1), first.size(2)) : 1;
-  for (int64_t i = 0; i < k; ++i) {
-    gallery.examples.push_back({"label " + class_name(batch.labels[i].item<int64_t>()) + ", predicted " +
-                                    class_name(predicted[i].item<int64_t>()),
-                                encode_png(input_picture(batch.inputs[i], scale))});
-  }
-  for (const std::string& name : suite.methods) {
-    const at::Tensor maps = make_method(name, suite.settings, /*ignore_undeclared=*/true)
-                                ->attribute(network, batch.inputs, predicted);
-    ReportGallery::Row row{name, {}};
-    for (int64_t i = 0; i < k; ++i) row.heatmap_pngs.push_back(encode_png(heatmap_picture(maps[i], scale)));
-    gallery.rows.push_back(std::move(row));
-  }
-  return gallery;
 }
 
 void print_human(const nlohmann::json& j) {
@@ -169,22 +147,13 @@ void run_evaluate(const EvaluateCommandOptions& o) {
     patterns = std::make_unique<Patterns>(load_patterns_for(o.patterns, m.network, o.model));
   }
   if (o.methods == "all") {
-    for (const auto& entry : registered_methods()) {
-      const bool fitted_missing = (entry.fitted == FittedPart::inverse && !inverse) ||
-                                  (entry.fitted == FittedPart::patterns && !patterns);
-      if (fitted_missing) {
-        if (!o.common.json) {
-          std::cerr << "note: skipping " << entry.name << " (no --"
-                    << (entry.fitted == FittedPart::inverse ? "inverse" : "patterns") << " given)\n";
-        }
-        continue;
-      }
-      suite.methods.push_back(entry.name);
+    std::vector<std::string> skipped;
+    suite.methods = suite_methods(inverse != nullptr, patterns != nullptr, &skipped);
+    for (const std::string& name : skipped) {
+      if (o.common.json) continue;
+      std::cerr << "note: skipping " << name << " (no --"
+                << (method_entry(name).fitted == FittedPart::inverse ? "inverse" : "patterns") << " given)\n";
     }
-    // MIP-IN first, the random floor last: the order of the report's rows.
-    auto rank = [](const std::string& name) { return name == "mipin" ? 0 : name == "random" ? 2 : 1; };
-    std::stable_sort(suite.methods.begin(), suite.methods.end(),
-                     [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
   } else {
     suite.methods = split_list(o.methods);
   }
@@ -240,7 +209,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   }
   for (auto& [name, entry] : j["methods"].items()) entry["examples"] = j["examples"];
   if (!o.out.empty()) {
-    const ReportGallery gallery = make_gallery(m.network, *data, suite, o.gallery);
+    const ReportGallery gallery = make_gallery(m.network, *data, suite.methods, suite.settings, o.gallery);
     fs::create_directories(o.out);
     write_file_atomically((fs::path(o.out) / "metrics.json").string(), j.dump(2));
     write_file_atomically((fs::path(o.out) / "report.html").string(), html_report(j, gallery));

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -61,6 +62,31 @@ nlohmann::json curve_json(const at::Tensor& c) {
 }
 
 }  // namespace
+
+std::vector<std::string> suite_methods(bool have_inverse, bool have_patterns, std::vector<std::string>* skipped) {
+  std::vector<std::string> methods;
+  std::vector<int> ranks;
+  for (const MethodEntry& entry : registered_methods()) {
+    const bool missing = (entry.fitted == FittedPart::inverse && !have_inverse) ||
+                         (entry.fitted == FittedPart::patterns && !have_patterns);
+    if (missing) {
+      if (skipped) skipped->push_back(entry.name);
+      continue;
+    }
+    methods.push_back(entry.name);
+  }
+  auto rank = [](const std::string& name) {
+    const MethodEntry& e = method_entry(name);
+    return e.fitted == FittedPart::inverse ? 0 : e.floor ? 2 : 1;
+  };
+  std::stable_sort(methods.begin(), methods.end(),
+                   [&](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
+  return methods;
+}
+
+std::vector<std::string> default_suite_metrics() {
+  return {"completeness", "minimality", "reconstruction", "additivity"};
+}
 
 std::set<std::string> all_suite_metrics() {
   return {"completeness", "minimality",   "reconstruction", "additivity",

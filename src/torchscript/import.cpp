@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <sstream>
 #include <unordered_map>
 
 #include "mipin/model/canonize.h"
@@ -99,7 +100,7 @@ class GraphReader {
   }
 
   [[noreturn]] void unsupported(Node* node, const std::string& why) const {
-    MIPIN_FAIL("unsupported op '", node->kind().toQualString(), "' in '", path_, "' ",
+    MIPIN_FAIL_AS(unsupported, "unsupported op '", node->kind().toQualString(), "' in '", path_, "' ",
                why.empty() ? std::string() : "(" + why + ") ", "after ", network_.size(),
                " mapped layers; ", supported_ops());
   }
@@ -487,7 +488,7 @@ class GraphReader {
 
 torch::jit::Module load_module(const std::string& path, std::string& metadata_json) {
   std::error_code ec;
-  MIPIN_CHECK(std::filesystem::exists(path, ec), "model file not found: '", path, "'");
+  MIPIN_CHECK_AS(not_found, std::filesystem::exists(path, ec), "model file not found: '", path, "'");
   MIPIN_CHECK(!std::filesystem::is_directory(path, ec), "expected a TorchScript file, found a directory: '", path, "'");
   torch::jit::ExtraFilesMap extra{{"mipin.json", ""}};
   try {
@@ -503,13 +504,11 @@ torch::jit::Module load_module(const std::string& path, std::string& metadata_js
   }
 }
 
-}  // namespace
-
-ImportedModel load_torchscript(const std::string& path, const ImportOptions& options) {
+// The module's graph as a Network; `path` names the model in messages.
+ImportedModel import_module(torch::jit::Module module, const std::string& metadata_json, const std::string& path,
+                            const ImportOptions& options) {
   ImportedModel result;
   result.path = path;
-  std::string metadata_json;
-  torch::jit::Module module = load_module(path, metadata_json);
   result.metadata = metadata_from_json(metadata_json, path);
 
   std::shared_ptr<torch::jit::Graph> graph;
@@ -551,6 +550,28 @@ ImportedModel load_torchscript(const std::string& path, const ImportOptions& opt
   }
   result.metadata.input_shape = result.network.input_shape();
   return result;
+}
+
+}  // namespace
+
+ImportedModel load_torchscript(const std::string& path, const ImportOptions& options) {
+  std::string metadata_json;
+  torch::jit::Module module = load_module(path, metadata_json);
+  return import_module(std::move(module), metadata_json, path, options);
+}
+
+ImportedModel load_torchscript_bytes(const std::string& bytes, const std::string& name,
+                                     const ImportOptions& options) {
+  torch::jit::ExtraFilesMap extra{{"mipin.json", ""}};
+  torch::jit::Module module;
+  try {
+    std::istringstream in(bytes);
+    module = torch::jit::load(in, torch::kCPU, extra);
+  } catch (const c10::Error& e) {
+    MIPIN_FAIL("cannot read the TorchScript model '", name, "': not a TorchScript archive (",
+               first_line(e.what_without_backtrace()), ")");
+  }
+  return import_module(std::move(module), extra["mipin.json"], name, options);
 }
 
 }  // namespace mipin

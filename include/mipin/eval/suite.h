@@ -33,6 +33,13 @@ struct SuiteOptions {
 };
 
 std::set<std::string> all_suite_metrics();
+// What an evaluation measures unless told: the metrics that take seconds.
+std::vector<std::string> default_suite_metrics();
+// Every registered method that can run with what was fitted (an inverse,
+// patterns), in the report's order: the methods fitted with an inverse
+// (MIP-IN) first, the floor last. `skipped` receives the others.
+std::vector<std::string> suite_methods(bool have_inverse, bool have_patterns,
+                                       std::vector<std::string>* skipped = nullptr);
 
 // Copies the network and re-initialises its Linear/Conv2d layers from the top,
 // `layers` of them (Adebayo et al. 2018's cascading randomization).

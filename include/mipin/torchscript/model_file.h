@@ -49,6 +49,11 @@ struct ImportedModel {
 // Network. Throws mipin::Error naming the file and, for an op that has no
 // layer, the op (e.g. "aten::sigmoid").
 ImportedModel load_torchscript(const std::string& path, const ImportOptions& options = {});
+// The same from the archive's bytes in memory (torch.jit.save into a
+// buffer: a model that never touches the disk); `name` stands for the file
+// in messages.
+ImportedModel load_torchscript_bytes(const std::string& bytes, const std::string& name,
+                                     const ImportOptions& options = {});
 
 // Writes the network as a TorchScript module (loadable by torch.jit.load and
 // by load_torchscript), atomically.

@@ -281,7 +281,7 @@ const RegisterMethod composite_method(MethodEntry{
         return c;
       });
     },
-}.times_input());
+}.times_input().with_input_bounds());
 
 }  // namespace
 }  // namespace mipin

@@ -26,12 +26,12 @@ class RandomMap final : public AttributionMethod {
   uint64_t seed_;
 };
 
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "random",
     "standard normal noise, seeded by --seed and the model: the floor every metric is compared with",
     {OptionSpec::integer("seed", 0, "seed of the noise (mixed with the model's fingerprint)").at_least(0)},
     [](const MethodSettings& s) { return std::make_unique<RandomMap>(uint64_t(s.options.integer("seed"))); },
-});
+}.as_floor());
 
 }  // namespace
 }  // namespace mipin
