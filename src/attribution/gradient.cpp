@@ -91,12 +91,12 @@ at::Tensor Gradient::attribute(const Network& network, const at::Tensor& x,
 }
 
 namespace {
-const RegisterMethod registration({
+const RegisterMethod registration(MethodEntry{
     "gradient",
     "gradient of the target logit with respect to the input (saliency)",
     {OptionSpec::flag("abs", "the absolute value of the gradient")},
     [](const MethodSettings& s) { return std::make_unique<Gradient>(s.options.flag("abs")); },
-});
+}.as_gradient_like());
 }  // namespace
 
 }  // namespace mipin

@@ -46,4 +46,18 @@ std::unique_ptr<AttributionMethod> make_method(const std::string& name, const Me
   return entry.make(checked);
 }
 
+OptionSpec inner_method_option(const std::string& help) {
+  // The methods registered as_gradient_like(); a choice is declared before
+  // the registry is complete, so the list is written here and checked by
+  // make_inner_method.
+  return OptionSpec::choice("of", {"gradient", "guided-backprop", "deconvnet"}, help);
+}
+
+std::unique_ptr<AttributionMethod> make_inner_method(const std::string& wrapper, const MethodOptions& options) {
+  const std::string& inner = options.choice("of");
+  MIPIN_CHECK(method_entry(inner).gradient_like, "method '", wrapper, "': option of takes a gradient-like method, found '",
+              inner, "'");
+  return make_method(inner, MethodSettings{});
+}
+
 }  // namespace mipin

@@ -52,6 +52,16 @@ struct MethodEntry {
   // Its maps are some factor times the input (relevance that sums to about
   // f(x)), as Captum's multiplies_by_inputs says.
   bool multiplies_by_input = false;
+  // It carries no information about the model: the floor every metric is
+  // read against (listed last).
+  bool floor = false;
+  // It reads the data's range (MethodSettings::input_bounds): a caller
+  // without a data set passes the range of the inputs it explains.
+  bool reads_input_bounds = false;
+  // Its maps are a sensitivity of the target logit to the input (the
+  // gradient, or a backward pass that changes the gradient's rules):
+  // SmoothGrad, integrated gradients and input-times can be taken over it.
+  bool gradient_like = false;
 
   MethodEntry& fitted_with(FittedPart part) {
     fitted = part;
@@ -69,6 +79,18 @@ struct MethodEntry {
     multiplies_by_input = true;
     return *this;
   }
+  MethodEntry& with_input_bounds() {
+    reads_input_bounds = true;
+    return *this;
+  }
+  MethodEntry& as_gradient_like() {
+    gradient_like = true;
+    return *this;
+  }
+  MethodEntry& as_floor() {
+    floor = true;
+    return *this;
+  }
 };
 
 // All registered methods, sorted by name.
@@ -81,6 +103,13 @@ const MethodEntry& method_entry(const std::string& name);
 // does not accept.
 std::unique_ptr<AttributionMethod> make_method(const std::string& name, const MethodSettings& settings,
                                                bool ignore_undeclared = false);
+
+// The option of a wrapper (SmoothGrad, integrated gradients, input-times)
+// that names the gradient-like method it is taken over; "gradient" by default.
+OptionSpec inner_method_option(const std::string& help);
+// The gradient-like method the option names, made with its defaults; throws
+// mipin::Error for a method that is not gradient-like.
+std::unique_ptr<AttributionMethod> make_inner_method(const std::string& wrapper, const MethodOptions& options);
 
 // A static RegisterMethod in a method's source file adds it at start-up.
 struct RegisterMethod {

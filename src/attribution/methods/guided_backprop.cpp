@@ -36,7 +36,7 @@ Composite with_relu_rule(const std::string& name, fused::ReluBackward relu) {
   return c;
 }
 
-const RegisterMethod guided({
+const RegisterMethod guided(MethodEntry{
     "guided-backprop",
     "gradient whose ReLU backward also drops negative signal (Springenberg et al. 2015)",
     {},
@@ -45,9 +45,9 @@ const RegisterMethod guided({
         return with_relu_rule("guided-backprop", fused::ReluBackward::gate_and_rectify);
       });
     },
-});
+}.as_gradient_like());
 
-const RegisterMethod deconvnet({
+const RegisterMethod deconvnet(MethodEntry{
     "deconvnet",
     "gradient whose ReLU backward rectifies the signal instead of using the forward gate "
     "(Zeiler and Fergus 2014)",
@@ -57,7 +57,7 @@ const RegisterMethod deconvnet({
         return with_relu_rule("deconvnet", fused::ReluBackward::rectify);
       });
     },
-});
+}.as_gradient_like());
 
 }  // namespace
 }  // namespace mipin

@@ -1,26 +1,32 @@
-// Gradient times input: the first-order Taylor contribution of each input value.
+// Input times a gradient-like map: for the gradient, the first-order Taylor
+// contribution of each input value.
 #include <torch/torch.h>
 
-#include "mipin/attribution/gradient.h"
 #include "mipin/attribution/registry.h"
 
 namespace mipin {
 namespace {
 
-class InputTimesGradient final : public AttributionMethod {
+class InputTimes final : public AttributionMethod {
  public:
+  explicit InputTimes(std::unique_ptr<AttributionMethod> inner) : inner_(std::move(inner)) {}
   std::string name() const override { return "input-x-gradient"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
-    return x * Gradient().attribute(network, x, targets);
+    return x * inner_->attribute(network, x, targets);
   }
+
+ private:
+  std::unique_ptr<AttributionMethod> inner_;
 };
 
 const RegisterMethod registration(MethodEntry{
     "input-x-gradient",
-    "gradient of the target logit times the input",
-    {},
-    [](const MethodSettings&) { return std::make_unique<InputTimesGradient>(); },
+    "gradient of the target logit (or a gradient-like map) times the input",
+    {inner_method_option("the gradient-like method multiplied by the input")},
+    [](const MethodSettings& s) {
+      return std::make_unique<InputTimes>(make_inner_method("input-x-gradient", s.options));
+    },
 }.times_input());
 
 }  // namespace

@@ -4,7 +4,6 @@
 
 #include <cmath>
 
-#include "mipin/attribution/gradient.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/util/error.h"
 
@@ -46,7 +45,8 @@ class IntegratedGradients final : public AttributionMethod {
       : baseline_(s.options.reference("baseline")),
         steps_(s.options.integer("steps")),
         rule_(s.options.choice("integration")),
-        chunk_(s.options.integer("internal_batch")) {}
+        chunk_(s.options.integer("internal_batch")),
+        inner_(make_inner_method("integrated-gradients", s.options)) {}
   std::string name() const override { return "integrated-gradients"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
@@ -59,7 +59,7 @@ class IntegratedGradients final : public AttributionMethod {
       const int64_t k = std::min(per_pass, steps_ - first);
       std::vector<at::Tensor> points;
       for (int64_t i = 0; i < k; ++i) points.push_back(x0 + nodes[first + i] * (x - x0));
-      const at::Tensor g = Gradient().attribute(network, torch::cat(points, 0), targets.repeat({k}));
+      const at::Tensor g = inner_->attribute(network, torch::cat(points, 0), targets.repeat({k}));
       for (int64_t i = 0; i < k; ++i) {
         sum += weights[first + i] * g.slice(0, i * x.size(0), (i + 1) * x.size(0));
       }
@@ -72,6 +72,7 @@ class IntegratedGradients final : public AttributionMethod {
   int64_t steps_;
   std::string rule_;
   int64_t chunk_;
+  std::unique_ptr<AttributionMethod> inner_;
 };
 
 const RegisterMethod registration(MethodEntry{
@@ -81,7 +82,8 @@ const RegisterMethod registration(MethodEntry{
     {OptionSpec::reference("baseline", "the input the path starts from"),
      OptionSpec::integer("steps", 64, "points on the path").at_least(1),
      OptionSpec::choice("integration", {"riemann", "gauss-legendre"}, "the quadrature along the path"),
-     OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1)},
+     OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1),
+     inner_method_option("the gradient-like method integrated along the path")},
     [](const MethodSettings& s) { return std::make_unique<IntegratedGradients>(s); },
 }.times_input());
 

@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "mipin/attribution/gradient.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/util/error.h"
 
@@ -16,7 +15,8 @@ class SmoothGrad final : public AttributionMethod {
       : samples_(s.options.integer("samples")),
         noise_(s.options.real("noise")),
         seed_(uint64_t(s.options.integer("seed"))),
-        chunk_(s.options.integer("internal_batch")) {}
+        chunk_(s.options.integer("internal_batch")),
+        inner_(make_inner_method("smoothgrad", s.options)) {}
   std::string name() const override { return "smoothgrad"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
@@ -33,7 +33,7 @@ class SmoothGrad final : public AttributionMethod {
       const int64_t k = std::min(per_pass, samples_ - done);
       const at::Tensor repeated = x.repeat_interleave(k, 0);
       const at::Tensor noisy = repeated + torch::randn(repeated.sizes(), gen) * sigma.repeat_interleave(k, 0);
-      const at::Tensor g = Gradient().attribute(network, noisy, targets.repeat_interleave(k, 0));
+      const at::Tensor g = inner_->attribute(network, noisy, targets.repeat_interleave(k, 0));
       std::vector<int64_t> grouped{x.size(0), k};
       grouped.insert(grouped.end(), x.sizes().begin() + 1, x.sizes().end());
       sum += g.view(grouped).sum(1);
@@ -46,16 +46,18 @@ class SmoothGrad final : public AttributionMethod {
   double noise_;
   uint64_t seed_;
   int64_t chunk_;
+  std::unique_ptr<AttributionMethod> inner_;
 };
 
 const RegisterMethod registration({
     "smoothgrad",
-    "gradient averaged over noisy copies of the input (Smilkov et al. 2017)",
+    "gradient (or a gradient-like map) averaged over noisy copies of the input (Smilkov et al. 2017)",
     {OptionSpec::integer("samples", 32, "noisy copies of each input").at_least(1),
      OptionSpec::real("noise", 0.15, "standard deviation of the noise, as a fraction of the input's range")
          .at_least(0),
      OptionSpec::integer("seed", 0, "seed of the noise").at_least(0),
-     OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1)},
+     OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1),
+     inner_method_option("the gradient-like method averaged over the noisy copies")},
     [](const MethodSettings& s) { return std::make_unique<SmoothGrad>(s); },
 });
 
