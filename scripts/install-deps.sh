@@ -22,6 +22,8 @@ if [ "${1:-}" != demo ]; then
     libgtest-dev
     # tests export models from Python exactly as users do
     python3 python3-torch python3-torchvision python3-numpy python3-pil
+    # the Python module (import mipin) and its tests
+    python3-dev pybind11-dev python3-pytest
     # the report test renders report.html in a real browser (headless)
     chromium fonts-liberation
   )

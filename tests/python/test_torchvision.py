@@ -1,0 +1,72 @@
+"""A torchvision model straight from Python: no export, no file, the
+caller's tensor memory read where it lies."""
+import os
+
+import pytest
+import torch
+import torchvision
+
+import mipin
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18().eval()
+
+
+def autograd_gradient(module, x, targets):
+    x = x.clone().requires_grad_(True)
+    logits = module(x)
+    logits[torch.arange(x.shape[0]), targets].sum().backward()
+    return x.grad
+
+
+def test_gradient_of_a_resnet18_module_equals_autograd_without_a_file(resnet, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 64, 64)
+    t = torch.tensor([3, 917])
+    a = mipin.method("gradient").attribute(resnet, x, target=t)
+    expected = autograd_gradient(resnet, x, t)
+    relative = ((a - expected).abs().max() / expected.abs().max()).item()
+    assert relative <= 1e-5, relative
+    assert list(tmp_path.iterdir()) == []
+    # A module in training mode is traced as in eval mode, and left as it was.
+    resnet.train()
+    try:
+        b = mipin.Gradient(resnet).attribute(x, target=t)
+    finally:
+        resnet.eval()
+    assert resnet.training is False and torch.equal(a, b)
+
+
+def test_targets_as_an_int_a_sequence_a_tensor_or_predicted(resnet):
+    model = mipin.Model(resnet, input_shape=(3, 32, 32))
+    x = torch.rand(3, 3, 32, 32)
+    g = mipin.Gradient(model)
+    predicted = model(x).argmax(1)
+    assert torch.equal(g.attribute(x), g.attribute(x, target=predicted))
+    assert torch.equal(g.attribute(x, target=[5, 5, 5]), g.attribute(x, target=5))
+    assert torch.equal(g.attribute(x, target=(1, 2, 3)), g.attribute(x, target=torch.tensor([1, 2, 3])))
+
+
+def test_the_core_reads_the_callers_tensor_not_a_copy(resnet):
+    model = mipin.Model(resnet, input_shape=(3, 32, 32))
+    x = torch.rand(2, 3, 32, 32)
+    mipin.Gradient(model).attribute(x)
+    assert mipin._core.last_input_address() == x.data_ptr()
+    # Anything else is converted once: float64 becomes a new float32 tensor.
+    y = x.double()
+    a = mipin.Gradient(model).attribute(y)
+    assert mipin._core.last_input_address() != y.data_ptr()
+    assert torch.equal(a, mipin.Gradient(model).attribute(x))
+
+
+def test_a_scripted_module_and_its_file_give_the_same_maps(models_dir):
+    path = os.path.join(models_dir, "zoo_cnn.pt")
+    scripted = torch.jit.load(path)
+    x = torch.rand(2, 1, 28, 28)
+    from_file = mipin.InputXGradient(mipin.Model(path)).attribute(x, target=2)
+    from_module = mipin.InputXGradient(mipin.Model(scripted)).attribute(x, target=2)
+    assert torch.equal(from_file, from_module)
