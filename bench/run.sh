@@ -35,6 +35,9 @@ if [ ! -f demo/cnn.pt ]; then
 fi
 $python bench/fit_bench.py --mipin build/mipin --model demo/cnn.pt --out bench/results/fit.json
 
+echo "== the Python module's overhead over the C++ call (batch 64, demo CNN)"
+PYTHONPATH=build/python $python bench/python_overhead.py demo/cnn.pt | tee bench/results/python_overhead.txt
+
 echo "== fitting MIP-IN on the zoo's residual network: passes, time, peak memory at 10k and 60k"
 if [ ! -f demo/resnet.pt ]; then
   # Three epochs: what a fit costs depends on the graph, not on how well

@@ -30,6 +30,7 @@
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
+#include "mipin/util/memory.h"
 
 namespace py = pybind11;
 namespace fs = std::filesystem;
@@ -113,7 +114,14 @@ at::Tensor targets_for(const Model& model, const at::Tensor& x, std::optional<in
     }
     return t;
   }
-  return resolve_targets(model.network().forward(x), one);
+  if (one) {
+    // One class for all: the range needs the class count, not a forward pass.
+    const int64_t classes = model.network().num_classes();
+    MIPIN_CHECK_AS(out_of_range, *one >= 0 && *one < classes, "target class ", *one,
+                   " is out of range: the model has ", classes, " classes (0 to ", classes - 1, ")");
+    return torch::full({x.size(0)}, *one, torch::kLong);
+  }
+  return resolve_targets(model.network().forward(x), std::nullopt);
 }
 
 // An attribution method made from its declaration and what the caller gave.
@@ -457,6 +465,9 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("method"), py::arg("model"), py::arg("x"), py::arg("targets"), py::arg("repeats"), Release(),
       "Seconds of each of `repeats` C++ calls of the method (the benchmark's reference).");
+
+  m.def("reuse_freed_memory", &reuse_freed_memory,
+        "Makes glibc keep freed memory for reuse (see mipin/util/memory.h); process-wide.");
 
   m.def("last_input_address", [] { return reinterpret_cast<uintptr_t>(last_input.load()); },
         "Where the last input attribute() read lay in memory.");
