@@ -50,6 +50,11 @@ TEST(Wrappers, EachWrapperOverAGradientLikeMethodIsItsDefinition) {
         1e-5, 1e-7))
         << inner;
   }
+  // SmoothGrad-Squared: the mean of the squared maps; g * g with one noiseless sample.
+  const at::Tensor g = run("gradient", {}, net, x, t);
+  EXPECT_TRUE(torch::allclose(
+      run("smoothgrad", MethodOptions().set("squared", true).set("noise", 0.0).set("samples", int64_t(1)), net, x, t),
+      g * g));
   // The wrappers differ with the inner method (the option is not ignored).
   EXPECT_FALSE(torch::allclose(run("input-x-gradient", MethodOptions().set("of", "deconvnet"), net, x, t),
                                run("input-x-gradient", {}, net, x, t)));

@@ -16,6 +16,7 @@ class SmoothGrad final : public AttributionMethod {
         noise_(s.options.real("noise")),
         seed_(uint64_t(s.options.integer("seed"))),
         chunk_(s.options.integer("internal_batch")),
+        squared_(s.options.flag("squared")),
         inner_(make_inner_method("smoothgrad", s.options)) {}
   std::string name() const override { return "smoothgrad"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
@@ -36,7 +37,7 @@ class SmoothGrad final : public AttributionMethod {
       const at::Tensor g = inner_->attribute(network, noisy, targets.repeat_interleave(k, 0));
       std::vector<int64_t> grouped{x.size(0), k};
       grouped.insert(grouped.end(), x.sizes().begin() + 1, x.sizes().end());
-      sum += g.view(grouped).sum(1);
+      sum += (squared_ ? g * g : g).view(grouped).sum(1);
     }
     return sum / double(samples_);
   }
@@ -46,6 +47,7 @@ class SmoothGrad final : public AttributionMethod {
   double noise_;
   uint64_t seed_;
   int64_t chunk_;
+  bool squared_;
   std::unique_ptr<AttributionMethod> inner_;
 };
 
@@ -57,7 +59,8 @@ const RegisterMethod registration({
          .at_least(0),
      OptionSpec::integer("seed", 0, "seed of the noise").at_least(0),
      OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1),
-     inner_method_option("the gradient-like method averaged over the noisy copies")},
+     inner_method_option("the gradient-like method averaged over the noisy copies"),
+     OptionSpec::flag("squared", "average the squared maps (SmoothGrad-Squared, Hooker et al. 2019)")},
     [](const MethodSettings& s) { return std::make_unique<SmoothGrad>(s); },
 });
 
