@@ -378,9 +378,8 @@ def _tensors(data, model, examples=None, labels_needed=False):
     return (x.contiguous(), y)
 
 
-class Inverse:
-    """A fitted MIP-IN inverse: ``save(path)``, per-layer ``fits``, the
-    ``options`` it was fitted with."""
+class _Fitted:
+    """What a method fitted from data: ``save(path)``, the ``examples`` it saw."""
 
     def __init__(self, core):
         self._core = core
@@ -389,12 +388,17 @@ class Inverse:
         self._core.save(_os.fspath(path))
 
     @property
-    def fits(self):
-        return self._core.fits
-
-    @property
     def examples(self):
         return self._core.examples
+
+
+class Inverse(_Fitted):
+    """A fitted MIP-IN inverse: ``save(path)``, per-layer ``fits``, the
+    ``options`` it was fitted with."""
+
+    @property
+    def fits(self):
+        return self._core.fits
 
     @property
     def seconds(self):
@@ -408,18 +412,8 @@ class Inverse:
         return f"mipin.Inverse({len(self.fits)} fitted layers, {self.examples} examples)"
 
 
-class Patterns:
+class Patterns(_Fitted):
     """Fitted PatternNet/PatternAttribution patterns: ``save(path)``."""
-
-    def __init__(self, core):
-        self._core = core
-
-    def save(self, path):
-        self._core.save(_os.fspath(path))
-
-    @property
-    def examples(self):
-        return self._core.examples
 
 
 def _fit_signature(kind):

@@ -422,24 +422,20 @@ PYBIND11_MODULE(_core, m) {
            [](const Patterns& p, const Model& model) { p.check_compatible(model.network(), model.name); })
       .def_readonly("examples", &Patterns::examples);
 
-  m.def(
-      "fit_inverse",
-      [](const Model& model, const py::object& data, const py::dict& options, bool progress) {
-        const auto d = open_data(data, Split::Train, model);
-        const MethodOptions o = method_options(options);
-        py::gil_scoped_release release;
-        return fit(model, *d, o, progress);
-      },
-      py::arg("model"), py::arg("data"), py::arg("options"), py::arg("progress"));
-  m.def(
-      "fit_patterns",
-      [](const Model& model, const py::object& data, const py::dict& options, bool progress) {
-        const auto d = open_data(data, Split::Train, model);
-        const MethodOptions o = method_options(options);
-        py::gil_scoped_release release;
-        return fit_patterns_of(model, *d, o, progress);
-      },
-      py::arg("model"), py::arg("data"), py::arg("options"), py::arg("progress"));
+  // A fit: the data and options converted with the GIL held, the fit without.
+  auto def_fit = [&m](const char* name, auto fit_function) {
+    m.def(
+        name,
+        [fit_function](const Model& model, const py::object& data, const py::dict& options, bool progress) {
+          const auto d = open_data(data, Split::Train, model);
+          const MethodOptions o = method_options(options);
+          py::gil_scoped_release release;
+          return fit_function(model, *d, o, progress);
+        },
+        py::arg("model"), py::arg("data"), py::arg("options"), py::arg("progress"));
+  };
+  def_fit("fit_inverse", &fit);
+  def_fit("fit_patterns", &fit_patterns_of);
 
   py::class_<Method, std::shared_ptr<Method>>(m, "Method")
       .def(py::init(&new_method), py::arg("name"), py::arg("options"), py::arg("inverse") = nullptr,
