@@ -70,3 +70,30 @@ def test_a_scripted_module_and_its_file_give_the_same_maps(models_dir):
     from_file = mipin.InputXGradient(mipin.Model(path)).attribute(x, target=2)
     from_module = mipin.InputXGradient(mipin.Model(scripted)).attribute(x, target=2)
     assert torch.equal(from_file, from_module)
+
+
+def test_a_call_releases_the_gil_while_it_computes(resnet):
+    import threading
+    import time
+    model = mipin.Model(resnet, input_shape=(3, 64, 64))
+    x = torch.rand(4, 3, 64, 64)
+    method = mipin.IntegratedGradients(model, steps=32)
+    method.attribute(x)  # traced and warm
+    done = threading.Event()
+
+    def explain():
+        method.attribute(x)
+        done.set()
+
+    worker = threading.Thread(target=explain)
+    start = last = time.perf_counter()
+    longest_gap = 0.0
+    worker.start()
+    while not done.is_set():
+        # Pure Python: it stalls for the whole call if the call holds the GIL.
+        now = time.perf_counter()
+        longest_gap, last = max(longest_gap, now - last), now
+    worker.join()
+    took = time.perf_counter() - start
+    assert took > 0.2, took
+    assert longest_gap < took / 4, (longest_gap, took)
