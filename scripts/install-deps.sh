@@ -12,6 +12,8 @@ packages=(
   libtorch-dev libopenblas0-openmp
   # oneDNN's headers (convolutions with primitives and packed weights kept)
   libdnnl-dev
+  # Gloo's headers (one fit across processes and machines on torch.distributed's backend)
+  libgloo-dev
   # libraries
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   # the built-in data set

@@ -202,9 +202,9 @@ at::Tensor attribute(Method& method, const std::shared_ptr<const Model>& model_p
 
 std::shared_ptr<Inverse> fit(const Model& model, const Dataset& data, const MethodOptions& options, bool progress) {
   check_data_fits(data, model);
-  InverseOptions o = inverse_options(check_options("mipin", inverse_option_specs(), options));
-  o.show_progress = progress;
-  auto inverse = std::make_shared<Inverse>(fit_inverse(model.network(), data, o));
+  const InverseOptions o = inverse_options(check_options("mipin", inverse_option_specs(), options));
+  const FitRun run = FitRun{}.with_progress(progress ? terminal_progress() : nullptr);
+  auto inverse = std::make_shared<Inverse>(fit_inverse(model.network(), data, o, run));
   inverse->model_name = model.name;
   return inverse;
 }
@@ -214,7 +214,8 @@ std::shared_ptr<Patterns> fit_patterns_of(const Model& model, const Dataset& dat
   check_data_fits(data, model);
   const MethodOptions o = check_options("pattern", pattern_option_specs(), options);
   auto patterns = std::make_shared<Patterns>(
-      fit_patterns(model.network(), data, o.integer("examples"), o.integer("batch_size"), progress));
+      fit_patterns(model.network(), data, o.integer("examples"), o.integer("batch_size"),
+                   FitRun{}.with_progress(progress ? terminal_progress() : nullptr)));
   patterns->model_name = model.name;
   return patterns;
 }

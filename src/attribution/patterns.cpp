@@ -48,14 +48,27 @@ bool followed_by_relu(const Network& net, size_t i) {
 }  // namespace
 
 Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examples,
-                      int64_t batch_size, bool show_progress) {
+                      int64_t batch_size, const FitRun& run) {
   torch::NoGradGuard no_grad;
   const int64_t n = examples > 0 ? std::min(examples, data.size()) : data.size();
   MIPIN_CHECK(n > 0, "cannot fit patterns on the empty data set '", data.name(), "'");
+  MIPIN_CHECK(batch_size > 0, "batch size must be positive, found ", batch_size);
+  MIPIN_CHECK(run.checkpoint.empty(), "pattern fits keep no checkpoints (one pass over the data)");
+  Reducer alone;
+  Reducer& reducer = run.reducer ? *run.reducer : alone;
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  check_same_everywhere(reducer, "model", network.fingerprint());
+  check_same_everywhere(reducer, "data and examples",
+                        data.name() + " " + std::to_string(data.size()) + " " + std::to_string(n) + " " +
+                            std::to_string(batch_size));
+  check_enough_batches(reducer, batches, batch_size);
   std::map<size_t, Moments> moments;
-  std::unique_ptr<Progress> bar;
-  if (show_progress) bar = std::make_unique<Progress>("patterns", (n + batch_size - 1) / batch_size);
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
+  int64_t mine = 0;
+  for (int64_t b = 0; b < batches; ++b) mine += reducer.takes(b) ? 1 : 0;
+  ProgressStage bar(run.progress, "patterns", mine);
+  for (int64_t index = 0; index < batches; ++index) {
+    if (!reducer.takes(index)) continue;
+    const int64_t begin = index * batch_size;
     const Batch batch = data.get(begin, std::min(n, begin + batch_size));
     ForwardRecord record;
     network.forward(batch.inputs, &record);
@@ -86,7 +99,23 @@ Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examp
         m.count += c;
       }
     }
-    if (bar) bar->advance();
+    bar.advance();
+  }
+  if (reducer.world_size() > 1) {
+    // Every process's moments, added in rank order.
+    std::vector<at::Tensor> parts;
+    for (const auto& [i, m] : moments) {
+      for (const at::Tensor& t : {m.sum_x, m.sum_y, m.sum_xy, m.count}) parts.push_back(t.flatten());
+    }
+    at::Tensor packed = torch::cat(parts);
+    reducer.sum(packed);
+    int64_t offset = 0;
+    for (auto& [i, m] : moments) {
+      for (at::Tensor* t : {&m.sum_x, &m.sum_y, &m.sum_xy, &m.count}) {
+        *t = packed.slice(0, offset, offset + t->numel()).view(t->sizes()).clone();
+        offset += t->numel();
+      }
+    }
   }
   Patterns p;
   p.model_fingerprint = network.fingerprint();

@@ -1,7 +1,10 @@
 // mipin fit: learn the MIP-IN inverse of a model on a data set.
+#include <filesystem>
 #include <iostream>
 
 #include "common.h"
+#include "mipin/inverse/options_json.h"
+#include "job.h"
 #include "method_flags.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/util/error.h"
@@ -13,6 +16,9 @@ struct FitCommandOptions {
   std::string method = "mipin";
   std::string model, data = "fashion-mnist", out, input_shape;
   MethodFlags fit_flags;  // the fit's own options (inverse/options.h declares them)
+  std::string checkpoint;
+  double checkpoint_every = 60;
+  JobFlags job;
   CommonOptions common;
 };
 
@@ -28,22 +34,49 @@ const OptionDeclarations& fit_declarations() {
   return all;
 }
 
+// Per pass: what it took, and what crossed between processes.
+void print_passes(const Inverse& inverse, int world_size) {
+  std::printf("\n%4s %6s %8s %9s %12s %10s\n", "pass", "nodes", "batches", "seconds", "reduced MB", "reduce s");
+  for (const PassStats& p : inverse.passes) {
+    std::printf("%4d %6zu %8lld %9.1f %12.2f %10.3f\n", p.pass, p.nodes, static_cast<long long>(p.batches),
+                p.seconds, double(p.reduced_bytes) / 1e6, p.reduce_seconds);
+  }
+  std::printf("(batches: this process's share of %d)\n", world_size);
+}
+
+nlohmann::json passes_json(const Inverse& inverse) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const PassStats& p : inverse.passes) {
+    out.push_back({{"pass", p.pass}, {"nodes", p.nodes}, {"batches", p.batches}, {"seconds", p.seconds},
+                   {"reduced_bytes", p.reduced_bytes}, {"reduce_seconds", p.reduce_seconds}});
+  }
+  return out;
+}
+
 void run_fit(const FitCommandOptions& o) {
   apply_common_options(o.common);
-  const ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
+  Job job(o.job);
+  // Rank 0 speaks for the job; the others only report errors.
+  const bool quiet = o.common.json || !job.leads();
+  const ImportedModel m = load_model(o.model, o.input_shape, quiet);
   const auto data = open_dataset(o.data, Split::Train);
   check_data_fits_model(*data, m.network, o.model);
   MethodOptions given;
   for (const auto& [name, text] : o.fit_flags.given) given.set(name, text);
+  FitRun run = FitRun{}.with_reducer(&job.reducer()).with_progress(quiet ? nullptr : terminal_progress());
   if (o.method == "pattern") {
+    MIPIN_CHECK(o.checkpoint.empty(), "--checkpoint is for MIP-IN fits (a pattern fit is one pass)");
     const MethodOptions checked = check_options("pattern", pattern_option_specs(), given);
-    Patterns patterns = fit_patterns(m.network, *data, checked.integer("examples"), checked.integer("batch_size"), true);
+    Patterns patterns =
+        fit_patterns(m.network, *data, checked.integer("examples"), checked.integer("batch_size"), run);
     patterns.model_name = o.model;
-    patterns.save(o.out);
+    if (job.leads()) patterns.save(o.out);
+    job.finish();
+    if (!job.leads()) return;
     if (o.common.json) {
       print_json({{"patterns", o.out}, {"model", o.model}, {"data", data->name()},
                   {"examples", patterns.examples}, {"layers", patterns.patterns.size()},
-                  {"model_fingerprint", patterns.model_fingerprint}});
+                  {"model_fingerprint", patterns.model_fingerprint}, {"processes", job.world_size()}});
     } else {
       std::printf("fitted PatternNet patterns for %zu layers of %s on %lld examples of %s\nsaved %s\n",
                   patterns.patterns.size(), o.model.c_str(), static_cast<long long>(patterns.examples),
@@ -53,9 +86,16 @@ void run_fit(const FitCommandOptions& o) {
   }
   const MethodOptions checked = check_options("mipin", inverse_option_specs(), given);
   const InverseOptions options = inverse_options(checked);
-  Inverse inverse = fit_inverse(m.network, *data, options);
+  if (!o.checkpoint.empty()) run.with_checkpoint(o.checkpoint, o.checkpoint_every);
+  Inverse inverse = fit_inverse(m.network, *data, options, run);
   inverse.model_name = o.model;
-  inverse.save(o.out);
+  if (job.leads()) {
+    inverse.save(o.out);
+    // The inverse is safe: a rerun starts afresh.
+    if (!o.checkpoint.empty()) std::filesystem::remove(fit_checkpoint_file(o.checkpoint));
+  }
+  job.finish();
+  if (!job.leads()) return;
   if (o.common.json) {
     nlohmann::json layers = nlohmann::json::array();
     for (const auto& f : inverse.fits()) {
@@ -65,22 +105,21 @@ void run_fit(const FitCommandOptions& o) {
     print_json({{"inverse", o.out}, {"model", o.model}, {"data", data->name()},
                 {"examples", inverse.examples}, {"seconds", inverse.seconds},
                 {"model_fingerprint", inverse.model_fingerprint()},
-                {"options", {{"solver", checked.choice("solver")}, {"alpha", checked.real("alpha")},
-                             {"relu_mode", checked.choice("relu_mode")}, {"fit_on", checked.choice("fit_on")},
-                             {"top", checked.choice("top")}, {"add_split", checked.choice("add_split")},
-                             {"share_epsilon", checked.real("share_epsilon")}, {"gate", checked.choice("gate")},
-                             {"fork", checked.choice("fork")}}},
+                {"options", inverse_options_json(inverse.options())},
+                {"processes", job.world_size()},
+                {"passes", passes_json(inverse)},
                 {"layers", layers}});
     return;
   }
-  std::printf("fitted the MIP-IN inverse of %s on %lld examples of %s in %.1f s\n\n",
+  std::printf("fitted the MIP-IN inverse of %s on %lld examples of %s in %.1f s%s\n\n",
               o.model.c_str(), static_cast<long long>(inverse.examples), data->name().c_str(),
-              inverse.seconds);
+              inverse.seconds, job.world_size() > 1 ? (" on " + std::to_string(job.world_size()) + " processes").c_str() : "");
   std::printf("%5s  %-52s %4s %-10s %10s %9s\n", "layer", "inverted", "pass", "solver", "R^2", "seconds");
   for (const auto& f : inverse.fits()) {
     std::printf("%5zu  %-52s %4d %-10s %10.4f %9.1f\n", f.index, f.layer.c_str(), f.pass, f.solver.c_str(),
                 f.r2, f.seconds);
   }
+  if (job.world_size() > 1) print_passes(inverse, job.world_size());
   std::printf("\nsaved %s\n", o.out.c_str());
 }
 
@@ -112,6 +151,14 @@ void register_fit_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "Where to write the inverse (.mipin)")->required();
   add_option_flags(*cmd, fit_declarations(), o->fit_flags, "Fit options");
   cmd->add_option("--input-shape", o->input_shape, "Shape of one input, e.g. 3,224,224");
+  cmd->add_option("--checkpoint", o->checkpoint,
+                  "Keep the fit's progress in DIR (the nodes fitted and the sums of the pass under way) "
+                  "and resume from it when run again; the result is the same bytes as an uninterrupted fit's");
+  cmd->add_option("--checkpoint-every", o->checkpoint_every,
+                  "Seconds between checkpoints, at most (0: after every batch)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  add_job_flags(*cmd, o->job);
   add_common_options(*cmd, o->common);
   cmd->callback([o] { run_fit(*o); });
 }

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "job.h"
 #include "mipin/util/error.h"
 #include "mipin/util/memory.h"
 
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   mipin::cli::register_evaluate_command(app);
   mipin::cli::register_methods_command(app);
   mipin::cli::register_data_command(app);
+  mipin::cli::remember_command_line(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -46,12 +46,12 @@ FittedSettings refit(const Network& network, const std::string& method, const Su
   if (needs_inverse(method)) {
     MIPIN_CHECK(o.fit_data != nullptr, "refitting MIP-IN needs training data");
     f.inverse = std::make_unique<Inverse>(fit_inverse(
-        network, *o.fit_data, InverseOptions{}.with_examples(o.refit_examples).with_progress(false)));
+        network, *o.fit_data, InverseOptions{}.with_examples(o.refit_examples)));
     f.settings.inverse = f.inverse.get();
   }
   if (needs_patterns(method)) {
     MIPIN_CHECK(o.fit_data != nullptr, "refitting patterns needs training data");
-    f.patterns = std::make_unique<Patterns>(fit_patterns(network, *o.fit_data, o.refit_examples, 128, false));
+    f.patterns = std::make_unique<Patterns>(fit_patterns(network, *o.fit_data, o.refit_examples, 128));
     f.settings.patterns = f.patterns.get();
   }
   return f;

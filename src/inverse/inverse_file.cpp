@@ -6,6 +6,7 @@
 
 #include "mipin/inverse/inverse.h"
 #include "mipin/util/error.h"
+#include "mipin/inverse/options_json.h"
 #include "util/artifact_file.h"
 
 namespace mipin {
@@ -21,7 +22,9 @@ const ArtifactFormat& inverse_format() {
   return format;
 }
 
-nlohmann::json options_json(const InverseOptions& o) {
+}  // namespace
+
+nlohmann::json inverse_options_json(const InverseOptions& o) {
   return {{"solver", to_string(o.solver)},
           {"alpha", o.alpha},
           {"relu_mode", to_string(o.relu_mode)},
@@ -36,7 +39,7 @@ nlohmann::json options_json(const InverseOptions& o) {
           {"iterative_iterations", o.iterative_iterations}};
 }
 
-InverseOptions options_from_json(const nlohmann::json& j) {
+InverseOptions inverse_options_from_json(const nlohmann::json& j) {
   InverseOptions o;
   o.solver = parse_solver(j.at("solver"));
   o.alpha = j.at("alpha");
@@ -54,15 +57,14 @@ InverseOptions options_from_json(const nlohmann::json& j) {
   return o;
 }
 
-}  // namespace
-
+// The file holds what was fitted and on what, not how long it took: the same
+// fit gives the same bytes, a resumed one included.
 void Inverse::save(const std::string& path) const {
   nlohmann::json meta = {{"model_fingerprint", model_fingerprint_},
                          {"model", model_name},
                          {"data", data_name},
                          {"examples", examples},
-                         {"seconds", seconds},
-                         {"options", options_json(options_)}};
+                         {"options", inverse_options_json(options_)}};
   meta["layers"] = nlohmann::json::array();
   for (const auto& f : fits_) {
     meta["layers"].push_back({{"index", f.index},
@@ -70,7 +72,6 @@ void Inverse::save(const std::string& path) const {
                               {"solver", f.solver},
                               {"r2", f.r2},
                               {"mse", f.mse},
-                              {"seconds", f.seconds},
                               {"pass", f.pass}});
   }
   meta["forks"] = nlohmann::json::array();
@@ -87,11 +88,10 @@ Inverse Inverse::load(const std::string& path) {
   Inverse inverse;
   read_artifact(path, inverse_format(), [&](const ArtifactReader& file) {
     const nlohmann::json& meta = file.metadata();
-    inverse = Inverse(options_from_json(meta.at("options")), meta.at("model_fingerprint"));
+    inverse = Inverse(inverse_options_from_json(meta.at("options")), meta.at("model_fingerprint"));
     inverse.model_name = meta.value("model", "");
     inverse.data_name = meta.value("data", "");
     inverse.examples = meta.value("examples", int64_t{0});
-    inverse.seconds = meta.value("seconds", 0.0);
     for (const auto& l : meta.at("layers")) {
       LayerFit f;
       f.index = l.at("index");
@@ -99,7 +99,7 @@ Inverse Inverse::load(const std::string& path) {
       f.solver = l.at("solver");
       f.r2 = l.at("r2");
       f.mse = l.at("mse");
-      f.seconds = l.at("seconds");
+      f.seconds = l.value("seconds", 0.0);
       f.pass = l.value("pass", 0);
       inverse.set_operator(f.index, file.tensor("operator_" + std::to_string(f.index)));
       inverse.fits().push_back(f);

@@ -4,7 +4,10 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/torch.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
@@ -21,7 +24,16 @@ void write_artifact(const std::string& path, const ArtifactFormat& format, nlohm
   torch::serialize::OutputArchive archive;
   archive.write("metadata", c10::IValue(metadata.dump()));
   for (const auto& [name, tensor] : tensors) archive.write(name, tensor);
-  write_atomically(path, [&](const std::string& tmp) { archive.save_to(tmp); });
+  // Through a stream, not a file name: the archive names its records after
+  // the file it is saved to, and the temporary name would make the same
+  // content different bytes each time.
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    MIPIN_CHECK(out, "cannot open '", tmp, "' for writing: ", std::strerror(errno));
+    archive.save_to(out);
+    out.close();
+    MIPIN_CHECK(out, "cannot write '", tmp, "' (disk full?)");
+  });
 }
 
 at::Tensor ArtifactReader::tensor(const std::string& name) const {

@@ -5,13 +5,45 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "mipin/util/error.h"
 
 namespace mipin {
 namespace fs = std::filesystem;
+namespace {
+
+struct Unfinished {
+  std::mutex mutex;
+  std::set<std::string> paths;
+};
+Unfinished& unfinished() {
+  static Unfinished u;
+  return u;
+}
+// Lists a temporary file while it is written.
+struct InFlight {
+  explicit InFlight(std::string p) : path(std::move(p)) {
+    std::lock_guard<std::mutex> lock(unfinished().mutex);
+    unfinished().paths.insert(path);
+  }
+  ~InFlight() {
+    std::lock_guard<std::mutex> lock(unfinished().mutex);
+    unfinished().paths.erase(path);
+  }
+  std::string path;
+};
+
+}  // namespace
+
+void remove_unfinished_files() {
+  std::lock_guard<std::mutex> lock(unfinished().mutex);
+  for (const std::string& p : unfinished().paths) std::remove(p.c_str());
+  unfinished().paths.clear();
+}
 
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string&)>& write) {
@@ -21,6 +53,7 @@ void write_atomically(const std::string& path,
   }
   std::random_device rd;
   const std::string tmp = path + ".tmp-" + std::to_string(rd());
+  const InFlight in_flight(tmp);
   try {
     write(tmp);
   } catch (...) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <optional>
 
 namespace mipin {
@@ -61,6 +62,54 @@ void Progress::draw(bool force) {
   std::fprintf(stderr, "\r%-18s [%s] %3d%%  %5.0fs elapsed, %4.0fs left  %s\x1b[K", label_.c_str(),
                bar.c_str(), static_cast<int>(fraction * 100), elapsed, eta, status_.c_str());
   std::fflush(stderr);
+}
+
+ProgressCallback terminal_progress() {
+  auto bar = std::make_shared<std::unique_ptr<Progress>>();
+  return [bar](const ProgressEvent& e) {
+    switch (e.kind) {
+      case ProgressEvent::Kind::begin:
+        *bar = std::make_unique<Progress>(e.text, e.count);
+        break;
+      case ProgressEvent::Kind::advance:
+        if (*bar) (*bar)->advance(e.count);
+        break;
+      case ProgressEvent::Kind::status:
+        if (*bar) (*bar)->set_status(e.text);
+        break;
+      case ProgressEvent::Kind::line:
+        // Logs and pipes get one line per finished piece instead of a bar.
+        if (!Progress::drawing()) {
+          std::fprintf(stderr, "%s\n", e.text.c_str());
+          std::fflush(stderr);
+        }
+        break;
+      case ProgressEvent::Kind::end:
+        bar->reset();
+        break;
+    }
+  };
+}
+
+ProgressStage::ProgressStage(ProgressCallback callback, std::string label, int64_t total)
+    : callback_(std::move(callback)) {
+  if (callback_) callback_({ProgressEvent::Kind::begin, std::move(label), total});
+}
+
+ProgressStage::~ProgressStage() {
+  if (callback_) callback_({ProgressEvent::Kind::end, "", 0});
+}
+
+void ProgressStage::advance(int64_t steps) {
+  if (callback_) callback_({ProgressEvent::Kind::advance, "", steps});
+}
+
+void ProgressStage::status(std::string text) {
+  if (callback_) callback_({ProgressEvent::Kind::status, std::move(text), 0});
+}
+
+void report_line(const ProgressCallback& callback, std::string text) {
+  if (callback) callback({ProgressEvent::Kind::line, std::move(text), 0});
 }
 
 }  // namespace mipin

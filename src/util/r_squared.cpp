@@ -10,7 +10,7 @@ void RSquared::add_targets(const at::Tensor& targets) {
 }
 
 void RSquared::add_sums(const at::Tensor& sum, double sum_of_squares, int64_t rows) {
-  const at::Tensor s = sum.to(at::kDouble);
+  const at::Tensor s = sum.to(at::kDouble).flatten();  // flat: as packed() keeps it
   sum_ = sum_.defined() ? sum_ + s : s;
   sum_sq_ += sum_of_squares;
   rows_ += rows;
@@ -26,6 +26,21 @@ void RSquared::merge(const RSquared& other) {
   sum_sq_ += other.sum_sq_;
   sse_ += other.sse_;
   rows_ += other.rows_;
+}
+
+at::Tensor RSquared::packed() const {
+  const at::Tensor head = torch::tensor({sum_sq_, sse_, double(rows_)}, torch::kDouble);
+  return sum_.defined() ? torch::cat({head, sum_.flatten()}) : head;
+}
+
+RSquared RSquared::from_packed(const at::Tensor& packed) {
+  const at::Tensor p = packed.to(torch::kDouble).contiguous();
+  RSquared r;
+  r.sum_sq_ = p[0].item<double>();
+  r.sse_ = p[1].item<double>();
+  r.rows_ = int64_t(p[2].item<double>());
+  if (p.numel() > 3) r.sum_ = p.slice(0, 3).clone();
+  return r;
 }
 
 double RSquared::sst() const {

@@ -24,7 +24,7 @@ TEST(Patterns, PatternNetRecoversTheTrueSignalOnTheLinearToy) {
   test_options.sample_seed = 2;
   const LinearToy test_toy = make_linear_toy(1000, test_options);
   const Network net = train_linear_classifier(*train_toy.data);
-  const Patterns patterns = fit_patterns(net, *train_toy.data, 0, 128, false);
+  const Patterns patterns = fit_patterns(net, *train_toy.data, 0, 128);
   MethodSettings s;
   s.patterns = &patterns;
   const Batch batch = test_toy.data->get(0, 1000);
@@ -43,7 +43,7 @@ TEST(Patterns, PatternNetRecoversTheTrueSignalOnTheLinearToy) {
 
 TEST(Patterns, SaveLoadAndWrongModel) {
   const test::TrainedModel& m = test::trained_model("cnn");
-  Patterns p = fit_patterns(m.network, *m.train_data, 256, 64, false);
+  Patterns p = fit_patterns(m.network, *m.train_data, 256, 64);
   EXPECT_EQ(p.patterns.size(), 4u);
   test::TempDir dir;
   p.save(dir.file("p.patterns"));
@@ -83,8 +83,8 @@ TEST(Patterns, GroupedConvolutionsTakeEachUnitsOwnGroup) {
   }
   const auto data = make_tensor_dataset("random", torch::randn({64, 6, 5, 5}), torch::randint(0, 2, {64}, torch::kLong),
                                         {}, 2);
-  const at::Tensor from_grouped = fit_patterns(a, *data, 0, 16, false).patterns.at(0);
-  const at::Tensor from_dense = fit_patterns(b, *data, 0, 16, false).patterns.at(0);
+  const at::Tensor from_grouped = fit_patterns(a, *data, 0, 16).patterns.at(0);
+  const at::Tensor from_dense = fit_patterns(b, *data, 0, 16).patterns.at(0);
   ASSERT_EQ(from_grouped.sizes(), grouped.weight.sizes());
   EXPECT_TRUE(torch::allclose(from_grouped.slice(0, 0, 2), from_dense.slice(0, 0, 2).slice(1, 0, 3), 1e-4, 1e-5));
   EXPECT_TRUE(torch::allclose(from_grouped.slice(0, 2, 4), from_dense.slice(0, 2, 4).slice(1, 3, 6), 1e-4, 1e-5));

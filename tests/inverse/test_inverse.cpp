@@ -30,7 +30,7 @@ TEST(MipIn, RecoversTheTrueSignalOnTheLinearToy) {
   const LinearToy test_toy = make_linear_toy(1000, test_options);
   const Network net = train_linear_classifier(*train_toy.data);
   ASSERT_GE(accuracy(net, *test_toy.data), 0.99);
-  const Inverse inverse = fit_inverse(net, *train_toy.data, InverseOptions{}.with_progress(false));
+  const Inverse inverse = fit_inverse(net, *train_toy.data, InverseOptions{});
   const Batch batch = test_toy.data->get(0, 1000);
   const at::Tensor predicted = net.forward(batch.inputs).argmax(1);
   const double mipin_cos = mean_cosine(inverse.explain(net, batch.inputs, predicted), test_toy.signal);
@@ -54,7 +54,7 @@ TEST(MipIn, ExactSolverMatchesTheClosedFormOnALinearModel) {
   const at::Tensor x = torch::randn({300, 5});
   const auto data = make_tensor_dataset("random", x, torch::randint(0, 3, {300}, torch::kLong), {}, 3);
   const double alpha = 1e-2;
-  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_alpha(alpha).with_batch_size(64).with_progress(false));
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_alpha(alpha).with_batch_size(64));
   // U = X^T Y (Y^T Y + lambda I)^-1 with Y the logits, in double.
   const at::Tensor xd = x.to(torch::kDouble);
   const at::Tensor y = net.forward(x).to(torch::kDouble);
@@ -72,7 +72,7 @@ TEST(MipIn, ExactSolverMatchesTheClosedFormOnALinearModel) {
 
 TEST(MipIn, ClassSignalsAddUpToTheFullSignal) {
   const test::TrainedModel& d = test::trained_model("cnn");
-  const Inverse inverse = fit_inverse(d.network, *d.train_data, InverseOptions{}.with_examples(500).with_progress(false));
+  const Inverse inverse = fit_inverse(d.network, *d.train_data, InverseOptions{}.with_examples(500));
   const at::Tensor x = d.train_data->get(1000, 1016).inputs;
   const at::Tensor full = inverse.source_signal(d.network, x);
   at::Tensor sum = torch::zeros_like(full);
@@ -92,7 +92,7 @@ TEST(MipIn, ClassSignalsAddUpToTheFullSignal) {
   }
   // Not additive when the ReLU inverse rectifies the signal: the check can fail.
   const Inverse rectified = fit_inverse(d.network, *d.train_data,
-                                        InverseOptions{}.with_examples(500).with_relu_mode(ReluMode::Both).with_progress(false));
+                                        InverseOptions{}.with_examples(500).with_relu_mode(ReluMode::Both));
   at::Tensor sum_r = torch::zeros_like(full);
   for (int64_t c = 0; c < 10; ++c) sum_r += rectified.explain(d.network, x, torch::full({16}, c, torch::kLong));
   const at::Tensor full_r = rectified.source_signal(d.network, x);
@@ -101,7 +101,7 @@ TEST(MipIn, ClassSignalsAddUpToTheFullSignal) {
 
 TEST(MipIn, ExactAndIterativeSolversReachTheSameReconstructionLoss) {
   const test::TrainedModel& d = test::trained_model("cnn");
-  const auto options = InverseOptions{}.with_examples(256).with_batch_size(64).with_progress(false);
+  const auto options = InverseOptions{}.with_examples(256).with_batch_size(64);
   const Inverse exact = fit_inverse(d.network, *d.train_data, InverseOptions(options).with_solver(Solver::Exact));
   const Inverse iterative = fit_inverse(
       d.network, *d.train_data,
@@ -128,7 +128,7 @@ TEST(MipIn, ExactSolverFitsStridedGroupedAndDilatedConvolutions) {
   torch::manual_seed(0);
   const auto data = make_tensor_dataset("random", torch::randn({64, 3, 16, 16}),
                                         torch::randint(0, 5, {64}, torch::kLong), {}, 5);
-  const InverseOptions options = InverseOptions{}.with_progress(false).with_fit_on(FitOn::Activations);
+  const InverseOptions options = InverseOptions{}.with_fit_on(FitOn::Activations);
   // And the zoo's residual network: a 1x1 stride-2 projection, whose inverse
   // reaches one output phase of four (the others stay unexplained).
   torch::manual_seed(1);
@@ -166,7 +166,7 @@ TEST(MipIn, ExactSolverFitsStridedGroupedAndDilatedConvolutions) {
 
 TEST(MipIn, SaveLoadRoundTripGivesIdenticalExplanations) {
   const test::TrainedModel& d = test::trained_model("cnn");
-  Inverse inverse = fit_inverse(d.network, *d.train_data, InverseOptions{}.with_examples(256).with_relu_mode(ReluMode::Both).with_progress(false));
+  Inverse inverse = fit_inverse(d.network, *d.train_data, InverseOptions{}.with_examples(256).with_relu_mode(ReluMode::Both));
   inverse.model_name = "demo";
   test::TempDir dir;
   inverse.save(dir.file("inv.mipin"));

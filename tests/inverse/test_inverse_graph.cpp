@@ -44,7 +44,7 @@ TEST(MipInGraph, AddScalesAreTheClosedFormLeastSquares) {
   const auto data = random_data(net, 200, 3, 1);
   const double alpha = 1e-2;
   const Inverse inverse = fit_inverse(
-      net, *data, InverseOptions{}.with_alpha(alpha).with_fit_on(FitOn::Activations).with_batch_size(64).with_progress(false));
+      net, *data, InverseOptions{}.with_alpha(alpha).with_fit_on(FitOn::Activations).with_batch_size(64));
   const at::Tensor x = data->get(0, 200).inputs.to(torch::kDouble);
   const at::Tensor h = torch::linear(x, a.weight.to(torch::kDouble), a.bias.to(torch::kDouble));
   const at::Tensor z = h + x;
@@ -97,7 +97,7 @@ TEST(MipInGraph, ClassSignalsAddUpOnGraphs) {
     const Network net = std::string(file) == "dense block" ? dense_block() : load_torchscript(test::test_model(file)).network;
     const int64_t classes = net.num_classes();
     const auto data = random_data(net, 24, std::min<int64_t>(classes, 10), 3);
-    const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12).with_progress(false));
+    const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12));
     const at::Tensor x = data->get(0, 3).inputs;
     const at::Tensor full = inverse.source_signal(net, x);
     EXPECT_EQ(full.sizes(), x.sizes()) << file;
@@ -122,7 +122,7 @@ TEST(MipInGraph, ScalesFoldedIntoTheOperatorBelowGiveTheSameSignal) {
   }
   ASSERT_TRUE(foldable) << "the test needs an add whose input a convolution computes for it alone";
   const auto data = random_data(net, 24, std::min<int64_t>(net.num_classes(), 10), 5);
-  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12).with_progress(false));
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12));
   const at::Tensor x = data->get(0, 4).inputs;
   ForwardRecord record;
   const at::Tensor logits = net.forward(x, &record);
@@ -137,7 +137,7 @@ TEST(MipInGraph, ScalesFoldedIntoTheOperatorBelowGiveTheSameSignal) {
 TEST(MipInGraph, FoldedOperatorsFollowTheScales) {
   const Network net = load_torchscript(test::test_model("residual_scripted.pt")).network;
   const auto data = random_data(net, 24, std::min<int64_t>(net.num_classes(), 10), 5);
-  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12).with_progress(false));
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12));
   const at::Tensor x = data->get(0, 4).inputs;
   ForwardRecord record;
   const at::Tensor logits = net.forward(x, &record);
@@ -168,7 +168,7 @@ TEST(MipInGraph, FoldedOperatorsFollowTheScales) {
 TEST(MipInGraph, ForkWeightsReconstructTheForkedValueAtLeastAsWellAsTheSum) {
   const Network net = load_torchscript(test::test_model("residual_scripted.pt")).network;
   const auto data = random_data(net, 48, 3, 7);
-  const InverseOptions options = InverseOptions{}.with_batch_size(16).with_progress(false);
+  const InverseOptions options = InverseOptions{}.with_batch_size(16);
   const Inverse summed = fit_inverse(net, *data, options);
   const Inverse fitted = fit_inverse(net, *data, InverseOptions(options).with_fork(ForkCombine::Fitted));
   const Inverse mean = fit_inverse(net, *data, InverseOptions(options).with_fork(ForkCombine::Mean));
@@ -215,7 +215,7 @@ TEST(MipInGraph, EachPassFitsTheWholeFrontier) {
   torch::manual_seed(4);
   const Network net = make_architecture("resnet", {1, 8, 8}, 3);
   const auto data = random_data(net, 16, 3, 5);
-  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(8).with_progress(false));
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(8));
   std::map<std::string, int> pass_of;
   int passes = 0;
   for (const auto& f : inverse.fits()) {

@@ -93,7 +93,7 @@ class ReportInBrowser : public ::testing::Test {
     const test::TrainedModel& m = test::trained_model("cnn");
     const auto data = open_dataset("fashion-mnist", Split::Test);
     inverse_ = new Inverse(fit_inverse(m.network, *m.train_data,
-                                       InverseOptions{}.with_examples(500).with_progress(false)));
+                                       InverseOptions{}.with_examples(500)));
     SuiteOptions o;
     o.methods = {"mipin", "gradient", "guided-backprop", "lrp-epsilon", "random"};
     o.metrics = all_suite_metrics();

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mipin/data/dataset.h"
+#include "mipin/distributed/fit_run.h"
 #include "mipin/model/network.h"
 
 namespace mipin {
@@ -29,8 +30,9 @@ struct Patterns {
   static Patterns load(const std::string& path);
 };
 
-// One streamed pass over up to `examples` examples (0: all).
+// One streamed pass over up to `examples` examples (0: all); across the
+// processes of a job (run.reducer) each takes its share of the batches.
 Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examples = 0,
-                      int64_t batch_size = 128, bool show_progress = true);
+                      int64_t batch_size = 128, const FitRun& run = {});
 
 }  // namespace mipin

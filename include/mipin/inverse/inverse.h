@@ -14,6 +14,7 @@
 #include "mipin/attribution/method.h"
 #include "mipin/attribution/rule.h"
 #include "mipin/data/dataset.h"
+#include "mipin/distributed/fit_run.h"
 #include "mipin/inverse/options.h"
 #include "mipin/model/network.h"
 
@@ -28,6 +29,17 @@ struct LayerFit {
   double mse = 0;      // mean squared reconstruction error per value
   double seconds = 0;
   int pass = 0;        // the pass over the data that fitted it (1 = the first)
+};
+
+// What one pass over the data of a fit took (kept in memory, not in the
+// file: it describes the run, not the inverse).
+struct PassStats {
+  int pass = 0;
+  size_t nodes = 0;            // nodes and forks the pass fitted
+  int64_t batches = 0;         // batches this process streamed
+  double seconds = 0;          // the pass, its reductions and solves included
+  int64_t reduced_bytes = 0;   // summed across processes (per process)
+  double reduce_seconds = 0;
 };
 
 class Inverse {
@@ -82,7 +94,8 @@ class Inverse {
   std::string data_name;
   std::string model_name;
   int64_t examples = 0;
-  double seconds = 0;
+  double seconds = 0;  // of the fit that made it (not saved)
+  std::vector<PassStats> passes;  // of the fit that made it (not saved)
 
  private:
   // The rules with these fitted tensors; `unscaled` lists, per add, the
@@ -123,7 +136,11 @@ at::Tensor combine_fork(const at::Tensor& weights, const std::vector<at::Tensor>
 
 // Fits the inverse on up to options.examples examples of `data`, streaming
 // batches so memory does not grow with the number of examples.
-Inverse fit_inverse(const Network& network, const Dataset& data, const InverseOptions& options = {});
+Inverse fit_inverse(const Network& network, const Dataset& data, const InverseOptions& options = {},
+                    const FitRun& run = {});
+// The file a fit keeps in its checkpoint directory (remove it once the
+// inverse is saved, or a rerun returns the finished fit at once).
+std::string fit_checkpoint_file(const std::string& directory);
 
 // MIP-IN as an AttributionMethod (the inverse must outlive it).
 class MipIn final : public AttributionMethod {

@@ -63,7 +63,6 @@ struct InverseOptions {
   // Iterative solver: preconditioned conjugate gradient on the same
   // per-layer loss; each iteration is one pass over the examples.
   int64_t iterative_iterations = 100;
-  bool show_progress = true;
 
   InverseOptions& with_solver(Solver v) { solver = v; return *this; }
   InverseOptions& with_alpha(double v) { alpha = v; return *this; }
@@ -78,7 +77,6 @@ struct InverseOptions {
   InverseOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }
   InverseOptions& with_max_exact_dimension(int64_t v) { max_exact_dimension = v; return *this; }
   InverseOptions& with_iterative_iterations(int64_t v) { iterative_iterations = v; return *this; }
-  InverseOptions& with_progress(bool v) { show_progress = v; return *this; }
 };
 
 // What a caller may choose of a fit, declared once: `mipin fit`'s flags and

@@ -11,6 +11,11 @@ namespace mipin {
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string& tmp_path)>& write);
 
+// Removes the temporary files of writes under way, for a process that must
+// end at once (a distributed job that lost a process) and leave nothing
+// half-written behind.
+void remove_unfinished_files();
+
 // Convenience for byte content.
 void write_file_atomically(const std::string& path, const std::string& bytes);
 

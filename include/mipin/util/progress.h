@@ -3,6 +3,7 @@
 // and pipes stay clean.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace mipin {
@@ -34,5 +35,43 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
 };
+
+// What long library work (a fit, an evaluation) says of itself, for the
+// caller to show or not: library code reports through a callback and never
+// writes to stderr itself.
+struct ProgressEvent {
+  enum class Kind {
+    begin,    // a stage of `count` steps named `text` starts
+    advance,  // `count` more steps of the stage are done
+    status,   // `text` describes what the stage does now
+    line,     // a finished piece of work worth a line in a log
+    end,      // the stage is over
+  };
+  Kind kind = Kind::line;
+  std::string text;
+  int64_t count = 0;
+};
+using ProgressCallback = std::function<void(const ProgressEvent&)>;
+
+// Bars on stderr where it is a terminal (see Progress), one line per `line`
+// event where it is not.
+ProgressCallback terminal_progress();
+
+// A stage reported through a callback; silent without one.
+class ProgressStage {
+ public:
+  ProgressStage(ProgressCallback callback, std::string label, int64_t total);
+  ~ProgressStage();
+  ProgressStage(const ProgressStage&) = delete;
+  ProgressStage& operator=(const ProgressStage&) = delete;
+  void advance(int64_t steps = 1);
+  void status(std::string text);
+
+ private:
+  ProgressCallback callback_;
+};
+
+// A `line` event, where there is a callback.
+void report_line(const ProgressCallback& callback, std::string text);
 
 }  // namespace mipin

@@ -23,6 +23,11 @@ class RSquared {
   // Another stream's sums (another phase of the same problem).
   void merge(const RSquared& other);
 
+  // Every sum as one float64 tensor, [sum of squares, SSE, rows, per-feature
+  // sums...], to add across processes or keep in a checkpoint; and back.
+  at::Tensor packed() const;
+  static RSquared from_packed(const at::Tensor& packed);
+
   double sst() const;
   double sse() const { return sse_; }
   double sum_of_squares() const { return sum_sq_; }

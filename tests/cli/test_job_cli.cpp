@@ -1,0 +1,168 @@
+// One fit across processes from the command line (`--processes N`, and the
+// torchrun variables): the same inverse as one process, a killed rank that
+// stops the others with its name and no file, and a checkpointed fit that
+// survives SIGKILL with the same bytes.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "mipin/attribution/patterns.h"
+#include "mipin/inverse/inverse.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+namespace fs = std::filesystem;
+
+// Every operator (and fork weight) within `tolerance` relative (Frobenius).
+void expect_same_inverse(const Inverse& a, const Inverse& b, double tolerance, const std::string& what) {
+  ASSERT_EQ(a.operators().size(), b.operators().size()) << what;
+  for (const auto& [i, op] : b.operators()) {
+    const at::Tensor other = a.operators().at(i).to(torch::kDouble);
+    const double error = ((other - op.to(torch::kDouble)).norm() / op.to(torch::kDouble).norm()).item<double>();
+    EXPECT_LE(error, tolerance) << what << ": operator of node " << i;
+  }
+  ASSERT_EQ(a.forks().size(), b.forks().size()) << what;
+  for (const auto& [v, w] : b.forks()) {
+    EXPECT_LE(((a.forks().at(v) - w).norm() / w.norm()).item<double>(), tolerance) << what << ": fork " << v;
+  }
+}
+
+// Random images in an npy data set of the residual test model's shape.
+std::string residual_data(const test::TempDir& dir) {
+  const auto made = test::run_python(
+      "import numpy as np\nrng = np.random.default_rng(0)\n"
+      "for split, n in (('train', 96), ('test', 16)):\n"
+      "    np.save('" + dir.file("") + "' + split + '_x.npy', rng.random((n, 3, 12, 12), dtype=np.float32))\n"
+      "    np.save('" + dir.file("") + "' + split + '_y.npy', rng.integers(0, 3, n).astype(np.int64))\n");
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return " --data npy:" + dir.path();
+}
+
+TEST(JobCli, OneTwoAndFourProcessesFitTheSameInverse) {
+  test::TempDir dir;
+  const std::string cnn = " --model " + test::test_model("zoo_cnn.pt") + " --examples 512 --batch-size 64 --threads 1";
+  const std::string residual = " --model " + test::test_model("residual_scripted.pt") + residual_data(dir) +
+                               " --batch-size 12 --fork fitted --threads 1";
+  struct Case {
+    std::string name, flags;
+  };
+  for (const Case& c : {Case{"cnn", cnn}, Case{"cnn-iterative", cnn + " --solver iterative --iterations 4"},
+                        Case{"residual", residual}}) {
+    const auto one = test::run_cli("fit" + c.flags + " --out " + dir.file(c.name + "-1.mipin"));
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    const Inverse reference = Inverse::load(dir.file(c.name + "-1.mipin"));
+    for (const int n : {2, 4}) {
+      const std::string out = dir.file(c.name + "-" + std::to_string(n) + ".mipin");
+      const auto r = test::run_cli("fit" + c.flags + " --processes " + std::to_string(n) + " --out " + out + " --json");
+      ASSERT_EQ(r.exit_code, 0) << c.name << " on " << n << ": " << r.err;
+      const auto j = nlohmann::json::parse(r.out);
+      EXPECT_EQ(j["processes"], n);
+      // The sums crossed between the processes, pass by pass.
+      for (const auto& p : j["passes"]) EXPECT_GT(p["reduced_bytes"].get<int64_t>(), 0) << c.name;
+      expect_same_inverse(Inverse::load(out), reference, 1e-6, c.name + " on " + std::to_string(n) + " processes");
+    }
+  }
+}
+
+TEST(JobCli, TwoProcessesFitTheSamePatterns) {
+  test::TempDir dir;
+  const std::string flags = " --method pattern --model " + test::test_model("zoo_cnn.pt") +
+                            " --examples 512 --batch-size 64 --threads 1 --out ";
+  ASSERT_EQ(test::run_cli("fit" + flags + dir.file("1.patterns")).exit_code, 0);
+  const auto two = test::run_cli("fit --processes 2" + flags + dir.file("2.patterns"));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const Patterns a = Patterns::load(dir.file("1.patterns")), b = Patterns::load(dir.file("2.patterns"));
+  ASSERT_EQ(a.patterns.size(), b.patterns.size());
+  for (const auto& [i, p] : a.patterns) {
+    EXPECT_LE(((b.patterns.at(i) - p).norm() / p.norm()).item<double>(), 1e-6) << "layer " << i;
+  }
+}
+
+// Starts a command in the background, and after `delay` seconds SIGKILLs
+// the process `victim` names (a shell expression of the command's pid $P);
+// prints "<exit code> <seconds from the kill to the exit>".
+test::CommandResult kill_during(const std::string& command, double delay, const std::string& victim) {
+  return test::run_command("{ " + command + " 2>&1 & P=$!; sleep " + std::to_string(delay) + "; V=" + victim +
+                           "; kill -9 $V; T0=$(date +%s.%N); wait $P; RC=$?; "
+                           "echo \"RESULT $RC $(awk \"BEGIN { print $(date +%s.%N) - $T0 }\")\"; }");
+}
+
+TEST(JobCli, AKilledRankStopsTheOthersNamingItAndLeavesNoFile) {
+  test::TempDir dir;
+  const std::string out = dir.file("cnn.mipin");
+  const auto r = kill_during(std::string(MIPIN_CLI) + " fit --model " + test::test_model("zoo_cnn.pt") +
+                                 " --examples 30000 --threads 1 --processes 2 --timeout 5 --out " + out,
+                             4, "$(pgrep -P $P | head -1)");
+  const size_t at = r.out.rfind("RESULT ");
+  ASSERT_NE(at, std::string::npos) << r.out << r.err;
+  int code = 0;
+  double seconds = 0;
+  std::sscanf(r.out.c_str() + at, "RESULT %d %lf", &code, &seconds);
+  EXPECT_NE(code, 0) << r.out;
+  EXPECT_LE(seconds, 5 + 10) << r.out;
+  EXPECT_NE(r.out.find("lost rank 1"), std::string::npos) << r.out;
+  // Nothing at all in the output's directory: no file, no temporary.
+  EXPECT_TRUE(fs::is_empty(dir.path())) << r.out;
+}
+
+TEST(JobCli, AKilledFitResumesFromItsCheckpointToTheSameBytes) {
+  test::TempDir dir;
+  const std::string fit = std::string(MIPIN_CLI) + " fit --model " + test::test_model("zoo_cnn.pt") +
+                          " --examples 2000 --batch-size 100 --threads 1";
+  const auto start = std::chrono::steady_clock::now();
+  const auto whole = test::run_command(fit + " --out " + dir.file("whole.mipin"));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  const std::string expected = test::read_text(dir.file("whole.mipin"));
+  // Killed early, mid-way and late in the fit; each rerun resumes.
+  int resumed = 0;
+  for (const double delay : {0.15 * seconds, 0.5 * seconds, 0.85 * seconds}) {
+    const std::string name = "killed-" + std::to_string(int(delay * 10));
+    const std::string run =
+        fit + " --checkpoint " + dir.file(name) + " --checkpoint-every 0 --out " + dir.file(name + ".mipin");
+    const auto killed = kill_during(run, delay, "$P");
+    EXPECT_FALSE(fs::exists(dir.file(name + ".mipin"))) << "the fit ended before the kill at " << delay << " s";
+    const auto rerun = test::run_command(run);
+    ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+    resumed += rerun.err.find("resuming from") != std::string::npos;
+    EXPECT_EQ(test::read_text(dir.file(name + ".mipin")), expected) << "killed at " << delay << " s";
+    // Done: the checkpoint goes, so that a rerun starts afresh.
+    EXPECT_FALSE(fs::exists(dir.file(name + "/inverse.checkpoint")));
+  }
+  EXPECT_EQ(resumed, 3);
+}
+
+TEST(JobCli, ACheckpointOfAnotherFitIsRefused) {
+  test::TempDir dir;
+  const std::string fit = std::string(MIPIN_CLI) + " fit --batch-size 100 --threads 1 --checkpoint " +
+                          dir.file("ck") + " --checkpoint-every 0 --out " + dir.file("x.mipin");
+  const std::string cnn = " --model " + test::test_model("zoo_cnn.pt");
+  kill_during(fit + cnn + " --examples 2000", 2.0, "$P");
+  ASSERT_TRUE(fs::exists(dir.file("ck/inverse.checkpoint")));
+  test::expect_error(test::run_command(fit + cnn + " --examples 2000 --alpha 0.5"),
+                     {"belongs to another fit", "options"});
+  test::expect_error(test::run_command(fit + cnn + " --examples 1900"), {"belongs to another fit", "examples"});
+  test::expect_error(test::run_command(fit + " --examples 2000 --model " + test::test_model("zoo_mlp.pt")),
+                     {"belongs to another fit", "model_fingerprint"});
+  EXPECT_FALSE(fs::exists(dir.file("x.mipin")));
+}
+
+TEST(JobCli, ProcessesWithDifferentModelsAreAnError) {
+  test::TempDir dir;
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=$(( 20000 + $$ % 20000 )) WORLD_SIZE=2 ";
+  const std::string fit = std::string(MIPIN_CLI) + " fit --examples 256 --threads 1 --timeout 20 --out " +
+                          dir.file("x.mipin") + " --model ";
+  const auto r = test::run_command("{ " + env + "RANK=0 " + fit + test::test_model("zoo_cnn.pt") + " & " + env +
+                                   "RANK=1 " + fit + test::test_model("zoo_mlp.pt") +
+                                   "; R1=$?; wait $!; R0=$?; echo \"RESULT $R0 $R1\"; }");
+  EXPECT_NE(r.out.find("RESULT 1 1"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("disagree on the model"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir.file("x.mipin")));
+}
+
+}  // namespace
+}  // namespace mipin
