@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common.h"
+#include "job.h"
 #include "method_flags.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/image_folder.h"
@@ -36,6 +37,7 @@ struct EvaluateCommandOptions {
   int64_t refit_examples = 2000;
   int64_t gallery = 8;
   MethodFlags method_flags;
+  JobFlags job;
   CommonOptions common;
 };
 
@@ -137,9 +139,13 @@ void print_human(const nlohmann::json& j) {
 
 void run_evaluate(const EvaluateCommandOptions& o) {
   apply_common_options(o.common);
+  Job job(o.job);
+  // Rank 0 speaks for the job; the others only report errors.
+  const bool quiet = o.common.json || !job.leads();
   SuiteOptions suite;
+  suite.reducer = &job.reducer();
   suite.metrics = parse_metrics(o.metrics);
-  const ImportedModel m = load_model(o.model, o.input_shape, o.common.json);
+  const ImportedModel m = load_model(o.model, o.input_shape, quiet);
   std::unique_ptr<Inverse> inverse;
   if (!o.inverse.empty()) inverse = std::make_unique<Inverse>(load_inverse_for(o.inverse, m.network, o.model));
   std::unique_ptr<Patterns> patterns;
@@ -150,7 +156,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
     std::vector<std::string> skipped;
     suite.methods = suite_methods(inverse != nullptr, patterns != nullptr, &skipped);
     for (const std::string& name : skipped) {
-      if (o.common.json) continue;
+      if (quiet) continue;
       std::cerr << "note: skipping " << name << " (no --"
                 << (method_entry(name).fitted == FittedPart::inverse ? "inverse" : "patterns") << " given)\n";
     }
@@ -179,14 +185,14 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   suite.examples = o.examples;
   suite.randomization_examples = o.randomization_examples;
   suite.refit_examples = o.refit_examples;
-  suite.show_progress = !o.common.json;
+  suite.show_progress = !quiet;
   std::string boxes = o.boxes;
   const DataSpec spec = parse_data_spec(o.data);
   if (boxes.empty() && spec.kind == "folder" && fs::exists(spec.path + "/boxes.json")) {
     boxes = spec.path + "/boxes.json";
   }
   if (suite.metrics.count("localization") && boxes.empty() && o.metrics == "all") {
-    if (!o.common.json) std::cerr << "note: skipping localization (the data set has no boxes)\n";
+    if (!quiet) std::cerr << "note: skipping localization (the data set has no boxes)\n";
     suite.metrics.erase("localization");
   }
   if (suite.metrics.count("localization")) {
@@ -196,6 +202,10 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   }
 
   nlohmann::json j = run_suite(m.network, *data, suite);
+  if (!job.leads()) {
+    job.finish();
+    return;
+  }
   j["model"] = o.model;
   j["split"] = o.split;
   for (const std::string& name : suite.methods) {
@@ -214,6 +224,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
     write_file_atomically((fs::path(o.out) / "metrics.json").string(), j.dump(2));
     write_file_atomically((fs::path(o.out) / "report.html").string(), html_report(j, gallery));
   }
+  job.finish();
   if (o.common.json) {
     print_json(j);
     return;
@@ -269,6 +280,7 @@ void register_evaluate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--input-shape", o->input_shape, "Shape of one input, e.g. 3,224,224");
   add_method_flags(*cmd, o->method_flags);
+  add_job_flags(*cmd, o->job);
   add_common_options(*cmd, o->common);
   cmd->callback([o] { run_evaluate(*o); });
 }

@@ -144,7 +144,10 @@ class GlooJob final : public JobReducer {
  public:
   explicit GlooJob(const DistributedOptions& o) : o_(o) {
     rendezvous();
-    auto options = c10d::ProcessGroupGloo::Options::create(to_ms(o_.timeout_seconds));
+    // A sum may wait long for a slower process (rank 0 alone computing a
+    // part of an evaluation); the heartbeats, not the sums, tell a lost
+    // process from a slow one.
+    auto options = c10d::ProcessGroupGloo::Options::create(std::chrono::hours(24 * 7));
     if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
       options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
     } else if (loopback(o_.master_addr)) {
@@ -153,13 +156,14 @@ class GlooJob final : public JobReducer {
       options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     }
     options->threads = 1;
+    // Watched from here on: a process lost while the group connects counts.
+    watchdog_ = std::make_unique<Watchdog>(o_, who_);
     try {
       group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(
           c10::make_intrusive<c10d::PrefixStore>("mipin/gloo", store_), o_.rank, o_.world_size, options);
     } catch (const std::exception& e) {
       MIPIN_FAIL("rank ", o_.rank, " could not connect to the other processes over Gloo: ", what_of(e));
     }
-    watchdog_ = std::make_unique<Watchdog>(o_, who_);
   }
 
   ~GlooJob() override {

@@ -43,6 +43,18 @@ Minimality DecisionCounts::minimality(int64_t classes) const {
   return {double(rest_correct_) / n, double(rest_agree_) / n, 1.0 / double(classes)};
 }
 
+at::Tensor DecisionCounts::packed() const {
+  return torch::tensor({double(examples_), double(complete_agree_), double(complete_correct_), double(rest_agree_),
+                        double(rest_correct_)},
+                       torch::kDouble);
+}
+
+void DecisionCounts::unpack(const at::Tensor& p) {
+  MIPIN_CHECK(p.numel() == 5, "decision counts are 5 values, found ", p.numel());
+  int64_t* counts[5] = {&examples_, &complete_agree_, &complete_correct_, &rest_agree_, &rest_correct_};
+  for (int i = 0; i < 5; ++i) *counts[i] = int64_t(p[i].item<double>());
+}
+
 FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inverse,
                                     const Dataset& data, const EvaluationOptions& o) {
   torch::NoGradGuard no_grad;
@@ -54,16 +66,19 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
   std::vector<RSquared> sums(network.size());
   int64_t correct = 0;
   DecisionCounts decisions;
-  int64_t classes = 0;
+  const int64_t classes = network.num_classes();
+  Reducer alone;
+  Reducer& reducer = o.reducer ? *o.reducer : alone;
+  const int64_t batches = (n + o.batch_size - 1) / o.batch_size;
+  check_enough_batches(reducer, batches, o.batch_size);
   std::unique_ptr<Progress> bar;
-  if (o.show_progress) {
-    bar = std::make_unique<Progress>("evaluating", (n + o.batch_size - 1) / o.batch_size);
-  }
-  for (int64_t begin = 0; begin < n; begin += o.batch_size) {
+  if (o.show_progress) bar = std::make_unique<Progress>("evaluating", batches);
+  for (int64_t index = 0; index < batches; ++index) {
+    if (!reducer.takes(index)) continue;
+    const int64_t begin = index * o.batch_size;
     const Batch batch = data.get(begin, std::min(n, begin + o.batch_size));
     ForwardRecord record;
     const at::Tensor logits = network.forward(batch.inputs, &record);
-    classes = logits.size(1);
     const at::Tensor predicted = logits.argmax(1);
     correct += count_equal(predicted, batch.labels);
     std::vector<at::Tensor> signals;
@@ -86,6 +101,30 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
       report.additivity_examples = batch.inputs.size(0);
     }
     if (bar) bar->advance();
+  }
+  if (reducer.world_size() > 1) {
+    // Every process's counts and sums, in one reduction.
+    std::vector<at::Tensor> parts{decisions.packed(), torch::tensor({double(correct), report.additivity_error,
+                                                                     double(report.additivity_examples)},
+                                                                    torch::kDouble)};
+    if (o.reconstruction) {
+      for (const RSquared& r : sums) parts.push_back(r.packed());
+    }
+    at::Tensor packed = torch::cat(parts);
+    reducer.sum(packed);
+    decisions.unpack(packed.slice(0, 0, 5));
+    // The additivity of the first batch: rank 0's alone (the others add 0).
+    correct = int64_t(packed[5].item<double>());
+    report.additivity_error = packed[6].item<double>();
+    report.additivity_examples = int64_t(packed[7].item<double>());
+    int64_t offset = 8;
+    if (o.reconstruction) {
+      for (RSquared& r : sums) {
+        const int64_t size = r.packed().numel();
+        r = RSquared::from_packed(packed.slice(0, offset, offset + size));
+        offset += size;
+      }
+    }
   }
   const double dn = double(n);
   report.model_accuracy = double(correct) / dn;

@@ -117,25 +117,46 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
               n, " examples, found ", o.boxes.defined() ? o.boxes.size(0) : 0);
   const double classes = double(network.num_classes());
   auto has = [&](const char* m) { return o.metrics.count(m) > 0; };
+  Reducer alone;
+  Reducer& reducer = o.reducer ? *o.reducer : alone;
+  const bool lead = reducer.rank() == 0;
+  check_enough_batches(reducer, (n + o.batch_size - 1) / o.batch_size, o.batch_size);
+  // This process's share of the batches.
   auto batches = [&](const std::function<void(const Batch&, const at::Tensor&, int64_t)>& f) {
-    for (int64_t b = 0; b < n; b += o.batch_size) {
+    for (int64_t index = 0; index * o.batch_size < n; ++index) {
+      if (!reducer.takes(index)) continue;
+      const int64_t b = index * o.batch_size;
       const Batch batch = data.get(b, std::min(n, b + o.batch_size));
       f(batch, network.forward(batch.inputs).argmax(1), b);
     }
   };
+  // Adds each tensor across the processes (one reduction for them all).
+  auto sum_across = [&](std::vector<at::Tensor*> sums) {
+    if (reducer.world_size() == 1) return;
+    std::vector<at::Tensor> parts;
+    for (const at::Tensor* t : sums) parts.push_back(t->to(torch::kDouble).flatten());
+    at::Tensor packed = torch::cat(parts);
+    reducer.sum(packed);
+    int64_t offset = 0;
+    for (at::Tensor* t : sums) {
+      *t = packed.slice(0, offset, offset + t->numel()).view(t->sizes()).to(t->scalar_type());
+      offset += t->numel();
+    }
+  };
   // The fill for deletion/insertion: the mean input of the evaluated examples.
   at::Tensor fill;
-  int64_t correct = 0;
+  at::Tensor correct = torch::zeros({1}, torch::kDouble);
   batches([&](const Batch& batch, const at::Tensor& predicted, int64_t) {
     const at::Tensor sum = batch.inputs.sum(0, true);
     fill = fill.defined() ? fill + sum : sum;
-    correct += predicted.eq(batch.labels).sum().item<int64_t>();
+    correct += predicted.eq(batch.labels).sum().item<double>();
   });
+  sum_across({&fill, &correct});
   fill = fill / double(n);
 
   nlohmann::json result = {{"data", data.name()},
                            {"examples", n},
-                           {"model_accuracy", double(correct) / double(n)},
+                           {"model_accuracy", correct.item<double>() / double(n)},
                            {"chance", 1.0 / classes}};
   for (const std::string& name : o.methods) {
     std::unique_ptr<Progress> bar;
@@ -154,7 +175,10 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     };
     stage("maps of " + std::to_string(n) + " examples and the metrics on them");
     DecisionCounts decisions;
-    at::Tensor del, ins, del_random, ins_random, hits, mass;
+    at::Tensor del, ins, del_random, ins_random;
+    // Localization: sums over examples of the pointing game's hits and the
+    // mass in the box.
+    at::Tensor located = torch::zeros({2}, torch::kDouble);
     at::Tensor first_maps;  // the first batch, kept for randomization
     batches([&](const Batch& batch, const at::Tensor& predicted, int64_t begin) {
       const at::Tensor maps = method->attribute(network, batch.inputs, predicted);
@@ -177,10 +201,19 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       }
       if (has("localization") && o.boxes.defined()) {
         const Localization l = localization(maps, o.boxes.slice(0, begin, begin + batch.inputs.size(0)));
-        hits = hits.defined() ? torch::cat({hits, l.hits}) : l.hits;
-        mass = mass.defined() ? torch::cat({mass, l.mass_in_box}) : l.mass_in_box;
+        located[0] += l.hits.to(torch::kDouble).sum().item<double>();
+        located[1] += l.mass_in_box.to(torch::kDouble).sum().item<double>();
       }
     });
+    {
+      at::Tensor counts = decisions.packed();
+      std::vector<at::Tensor*> sums{&counts, &located};
+      for (at::Tensor* curve : {&del, &ins, &del_random, &ins_random}) {
+        if (curve->defined()) sums.push_back(curve);
+      }
+      sum_across(sums);
+      decisions.unpack(counts);
+    }
     if (bar) bar->advance();
     if ((has("reconstruction") || has("additivity")) && needs_inverse(name) && o.settings.inverse) {
       stage("reconstruction and additivity");
@@ -202,13 +235,13 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       m["insertion"] = {{"area", area(ins)}, {"curve", curve_json(ins)},
                         {"random_area", area(ins_random)}, {"random_curve", curve_json(ins_random)}};
     }
-    if (hits.defined()) {
+    if (has("localization") && o.boxes.defined()) {
       const at::Tensor boxes = o.boxes.slice(0, 0, n);
       const at::Tensor box_area = ((boxes.select(1, 2) - boxes.select(1, 0)) *
                                    (boxes.select(1, 3) - boxes.select(1, 1))).to(torch::kDouble);
       const at::Tensor shape = data.get(0, 1).inputs;
-      m["localization"] = {{"pointing_game", hits.to(torch::kDouble).mean().item<double>()},
-                           {"mass_in_box", mass.to(torch::kDouble).mean().item<double>()},
+      m["localization"] = {{"pointing_game", located[0].item<double>() / double(n)},
+                           {"mass_in_box", located[1].item<double>() / double(n)},
                            {"box_area_fraction", (box_area / double(shape.size(2) * shape.size(3))).mean().item<double>()}};
     }
     if ((has("reconstruction") || has("additivity")) && needs_inverse(name) && o.settings.inverse) {
@@ -218,6 +251,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       eval.reconstruction = has("reconstruction");
       eval.additivity = has("additivity");
       eval.show_progress = false;
+      eval.reducer = o.reducer;
+      eval.batch_size = o.batch_size;
       const FaithfulnessReport report = evaluate_inverse(network, *o.settings.inverse, data, eval);
       if (eval.reconstruction) {
         nlohmann::json layers = nlohmann::json::array();
@@ -232,7 +267,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       }
     }
     if (bar) bar->advance();
-    if (has("randomization")) {
+    if (has("randomization") && lead) {
       const int64_t r = std::min({o.randomization_examples, n, first_maps.size(0)});
       const at::Tensor x = data.get(0, r).inputs;
       const at::Tensor t = network.forward(x).argmax(1);
@@ -255,7 +290,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       m["randomization"] = steps;
     }
     if (bar) bar->advance();
-    if (has("ground-truth")) {
+    if (has("ground-truth") && lead) {
       stage("ground truth on the linear toy");
       // The linear signal/distractor toy: a linear model trained here, the
       // method (refitted where it learns) compared with the true signal.

@@ -82,6 +82,40 @@ TEST(JobCli, TwoProcessesFitTheSamePatterns) {
   }
 }
 
+// Every number within 1e-6 relative (or 1e-9 absolute), everything else equal.
+void expect_same_numbers(const nlohmann::json& a, const nlohmann::json& b, const std::string& path = "") {
+  ASSERT_EQ(a.type(), b.type()) << path;
+  if (a.is_object()) {
+    ASSERT_EQ(a.size(), b.size()) << path;
+    for (const auto& [key, value] : a.items()) {
+      ASSERT_TRUE(b.contains(key)) << path << "/" << key;
+      expect_same_numbers(value, b[key], path + "/" + key);
+    }
+  } else if (a.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << path;
+    for (size_t i = 0; i < a.size(); ++i) expect_same_numbers(a[i], b[i], path + "/" + std::to_string(i));
+  } else if (a.is_number()) {
+    const double x = a.get<double>(), y = b.get<double>();
+    EXPECT_LE(std::abs(x - y), std::max(1e-9, 1e-6 * std::abs(x))) << path;
+  } else {
+    EXPECT_EQ(a, b) << path;
+  }
+}
+
+TEST(JobCli, TwoProcessesEvaluateTheSame) {
+  test::TempDir dir;
+  const std::string model = " --model " + test::test_model("zoo_cnn.pt") + " --threads 1";
+  ASSERT_EQ(test::run_cli("fit" + model + " --examples 512 --out " + dir.file("cnn.mipin")).exit_code, 0);
+  const std::string evaluate = "evaluate --json" + model + " --inverse " + dir.file("cnn.mipin") +
+                               " --methods mipin,gradient --examples 300 --metrics "
+                               "completeness,minimality,reconstruction,additivity,deletion";
+  const auto one = test::run_cli(evaluate);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const auto two = test::run_cli(evaluate + " --processes 2");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  expect_same_numbers(nlohmann::json::parse(one.out), nlohmann::json::parse(two.out));
+}
+
 // Starts a command in the background, and after `delay` seconds SIGKILLs
 // the process `victim` names (a shell expression of the command's pid $P);
 // prints "<exit code> <seconds from the kill to the exit>".

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mipin/data/dataset.h"
+#include "mipin/distributed/reducer.h"
 #include "mipin/inverse/inverse.h"
 #include "mipin/model/network.h"
 
@@ -33,6 +34,9 @@ class DecisionCounts {
            const at::Tensor& labels, bool completeness = true, bool minimality = true);
   Completeness completeness() const;
   Minimality minimality(int64_t classes) const;
+  // The counts as float64 values (exact), to add across processes; and back.
+  at::Tensor packed() const;
+  void unpack(const at::Tensor& packed);
 
  private:
   int64_t examples_ = 0, complete_agree_ = 0, complete_correct_ = 0, rest_agree_ = 0, rest_correct_ = 0;
@@ -67,6 +71,9 @@ struct EvaluationOptions {
   bool reconstruction = true;
   bool additivity = true;
   bool show_progress = true;
+  // Across the processes of a job, each takes every world_size-th batch and
+  // the counts and sums are added; null: this process alone.
+  Reducer* reducer = nullptr;
 };
 
 FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inverse,
