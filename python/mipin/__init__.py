@@ -408,12 +408,64 @@ class Inverse(_Fitted):
     def options(self):
         return self._core.options
 
+    @property
+    def operators(self):
+        """What was fitted, by node index: a Linear/Conv2d layer's operator in
+        its weight's shape, an add's or BatchNorm's channel scales."""
+        return self._core.operators
+
     def __repr__(self):
         return f"mipin.Inverse({len(self.fits)} fitted layers, {self.examples} examples)"
 
 
 class Patterns(_Fitted):
     """Fitted PatternNet/PatternAttribution patterns: ``save(path)``."""
+
+    @property
+    def patterns(self):
+        """By layer index: each Linear/Conv2d layer's pattern, in its weight's shape."""
+        return self._core.patterns
+
+
+_gloo_group = None
+
+
+def _ordered_sum(values):
+    """Adds a float64 tensor across the job's processes in place, in rank
+    order ((x0 + x1) + x2 ...), every process receiving the same bytes: the
+    tool's own reduction."""
+    import torch.distributed as dist
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if rank > 0:
+        incoming = _torch.empty_like(values)
+        dist.recv(incoming, src=rank - 1, group=_gloo_group)
+        values.add_(incoming)
+    if rank < world - 1:
+        dist.send(values, dst=rank + 1, group=_gloo_group)
+    dist.broadcast(values, src=world - 1, group=_gloo_group)
+
+
+def _job():
+    """This process's place in a torch.distributed job, as the core takes it:
+    None alone, or (rank, world size, sum). Under torchrun (WORLD_SIZE set)
+    an uninitialized default group is initialized on Gloo; a group on
+    another backend gets a Gloo group beside it for the sums."""
+    global _gloo_group
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return None
+    if not dist.is_available():
+        return None
+    if not dist.is_initialized():
+        if int(_os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return None
+        dist.init_process_group("gloo")
+    if dist.get_world_size() <= 1:
+        return None
+    if _gloo_group is None and dist.get_backend() != "gloo":
+        _gloo_group = dist.new_group(backend="gloo")
+    return (dist.get_rank(), dist.get_world_size(), _ordered_sum)
 
 
 def _fit_signature(kind):
@@ -430,12 +482,17 @@ def fit_inverse(model, data, examples=None, progress=True, **options):
     iterable of (x, y) batches, a tensor of inputs, or a data set spec
     (``"fashion-mnist"``, ``"folder:DIR"``: its training split), on the first
     ``examples`` examples (all by default). Prints its progress unless
-    ``progress=False``."""
+    ``progress=False``.
+
+    In a script launched by torchrun (or with a torch.distributed group
+    initialized), every process takes its share of the batches and the sums
+    are added across processes: each returns the same inverse. Save it from
+    rank 0."""
     options = _check_keywords("fit_inverse()", options, [o for o in _fit_options("inverse") if o["name"] != "examples"])
     model = _model(model)
     if examples:
         options["examples"] = int(examples)
-    return Inverse(_core.fit_inverse(model._core, _tensors(data, model, examples), options, progress))
+    return Inverse(_core.fit_inverse(model._core, _tensors(data, model, examples), options, progress, _job()))
 
 
 def fit_patterns(model, data, examples=None, progress=True, **options):
@@ -446,7 +503,7 @@ def fit_patterns(model, data, examples=None, progress=True, **options):
     model = _model(model)
     if examples:
         options["examples"] = int(examples)
-    return Patterns(_core.fit_patterns(model._core, _tensors(data, model, examples), options, progress))
+    return Patterns(_core.fit_patterns(model._core, _tensors(data, model, examples), options, progress, _job()))
 
 
 fit_inverse.__signature__ = _fit_signature("inverse")
@@ -485,6 +542,10 @@ def evaluate(model, data, methods=None, metrics=None, inverse=None, patterns=Non
     randomization metric refits MIP-IN and patterns on (default: a spec's
     training split, or ``data``). ``options``: method options, each method
     taking those it declares.
+
+    Under torchrun every process evaluates its share of the batches and the
+    counts are added; rank 0 writes ``out`` and alone computes the
+    randomization and ground-truth metrics, so its dict is the job's.
     """
     model = _model(model)
     arguments = _core.EvaluateArguments()
@@ -503,7 +564,7 @@ def evaluate(model, data, methods=None, metrics=None, inverse=None, patterns=Non
         train = _tensors(fit_data, model)
     else:
         train = test
-    return _json.loads(_core.evaluate(model._core, test, train, arguments))
+    return _json.loads(_core.evaluate(model._core, test, train, arguments, _job()))
 
 
 def visualize(attribution, x, save=None, scale=None):

@@ -23,6 +23,7 @@
 #include "mipin/eval/suite.h"
 #include "mipin/inverse/inverse.h"
 #include "mipin/inverse/options.h"
+#include "mipin/inverse/options_json.h"
 #include "mipin/model/network.h"
 #include "mipin/report/gallery.h"
 #include "mipin/report/html_report.h"
@@ -200,22 +201,23 @@ at::Tensor attribute(Method& method, const std::shared_ptr<const Model>& model_p
   return a;
 }
 
-std::shared_ptr<Inverse> fit(const Model& model, const Dataset& data, const MethodOptions& options, bool progress) {
+std::shared_ptr<Inverse> fit(const Model& model, const Dataset& data, const MethodOptions& options, bool progress,
+                             Reducer& reducer) {
   check_data_fits(data, model);
   const InverseOptions o = inverse_options(check_options("mipin", inverse_option_specs(), options));
-  const FitRun run = FitRun{}.with_progress(progress ? terminal_progress() : nullptr);
+  const FitRun run = FitRun{}.with_reducer(&reducer).with_progress(progress ? terminal_progress() : nullptr);
   auto inverse = std::make_shared<Inverse>(fit_inverse(model.network(), data, o, run));
   inverse->model_name = model.name;
   return inverse;
 }
 
 std::shared_ptr<Patterns> fit_patterns_of(const Model& model, const Dataset& data, const MethodOptions& options,
-                                          bool progress) {
+                                          bool progress, Reducer& reducer) {
   check_data_fits(data, model);
   const MethodOptions o = check_options("pattern", pattern_option_specs(), options);
   auto patterns = std::make_shared<Patterns>(
       fit_patterns(model.network(), data, o.integer("examples"), o.integer("batch_size"),
-                   FitRun{}.with_progress(progress ? terminal_progress() : nullptr)));
+                   FitRun{}.with_reducer(&reducer).with_progress(progress ? terminal_progress() : nullptr)));
   patterns->model_name = model.name;
   return patterns;
 }
@@ -236,6 +238,37 @@ py::list layer_fits(const Inverse& inverse) {
   return out;
 }
 
+// Sums across the processes of a torch.distributed job, through a Python
+// function (mipin/__init__.py adds them in rank order on the job's Gloo
+// group, as the tool does).
+class PythonReducer final : public Reducer {
+ public:
+  PythonReducer(int rank, int world, py::object sum) : rank_(rank), world_(world), sum_(std::move(sum)) {}
+  ~PythonReducer() override {
+    py::gil_scoped_acquire gil;
+    sum_ = py::object();
+  }
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+
+ protected:
+  void sum_across(at::Tensor& values) override {
+    py::gil_scoped_acquire gil;
+    sum_(values);
+  }
+
+ private:
+  int rank_, world_;
+  py::object sum_;
+};
+
+// None (this process alone) or (rank, world size, sum function).
+std::unique_ptr<Reducer> reducer_of(const py::object& job) {
+  if (job.is_none()) return std::make_unique<Reducer>();
+  const auto t = job.cast<py::tuple>();
+  return std::make_unique<PythonReducer>(t[0].cast<int>(), t[1].cast<int>(), t[2]);
+}
+
 struct EvaluateArguments {
   std::vector<std::string> methods;  // empty: every method that can run
   std::vector<std::string> metrics;  // empty: all but localization without boxes
@@ -247,7 +280,8 @@ struct EvaluateArguments {
   std::string out;
 };
 
-std::string evaluate(const Model& model, const Dataset& data, const Dataset* fit_data, EvaluateArguments a) {
+std::string evaluate(const Model& model, const Dataset& data, const Dataset* fit_data, EvaluateArguments a,
+                     Reducer& reducer) {
   check_data_fits(data, model);
   if (a.inverse) a.inverse->check_compatible(model.network(), model.name);
   if (a.patterns) a.patterns->check_compatible(model.network(), model.name);
@@ -285,7 +319,8 @@ std::string evaluate(const Model& model, const Dataset& data, const Dataset* fit
   suite.examples = a.examples;
   suite.randomization_examples = a.randomization_examples;
   suite.refit_examples = a.refit_examples;
-  suite.show_progress = a.progress;
+  suite.show_progress = a.progress && reducer.rank() == 0;
+  suite.reducer = &reducer;
   {
     // The data's range for the methods that read it (as `mipin evaluate`).
     const Batch first = data.get(0, std::min<int64_t>(data.size(), 1000));
@@ -294,7 +329,7 @@ std::string evaluate(const Model& model, const Dataset& data, const Dataset* fit
   nlohmann::json j = run_suite(model.network(), data, suite);
   j["model"] = model.name;
   for (auto& [name, entry] : j["methods"].items()) entry["examples"] = j["examples"];
-  if (!a.out.empty()) {
+  if (!a.out.empty() && reducer.rank() == 0) {
     const ReportGallery gallery = make_gallery(model.network(), data, suite.methods, suite.settings, a.gallery);
     fs::create_directories(a.out);
     write_file_atomically((fs::path(a.out) / "metrics.json").string(), j.dump(2));
@@ -400,19 +435,9 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("examples", &Inverse::examples)
       .def_readonly("seconds", &Inverse::seconds)
       .def_property_readonly("model_fingerprint", &Inverse::model_fingerprint)
+      .def_property_readonly("operators", [](const Inverse& inverse) { return inverse.operators(); })
       .def_property_readonly("options", [](const Inverse& inverse) {
-        const InverseOptions& o = inverse.options();
-        py::dict d;
-        d["solver"] = to_string(o.solver);
-        d["alpha"] = o.alpha;
-        d["relu_mode"] = to_string(o.relu_mode);
-        d["fit_on"] = to_string(o.fit_on);
-        d["top"] = to_string(o.top);
-        d["add_split"] = to_string(o.add_split);
-        d["share_epsilon"] = o.share_epsilon;
-        d["fork"] = to_string(o.fork);
-        d["gate"] = to_string(o.gate);
-        return d;
+        return py::module_::import("json").attr("loads")(inverse_options_json(inverse.options()).dump());
       });
 
   py::class_<Patterns, std::shared_ptr<Patterns>>(m, "Patterns")
@@ -421,19 +446,22 @@ PYBIND11_MODULE(_core, m) {
       .def("save", &Patterns::save, Release())
       .def("check_compatible",
            [](const Patterns& p, const Model& model) { p.check_compatible(model.network(), model.name); })
-      .def_readonly("examples", &Patterns::examples);
+      .def_readonly("examples", &Patterns::examples)
+      .def_property_readonly("patterns", [](const Patterns& p) { return p.patterns; });
 
   // A fit: the data and options converted with the GIL held, the fit without.
   auto def_fit = [&m](const char* name, auto fit_function) {
     m.def(
         name,
-        [fit_function](const Model& model, const py::object& data, const py::dict& options, bool progress) {
+        [fit_function](const Model& model, const py::object& data, const py::dict& options, bool progress,
+                       const py::object& job) {
           const auto d = open_data(data, Split::Train, model);
           const MethodOptions o = method_options(options);
+          const auto reducer = reducer_of(job);
           py::gil_scoped_release release;
-          return fit_function(model, *d, o, progress);
+          return fit_function(model, *d, o, progress && reducer->rank() == 0, *reducer);
         },
-        py::arg("model"), py::arg("data"), py::arg("options"), py::arg("progress"));
+        py::arg("model"), py::arg("data"), py::arg("options"), py::arg("progress"), py::arg("job") = py::none());
   };
   def_fit("fit_inverse", &fit);
   def_fit("fit_patterns", &fit_patterns_of);
@@ -496,14 +524,16 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("out", &EvaluateArguments::out);
   m.def(
       "evaluate",
-      [](const Model& model, const py::object& data, const py::object& fit_data, EvaluateArguments a) {
+      [](const Model& model, const py::object& data, const py::object& fit_data, EvaluateArguments a,
+         const py::object& job) {
         const auto d = open_data(data, Split::Test, model);
         std::unique_ptr<Dataset> f;
         if (!fit_data.is_none()) f = open_data(fit_data, Split::Train, model);
+        const auto reducer = reducer_of(job);
         py::gil_scoped_release release;
-        return evaluate(model, *d, f.get(), std::move(a));
+        return evaluate(model, *d, f.get(), std::move(a), *reducer);
       },
-      py::arg("model"), py::arg("data"), py::arg("fit_data"), py::arg("arguments"));
+      py::arg("model"), py::arg("data"), py::arg("fit_data"), py::arg("arguments"), py::arg("job") = py::none());
 
   m.def("pictures", &pictures, py::arg("attribution"), py::arg("x"), py::arg("scale") = py::none());
   m.def("write_png", [](const std::string& path, const at::Tensor& hwc) {

@@ -110,9 +110,10 @@ class Watchdog {
       } catch (const std::exception& e) {
         lock.lock();
         if (stop_) return;
-        // The store lives in rank 0: it going away is rank 0 going away.
-        lost(0, "its rendezvous at " + o_.master_addr + ":" + std::to_string(o_.master_port) +
-                    " stopped answering (" + what_of(e) + ")");
+        // The store lives with rank 0 (in it, or in torchrun's agent on its
+        // machine): it going away is rank 0 going away.
+        lost(0, "the rendezvous at " + o_.master_addr + ":" + std::to_string(o_.master_port) +
+                    " on its machine stopped answering (" + what_of(e) + ")");
       }
       lock.lock();
       const auto now = Clock::now();
@@ -241,7 +242,7 @@ class GlooJob final : public JobReducer {
     const std::string at = o_.master_addr + ":" + std::to_string(o_.master_port);
     c10d::TCPStoreOptions so;
     so.port = uint16_t(o_.master_port);
-    so.isServer = o_.rank == 0;
+    so.isServer = o_.rank == 0 && !o_.external_store;
     so.waitWorkers = false;
     so.timeout = to_ms(o_.timeout_seconds);
     try {
@@ -323,6 +324,9 @@ std::optional<DistributedOptions> distributed_from_environment(double timeout_se
   MIPIN_CHECK(o.master_port > 0 && o.master_port < 65536, "MASTER_PORT must be a port (1 to 65535), found ",
               o.master_port);
   MIPIN_CHECK(timeout_seconds > 0, "the timeout must be positive, found ", timeout_seconds);
+  // torchrun's agent keeps the store itself and tells its workers so.
+  const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  o.external_store = agent_store && std::string(agent_store) == "True";
   o.timeout_seconds = timeout_seconds;
   return o;
 }

@@ -68,6 +68,21 @@ TEST(JobCli, OneTwoAndFourProcessesFitTheSameInverse) {
   }
 }
 
+TEST(JobCli, TorchrunLaunchesTheToolAsItLaunchesTraining) {
+  test::TempDir dir;
+  const std::string fit = " fit --model " + test::test_model("zoo_cnn.pt") +
+                          " --examples 512 --batch-size 64 --threads 1 --out ";
+  ASSERT_EQ(test::run_cli(fit + dir.file("one.mipin")).exit_code, 0);
+  // The README's command (Debian's torchrun needs -r 2 -t 2), on a free port.
+  const auto r = test::run_command(std::string(MIPIN_PYTHON) +
+                                   " -m torch.distributed.run --nproc_per_node 2 --no_python -r 2 -t 2 "
+                                   "--master_port $(( 20000 + $$ % 20000 )) " + MIPIN_CLI + fit +
+                                   dir.file("torchrun.mipin"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  expect_same_inverse(Inverse::load(dir.file("torchrun.mipin")), Inverse::load(dir.file("one.mipin")), 1e-6,
+                      "torchrun, 2 processes");
+}
+
 TEST(JobCli, TwoProcessesFitTheSamePatterns) {
   test::TempDir dir;
   const std::string flags = " --method pattern --model " + test::test_model("zoo_cnn.pt") +

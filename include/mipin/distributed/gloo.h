@@ -19,6 +19,9 @@ struct DistributedOptions {
   // How long a process may go silent (and how long the others may take to
   // join) before the job stops with an error naming it.
   double timeout_seconds = 60;
+  // Whether the store at MASTER_ADDR:MASTER_PORT is another program's (the
+  // torchrun agent's, TORCHELASTIC_USE_AGENT_STORE) rather than rank 0's.
+  bool external_store = false;
 
   DistributedOptions& with_master(std::string addr, int port) {
     master_addr = std::move(addr);
