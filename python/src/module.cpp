@@ -319,7 +319,7 @@ std::string evaluate(const Model& model, const Dataset& data, const Dataset* fit
   suite.examples = a.examples;
   suite.randomization_examples = a.randomization_examples;
   suite.refit_examples = a.refit_examples;
-  suite.show_progress = a.progress && reducer.rank() == 0;
+  suite.progress = a.progress && reducer.rank() == 0 ? terminal_progress() : nullptr;
   suite.reducer = &reducer;
   {
     // The data's range for the methods that read it (as `mipin evaluate`).

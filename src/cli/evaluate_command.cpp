@@ -185,7 +185,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   suite.examples = o.examples;
   suite.randomization_examples = o.randomization_examples;
   suite.refit_examples = o.refit_examples;
-  suite.show_progress = !quiet;
+  suite.progress = quiet ? nullptr : terminal_progress();
   std::string boxes = o.boxes;
   const DataSpec spec = parse_data_spec(o.data);
   if (boxes.empty() && spec.kind == "folder" && fs::exists(spec.path + "/boxes.json")) {

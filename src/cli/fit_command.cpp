@@ -98,10 +98,7 @@ void run_fit(const FitCommandOptions& o) {
   if (!job.leads()) return;
   if (o.common.json) {
     nlohmann::json layers = nlohmann::json::array();
-    for (const auto& f : inverse.fits()) {
-      layers.push_back({{"index", f.index}, {"layer", f.layer}, {"solver", f.solver},
-                        {"r2", f.r2}, {"mse", f.mse}, {"seconds", f.seconds}, {"pass", f.pass}});
-    }
+    for (const auto& f : inverse.fits()) layers.push_back(layer_fit_json(f, /*with_seconds=*/true));
     print_json({{"inverse", o.out}, {"model", o.model}, {"data", data->name()},
                 {"examples", inverse.examples}, {"seconds", inverse.seconds},
                 {"model_fingerprint", inverse.model_fingerprint()},

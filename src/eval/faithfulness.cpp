@@ -71,8 +71,7 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
   Reducer& reducer = o.reducer ? *o.reducer : alone;
   const int64_t batches = (n + o.batch_size - 1) / o.batch_size;
   check_enough_batches(reducer, batches, o.batch_size);
-  std::unique_ptr<Progress> bar;
-  if (o.show_progress) bar = std::make_unique<Progress>("evaluating", batches);
+  ProgressStage bar(o.progress, "evaluating", batches);
   for (int64_t index = 0; index < batches; ++index) {
     if (!reducer.takes(index)) continue;
     const int64_t begin = index * o.batch_size;
@@ -100,7 +99,7 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
       report.additivity_error = err.max().item<double>();
       report.additivity_examples = batch.inputs.size(0);
     }
-    if (bar) bar->advance();
+    bar.advance();
   }
   if (reducer.world_size() > 1) {
     // Every process's counts and sums, in one reduction.

@@ -159,8 +159,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
                            {"model_accuracy", correct.item<double>() / double(n)},
                            {"chance", 1.0 / classes}};
   for (const std::string& name : o.methods) {
-    std::unique_ptr<Progress> bar;
-    if (o.show_progress) bar = std::make_unique<Progress>(name, 4);
+    ProgressStage bar(o.progress, name, 4);
     nlohmann::json m;
     const auto method = make_method(name, o.settings, /*ignore_undeclared=*/true);
     // The random pixel order: noise from its own seed, so that it differs from
@@ -169,9 +168,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     order_settings.options.set("seed", int64_t((o.seed + 0x5eed) & 0x7fffffffffffffff));
     const auto random = make_method("random", order_settings);
     auto stage = [&](const std::string& what) {
-      if (!bar) return;
-      bar->set_status(what);
-      if (!Progress::drawing()) std::fprintf(stderr, "evaluate %s: %s\n", name.c_str(), what.c_str());
+      bar.status(what);
+      report_line(o.progress, "evaluate " + name + ": " + what);
     };
     stage("maps of " + std::to_string(n) + " examples and the metrics on them");
     DecisionCounts decisions;
@@ -214,7 +212,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       sum_across(sums);
       decisions.unpack(counts);
     }
-    if (bar) bar->advance();
+    bar.advance();
     if ((has("reconstruction") || has("additivity")) && needs_inverse(name) && o.settings.inverse) {
       stage("reconstruction and additivity");
     }
@@ -250,7 +248,6 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       eval.completeness = eval.minimality = false;
       eval.reconstruction = has("reconstruction");
       eval.additivity = has("additivity");
-      eval.show_progress = false;
       eval.reducer = o.reducer;
       eval.batch_size = o.batch_size;
       const FaithfulnessReport report = evaluate_inverse(network, *o.settings.inverse, data, eval);
@@ -266,7 +263,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
         m["additivity"] = {{"relative_error", report.additivity_error}, {"examples", report.additivity_examples}};
       }
     }
-    if (bar) bar->advance();
+    bar.advance();
     if (has("randomization") && lead) {
       const int64_t r = std::min({o.randomization_examples, n, first_maps.size(0)});
       const at::Tensor x = data.get(0, r).inputs;
@@ -289,7 +286,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       }
       m["randomization"] = steps;
     }
-    if (bar) bar->advance();
+    bar.advance();
     if (has("ground-truth") && lead) {
       stage("ground truth on the linear toy");
       // The linear signal/distractor toy: a linear model trained here, the
@@ -310,7 +307,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
         m["ground_truth"] = {{"cosine", mean_cosine(a, test_toy.signal)}};
       }
     }
-    if (bar) bar->advance();
+    bar.advance();
     result["methods"][name] = m;
   }
   return result;

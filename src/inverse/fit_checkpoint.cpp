@@ -33,10 +33,7 @@ void save_fit_checkpoint(const std::string& path, const nlohmann::json& identity
                          {"seconds", s.inverse.seconds}};
   std::map<std::string, at::Tensor> tensors;
   meta["fits"] = nlohmann::json::array();
-  for (const LayerFit& f : s.inverse.fits()) {
-    meta["fits"].push_back({{"index", f.index}, {"layer", f.layer}, {"solver", f.solver}, {"r2", f.r2},
-                            {"mse", f.mse}, {"seconds", f.seconds}, {"pass", f.pass}});
-  }
+  for (const LayerFit& f : s.inverse.fits()) meta["fits"].push_back(layer_fit_json(f, /*with_seconds=*/true));
   meta["operators"] = nlohmann::json::array();
   for (const auto& [i, op] : s.inverse.operators()) {
     meta["operators"].push_back(i);
@@ -74,17 +71,7 @@ std::optional<FitState> load_fit_checkpoint(const std::string& path, const nlohm
     s.inverse.seconds = meta.at("seconds");
     for (const size_t i : meta.at("operators")) s.inverse.set_operator(i, file.tensor("operator_" + std::to_string(i)));
     for (const size_t v : meta.at("fork_weights")) s.inverse.set_fork(v, file.tensor("fork_" + std::to_string(v)));
-    for (const auto& l : meta.at("fits")) {
-      LayerFit f;
-      f.index = l.at("index");
-      f.layer = l.at("layer");
-      f.solver = l.at("solver");
-      f.r2 = l.at("r2");
-      f.mse = l.at("mse");
-      f.seconds = l.at("seconds");
-      f.pass = l.at("pass");
-      s.inverse.fits().push_back(f);
-    }
+    for (const auto& l : meta.at("fits")) s.inverse.fits().push_back(layer_fit_from_json(l));
     s.pass = meta.at("pass");
     s.unfitted = meta.at("unfitted").get<std::vector<size_t>>();
     s.unfitted_forks = meta.at("unfitted_forks").get<std::vector<size_t>>();

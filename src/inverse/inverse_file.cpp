@@ -59,6 +59,25 @@ InverseOptions inverse_options_from_json(const nlohmann::json& j) {
 
 // The file holds what was fitted and on what, not how long it took: the same
 // fit gives the same bytes, a resumed one included.
+nlohmann::json layer_fit_json(const LayerFit& f, bool with_seconds) {
+  nlohmann::json j = {{"index", f.index}, {"layer", f.layer}, {"solver", f.solver},
+                      {"r2", f.r2},       {"mse", f.mse},     {"pass", f.pass}};
+  if (with_seconds) j["seconds"] = f.seconds;
+  return j;
+}
+
+LayerFit layer_fit_from_json(const nlohmann::json& l) {
+  LayerFit f;
+  f.index = l.at("index");
+  f.layer = l.at("layer");
+  f.solver = l.at("solver");
+  f.r2 = l.at("r2");
+  f.mse = l.at("mse");
+  f.seconds = l.value("seconds", 0.0);
+  f.pass = l.value("pass", 0);
+  return f;
+}
+
 void Inverse::save(const std::string& path) const {
   nlohmann::json meta = {{"model_fingerprint", model_fingerprint_},
                          {"model", model_name},
@@ -66,14 +85,7 @@ void Inverse::save(const std::string& path) const {
                          {"examples", examples},
                          {"options", inverse_options_json(options_)}};
   meta["layers"] = nlohmann::json::array();
-  for (const auto& f : fits_) {
-    meta["layers"].push_back({{"index", f.index},
-                              {"layer", f.layer},
-                              {"solver", f.solver},
-                              {"r2", f.r2},
-                              {"mse", f.mse},
-                              {"pass", f.pass}});
-  }
+  for (const auto& f : fits_) meta["layers"].push_back(layer_fit_json(f, /*with_seconds=*/false));
   meta["forks"] = nlohmann::json::array();
   std::map<std::string, at::Tensor> tensors;
   for (const auto& [index, op] : operators_) tensors["operator_" + std::to_string(index)] = op;
@@ -93,14 +105,7 @@ Inverse Inverse::load(const std::string& path) {
     inverse.data_name = meta.value("data", "");
     inverse.examples = meta.value("examples", int64_t{0});
     for (const auto& l : meta.at("layers")) {
-      LayerFit f;
-      f.index = l.at("index");
-      f.layer = l.at("layer");
-      f.solver = l.at("solver");
-      f.r2 = l.at("r2");
-      f.mse = l.at("mse");
-      f.seconds = l.value("seconds", 0.0);
-      f.pass = l.value("pass", 0);
+      const LayerFit f = layer_fit_from_json(l);
       inverse.set_operator(f.index, file.tensor("operator_" + std::to_string(f.index)));
       inverse.fits().push_back(f);
     }

@@ -18,7 +18,6 @@ TEST(Suite, CascadingRandomizationReproducesAdebayo) {
   o.metrics = {"randomization"};
   o.examples = 16;
   o.randomization_examples = 16;
-  o.show_progress = false;
   const auto j = run_suite(m.network, *test_data, o);
   const auto& g = j["methods"]["gradient"]["randomization"];
   const auto& gb = j["methods"]["guided-backprop"]["randomization"];
@@ -47,7 +46,6 @@ TEST(Suite, RandomMapsScoreAtTheFloor) {
   o.metrics = {"deletion", "localization", "completeness", "minimality", "randomization", "ground-truth"};
   o.examples = 200;
   o.randomization_examples = 16;
-  o.show_progress = false;
   // A box covering the left half of every image: random maxima land in it half the time.
   o.boxes = torch::tensor({0, 0, 28, 14}, torch::kLong).repeat({200, 1});
   const auto j = run_suite(m.network, *test_data, o);

@@ -200,7 +200,7 @@ TEST(MipInGraph, ForkWeightsReconstructTheForkedValueAtLeastAsWellAsTheSum) {
   }
   const EvaluationOptions eval = [] {
     EvaluationOptions e;
-    e.completeness = e.minimality = e.additivity = e.show_progress = false;
+    e.completeness = e.minimality = e.additivity = false;
     return e;
   }();
   const double with_sum = evaluate_inverse(net, summed, *data, eval).reconstruction.at(last_fork).r2;

@@ -103,7 +103,6 @@ class ReportInBrowser : public ::testing::Test {
     o.fit_data = m.train_data.get();
     o.settings.inverse = inverse_;
     o.boxes = torch::tensor({4, 4, 24, 24}, torch::kLong).repeat({40, 1});
-    o.show_progress = false;
     metrics_ = new nlohmann::json(run_suite(m.network, *data, o));
     (*metrics_)["model"] = "cnn <trained in the test>";
     (*metrics_)["split"] = "test";

@@ -8,6 +8,7 @@
 
 #include "mipin/data/dataset.h"
 #include "mipin/distributed/reducer.h"
+#include "mipin/util/progress.h"
 #include "mipin/inverse/inverse.h"
 #include "mipin/model/network.h"
 
@@ -70,7 +71,7 @@ struct EvaluationOptions {
   bool minimality = true;
   bool reconstruction = true;
   bool additivity = true;
-  bool show_progress = true;
+  ProgressCallback progress;  // null: silent
   // Across the processes of a job, each takes every world_size-th batch and
   // the counts and sums are added; null: this process alone.
   Reducer* reducer = nullptr;

@@ -11,6 +11,7 @@
 #include "mipin/attribution/registry.h"
 #include "mipin/data/dataset.h"
 #include "mipin/distributed/reducer.h"
+#include "mipin/util/progress.h"
 #include "mipin/model/network.h"
 
 namespace mipin {
@@ -30,7 +31,7 @@ struct SuiteOptions {
   const Dataset* fit_data = nullptr;     // for refits (the training split)
   at::Tensor boxes;                      // [N, 4] for localization, or undefined
   uint64_t seed = 0;
-  bool show_progress = true;
+  ProgressCallback progress;  // null: silent
   // Across the processes of a job, each evaluates every world_size-th batch
   // and the counts and curves are added; randomization and the ground truth
   // (a few examples, refits) run on rank 0, whose result is the job's.
