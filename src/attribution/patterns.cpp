@@ -101,22 +101,12 @@ Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examp
     }
     bar.advance();
   }
-  if (reducer.world_size() > 1) {
-    // Every process's moments, added in rank order.
-    std::vector<at::Tensor> parts;
-    for (const auto& [i, m] : moments) {
-      for (const at::Tensor& t : {m.sum_x, m.sum_y, m.sum_xy, m.count}) parts.push_back(t.flatten());
-    }
-    at::Tensor packed = torch::cat(parts);
-    reducer.sum(packed);
-    int64_t offset = 0;
-    for (auto& [i, m] : moments) {
-      for (at::Tensor* t : {&m.sum_x, &m.sum_y, &m.sum_xy, &m.count}) {
-        *t = packed.slice(0, offset, offset + t->numel()).view(t->sizes()).clone();
-        offset += t->numel();
-      }
-    }
+  // Every process's moments, added in rank order.
+  std::vector<at::Tensor*> sums;
+  for (auto& [i, m] : moments) {
+    for (at::Tensor* t : {&m.sum_x, &m.sum_y, &m.sum_xy, &m.count}) sums.push_back(t);
   }
+  sum_each(reducer, sums);
   Patterns p;
   p.model_fingerprint = network.fingerprint();
   p.data_name = data.name();

@@ -19,6 +19,19 @@ void Reducer::sum(at::Tensor& values) {
   stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+void sum_each(Reducer& reducer, const std::vector<at::Tensor*>& tensors) {
+  if (reducer.world_size() == 1) return;
+  std::vector<at::Tensor> parts;
+  for (const at::Tensor* t : tensors) parts.push_back(t->to(torch::kDouble).flatten());
+  at::Tensor packed = torch::cat(parts);
+  reducer.sum(packed);
+  int64_t offset = 0;
+  for (at::Tensor* t : tensors) {
+    *t = packed.slice(0, offset, offset + t->numel()).view(t->sizes()).to(t->scalar_type());
+    offset += t->numel();
+  }
+}
+
 void check_same_everywhere(Reducer& reducer, const std::string& what, const std::string& value) {
   const int world = reducer.world_size();
   if (world == 1) return;

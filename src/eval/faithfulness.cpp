@@ -102,28 +102,23 @@ FaithfulnessReport evaluate_inverse(const Network& network, const Inverse& inver
     bar.advance();
   }
   if (reducer.world_size() > 1) {
-    // Every process's counts and sums, in one reduction.
-    std::vector<at::Tensor> parts{decisions.packed(), torch::tensor({double(correct), report.additivity_error,
-                                                                     double(report.additivity_examples)},
-                                                                    torch::kDouble)};
-    if (o.reconstruction) {
-      for (const RSquared& r : sums) parts.push_back(r.packed());
+    // Every process's counts and sums, in one reduction. The additivity is
+    // of the first batch: rank 0's alone (the others add 0).
+    at::Tensor counts = decisions.packed();
+    at::Tensor scalars = torch::tensor(
+        {double(correct), report.additivity_error, double(report.additivity_examples)}, torch::kDouble);
+    std::vector<at::Tensor> r2(sums.size());
+    std::vector<at::Tensor*> all{&counts, &scalars};
+    for (size_t v = 0; o.reconstruction && v < sums.size(); ++v) {
+      r2[v] = sums[v].packed();
+      all.push_back(&r2[v]);
     }
-    at::Tensor packed = torch::cat(parts);
-    reducer.sum(packed);
-    decisions.unpack(packed.slice(0, 0, 5));
-    // The additivity of the first batch: rank 0's alone (the others add 0).
-    correct = int64_t(packed[5].item<double>());
-    report.additivity_error = packed[6].item<double>();
-    report.additivity_examples = int64_t(packed[7].item<double>());
-    int64_t offset = 8;
-    if (o.reconstruction) {
-      for (RSquared& r : sums) {
-        const int64_t size = r.packed().numel();
-        r = RSquared::from_packed(packed.slice(0, offset, offset + size));
-        offset += size;
-      }
-    }
+    sum_each(reducer, all);
+    decisions.unpack(counts);
+    correct = int64_t(scalars[0].item<double>());
+    report.additivity_error = scalars[1].item<double>();
+    report.additivity_examples = int64_t(scalars[2].item<double>());
+    for (size_t v = 0; o.reconstruction && v < sums.size(); ++v) sums[v] = RSquared::from_packed(r2[v]);
   }
   const double dn = double(n);
   report.model_accuracy = double(correct) / dn;

@@ -130,19 +130,6 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       f(batch, network.forward(batch.inputs).argmax(1), b);
     }
   };
-  // Adds each tensor across the processes (one reduction for them all).
-  auto sum_across = [&](std::vector<at::Tensor*> sums) {
-    if (reducer.world_size() == 1) return;
-    std::vector<at::Tensor> parts;
-    for (const at::Tensor* t : sums) parts.push_back(t->to(torch::kDouble).flatten());
-    at::Tensor packed = torch::cat(parts);
-    reducer.sum(packed);
-    int64_t offset = 0;
-    for (at::Tensor* t : sums) {
-      *t = packed.slice(0, offset, offset + t->numel()).view(t->sizes()).to(t->scalar_type());
-      offset += t->numel();
-    }
-  };
   // The fill for deletion/insertion: the mean input of the evaluated examples.
   at::Tensor fill;
   at::Tensor correct = torch::zeros({1}, torch::kDouble);
@@ -151,7 +138,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     fill = fill.defined() ? fill + sum : sum;
     correct += predicted.eq(batch.labels).sum().item<double>();
   });
-  sum_across({&fill, &correct});
+  sum_each(reducer, {&fill, &correct});
   fill = fill / double(n);
 
   nlohmann::json result = {{"data", data.name()},
@@ -209,7 +196,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       for (at::Tensor* curve : {&del, &ins, &del_random, &ins_random}) {
         if (curve->defined()) sums.push_back(curve);
       }
-      sum_across(sums);
+      sum_each(reducer, sums);
       decisions.unpack(counts);
     }
     bar.advance();

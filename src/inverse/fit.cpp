@@ -65,14 +65,6 @@ std::vector<size_t> without(const std::vector<size_t>& all, const std::vector<si
   return out;
 }
 
-// Adds a tensor's values across the processes (float64 on the way).
-void sum_across(Reducer& reducer, at::Tensor& t) {
-  if (reducer.world_size() == 1) return;
-  at::Tensor d = t.to(at::kDouble).contiguous();
-  reducer.sum(d);
-  t = d.to(t.scalar_type());
-}
-
 // Which nodes lie below which: below[i][j] is true where node j reads,
 // directly or through other nodes, the output of node i.
 std::vector<std::vector<char>> reachability(const Network& net) {
@@ -432,12 +424,12 @@ class Fitter {
         bar.advance();
       }
       // The sums of every process.
-      sum_across(reducer_, result.gradient);
       if (with_targets) {
-        sum_across(reducer_, result.column_energy);
         at::Tensor trace = torch::tensor({result.trace}, torch::kDouble);
-        sum_across(reducer_, trace);
+        sum_each(reducer_, {&result.gradient, &result.column_energy, &trace});
         result.trace = trace.item<double>();
+      } else {
+        sum_each(reducer_, {&result.gradient});
       }
       return result;
     };
@@ -478,11 +470,9 @@ class Fitter {
       score.add(rows_of(target), rows_of(apply_inverse_operator(layer, u.to(at::kFloat), signal, target)));
       bar.advance();
     }
-    if (reducer_.world_size() > 1) {
-      at::Tensor packed = score.packed();
-      reducer_.sum(packed);
-      score = RSquared::from_packed(packed);
-    }
+    at::Tensor packed = score.packed();
+    sum_each(reducer_, {&packed});
+    score = RSquared::from_packed(packed);
     fit.mse = score.mse();
     fit.r2 = score.r2();
     return u.to(at::kFloat);

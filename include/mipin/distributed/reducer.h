@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mipin {
 
@@ -41,6 +42,10 @@ class Reducer {
  private:
   ReduceStats stats_;
 };
+
+// Adds each tensor across the processes in one reduction (float64 on the
+// way); each keeps its shape and dtype. Nothing to do for one process.
+void sum_each(Reducer& reducer, const std::vector<at::Tensor*>& tensors);
 
 // Throws mipin::Error unless every process passes the same `value` for
 // `what` (a model's fingerprint, a data set, the fit's options), naming the
