@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -158,27 +159,38 @@ TEST(JobCli, AKilledRankStopsTheOthersNamingItAndLeavesNoFile) {
   EXPECT_TRUE(fs::is_empty(dir.path())) << r.out;
 }
 
+// Starts a fit in the background and SIGKILLs it `delay` seconds after it
+// logs `line` (its own progress, so that the moment does not depend on how
+// loaded the machine is).
+void kill_after_line(const std::string& command, const std::string& line, double delay, const std::string& log) {
+  test::run_command("{ " + command + " >" + log + " 2>&1 & P=$!; until grep -q '" + line + "' " + log +
+                    " || ! kill -0 $P 2>/dev/null; do sleep 0.02; done; sleep " + std::to_string(delay) +
+                    "; kill -9 $P; wait $P; }");
+}
+
 TEST(JobCli, AKilledFitResumesFromItsCheckpointToTheSameBytes) {
   test::TempDir dir;
   const std::string fit = std::string(MIPIN_CLI) + " fit --model " + test::test_model("zoo_cnn.pt") +
                           " --examples 2000 --batch-size 100 --threads 1";
-  const auto start = std::chrono::steady_clock::now();
   const auto whole = test::run_command(fit + " --out " + dir.file("whole.mipin"));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_EQ(whole.exit_code, 0) << whole.err;
   const std::string expected = test::read_text(dir.file("whole.mipin"));
-  // Killed early, mid-way and late in the fit; each rerun resumes.
+  // Killed early, mid-way and late in the fit (its four passes fit layers
+  // 9, 7, 3 and 0; the last two take seconds each); each rerun resumes.
   int resumed = 0;
-  for (const double delay : {0.15 * seconds, 0.5 * seconds, 0.85 * seconds}) {
-    const std::string name = "killed-" + std::to_string(int(delay * 10));
-    const std::string run =
-        fit + " --checkpoint " + dir.file(name) + " --checkpoint-every 0 --out " + dir.file(name + ".mipin");
-    const auto killed = kill_during(run, delay, "$P");
-    EXPECT_FALSE(fs::exists(dir.file(name + ".mipin"))) << "the fit ended before the kill at " << delay << " s";
+  const std::pair<const char*, double> moments[] = {{"fitted layer 9", 0.2}, {"fitted layer 7", 1.0},
+                                                    {"fitted layer 3", 1.0}};
+  for (const auto& [line, delay] : moments) {
+    const std::string name = "killed-after-layer-" + std::string(1, line[std::strlen(line) - 1]);
+    const std::string run = fit + " --checkpoint " + dir.file(name) + " --checkpoint-every 0 --out " +
+                            dir.file(name + ".mipin");
+    kill_after_line(run, line, delay, dir.file(name + ".log"));
+    EXPECT_FALSE(fs::exists(dir.file(name + ".mipin"))) << "the fit ended before the kill " << delay << " s after '"
+                                                        << line << "'";
     const auto rerun = test::run_command(run);
     ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
     resumed += rerun.err.find("resuming from") != std::string::npos;
-    EXPECT_EQ(test::read_text(dir.file(name + ".mipin")), expected) << "killed at " << delay << " s";
+    EXPECT_EQ(test::read_text(dir.file(name + ".mipin")), expected) << "killed " << delay << " s after " << line;
     // Done: the checkpoint goes, so that a rerun starts afresh.
     EXPECT_FALSE(fs::exists(dir.file(name + "/inverse.checkpoint")));
   }
@@ -190,7 +202,7 @@ TEST(JobCli, ACheckpointOfAnotherFitIsRefused) {
   const std::string fit = std::string(MIPIN_CLI) + " fit --batch-size 100 --threads 1 --checkpoint " +
                           dir.file("ck") + " --checkpoint-every 0 --out " + dir.file("x.mipin");
   const std::string cnn = " --model " + test::test_model("zoo_cnn.pt");
-  kill_during(fit + cnn + " --examples 2000", 2.0, "$P");
+  kill_after_line(fit + cnn + " --examples 2000", "fitted layer 9", 0.2, dir.file("killed.log"));
   ASSERT_TRUE(fs::exists(dir.file("ck/inverse.checkpoint")));
   test::expect_error(test::run_command(fit + cnn + " --examples 2000 --alpha 0.5"),
                      {"belongs to another fit", "options"});
