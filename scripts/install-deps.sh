@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  g++ cmake ninja-build pkg-config git
+  g++ cmake ninja-build git
   # LibTorch, and OpenBLAS so that it does not fall back to the slow reference BLAS
   libtorch-dev libopenblas0-openmp
   # oneDNN's headers (convolutions with primitives and packed weights kept)
@@ -28,6 +28,9 @@ if [ "${1:-}" != demo ]; then
     python3-dev pybind11-dev python3-pytest
     # the report test renders report.html in a real browser (headless)
     chromium fonts-liberation
+    # the sanitizer build and the fuzz harnesses (scripts/sanitize.sh, scripts/fuzz.sh):
+    # clang with its sanitizer and libFuzzer runtimes, and its OpenMP
+    clang libclang-rt-dev libomp-dev
   )
 fi
 

@@ -130,6 +130,23 @@ void Patterns::check_compatible(const Network& network, const std::string& model
               model_name.empty() ? std::string() : "'" + model_name + "', ", "fingerprint ",
               model_fingerprint, "), but ", model.empty() ? std::string("this model") : "'" + model + "'",
               " has fingerprint ", fingerprint, ": fit them for this model with `mipin fit --method pattern`");
+  // The fingerprint names the model, not the tensors: one pattern per
+  // Linear/Conv2d layer, in the shape of its weight.
+  for (size_t i = 0; i < network.size(); ++i) {
+    const AffineLayer* affine = as_affine(network.layer(i));
+    if (!affine) continue;
+    const auto it = patterns.find(i);
+    MIPIN_CHECK(it != patterns.end(), "the patterns have none for layer ", i, " (", network.layer(i).describe(),
+                "); the file is incomplete");
+    MIPIN_CHECK(it->second.scalar_type() == at::kFloat && it->second.sizes() == affine->weight.sizes(),
+                "the pattern for layer ", i, " (", network.layer(i).describe(), ") is ", it->second.scalar_type(), " ",
+                shape_string(it->second.sizes().vec()), ", expected float32 ", shape_string(affine->weight.sizes().vec()),
+                "; the file is corrupt");
+  }
+  for (const auto& [i, pattern] : patterns) {
+    MIPIN_CHECK(i < network.size() && as_affine(network.layer(i)), "the patterns hold one for node ", i,
+                ", which is not a Linear or Conv2d layer; the file is corrupt");
+  }
 }
 
 void Patterns::save(const std::string& path) const {

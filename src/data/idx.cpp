@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -28,7 +29,7 @@ using GzFile = std::unique_ptr<gzFile_s, GzCloser>;
 
 // gzread passes plain (uncompressed) files through unchanged, so one code
 // path reads both "x-idx3-ubyte" and "x-idx3-ubyte.gz".
-std::string read_maybe_gzipped(const std::string& path) {
+GzFile open_idx(const std::string& path) {
   std::error_code ec;
   MIPIN_CHECK_AS(not_found, std::filesystem::exists(path, ec), "IDX file not found: '", path, "'");
   MIPIN_CHECK(!std::filesystem::is_directory(path, ec),
@@ -36,29 +37,34 @@ std::string read_maybe_gzipped(const std::string& path) {
   GzFile file(gzopen(path.c_str(), "rb"));
   MIPIN_CHECK(file != nullptr, "cannot open IDX file '", path, "': ", std::strerror(errno));
   gzbuffer(file.get(), 1 << 20);
+  return file;
+}
 
-  std::string bytes;
-  constexpr unsigned kChunk = 1u << 20;
-  while (true) {
-    const size_t old_size = bytes.size();
-    bytes.resize(old_size + kChunk);
-    const int got = gzread(file.get(), &bytes[old_size], kChunk);
+// Reads up to `size` bytes; fewer only at the end of the data.
+uint64_t read_up_to(gzFile_s* file, void* out, uint64_t size, const std::string& path) {
+  uint64_t done = 0;
+  while (done < size) {
+    const auto chunk = static_cast<unsigned>(std::min<uint64_t>(size - done, 1u << 30));
+    const int got = gzread(file, static_cast<char*>(out) + done, chunk);
     if (got < 0) {
       int code = 0;
-      const char* message = gzerror(file.get(), &code);
-      MIPIN_FAIL("cannot read IDX file '", path, "': ", message);
+      MIPIN_FAIL("cannot read IDX file '", path, "': ", gzerror(file, &code));
     }
-    bytes.resize(old_size + static_cast<size_t>(got));
     if (got == 0) break;
+    done += static_cast<uint64_t>(got);
   }
   // A gzip stream cut short is not a hard error for gzread: it returns what it
   // could decompress and records Z_BUF_ERROR, which we must not ignore.
   int code = Z_OK;
-  const char* message = gzerror(file.get(), &code);
+  const char* message = gzerror(file, &code);
   MIPIN_CHECK(code == Z_OK || code == Z_STREAM_END, "cannot read IDX file '", path,
               "': the compressed data is damaged or truncated (", message, ")");
-  return bytes;
+  return done;
 }
+
+// Deflate cannot expand data more than 1032-fold (a run of one byte value
+// at its best); a header that declares more than that is lying.
+constexpr uint64_t kMaxDeflateRatio = 1032;
 
 uint32_t read_be32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -106,47 +112,70 @@ void big_endian_to_native(unsigned char* data, size_t count, size_t element_size
 
 }  // namespace
 
+// The header is checked against the file's length before anything is
+// allocated, and the elements are then read straight into the tensor.
 at::Tensor read_idx(const std::string& path) {
-  const std::string bytes = read_maybe_gzipped(path);
-  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  GzFile owner = open_idx(path);
+  gzFile_s* file = owner.get();
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  MIPIN_CHECK(!ec, "cannot read IDX file '", path, "': ", ec.message());
 
-  MIPIN_CHECK(bytes.size() >= 4, "'", path,
-              "' is not an IDX file: expected a 4-byte header, found ", bytes.size(), " bytes");
-  MIPIN_CHECK(data[0] == 0 && data[1] == 0, "'", path,
+  unsigned char magic[4];
+  const uint64_t got_magic = read_up_to(file, magic, 4, path);
+  MIPIN_CHECK(got_magic == 4, "'", path,
+              "' is not an IDX file: expected a 4-byte header, found ", got_magic, " bytes");
+  MIPIN_CHECK(magic[0] == 0 && magic[1] == 0, "'", path,
               "' is not an IDX file: expected magic bytes 0x00 0x00, found 0x", std::hex,
-              int{data[0]}, " 0x", int{data[1]});
+              int{magic[0]}, " 0x", int{magic[1]});
   IdxType type{};
-  MIPIN_CHECK(idx_type(data[2], &type), "'", path, "': unsupported IDX element type 0x", std::hex,
-              int{data[2]},
+  MIPIN_CHECK(idx_type(magic[2], &type), "'", path, "': unsupported IDX element type 0x", std::hex,
+              int{magic[2]},
               " (expected 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32 or 0x0E "
               "float64)");
-  const size_t ndim = data[3];
+  const size_t ndim = magic[3];
   MIPIN_CHECK(ndim >= 1, "'", path,
               "': expected at least one dimension in the IDX header, found 0");
-  const size_t header_size = 4 + 4 * ndim;
-  MIPIN_CHECK(bytes.size() >= header_size, "'", path, "' is truncated: expected a ", header_size,
-              "-byte IDX header, found ", bytes.size(), " bytes");
+  const uint64_t header_size = 4 + 4 * ndim;
+  unsigned char size_bytes[4 * 255];
+  const uint64_t got_sizes = read_up_to(file, size_bytes, 4 * ndim, path);
+  MIPIN_CHECK(got_sizes == 4 * ndim, "'", path, "' is truncated: expected a ", header_size,
+              "-byte IDX header, found ", 4 + got_sizes, " bytes");
 
   std::vector<int64_t> sizes(ndim);
   uint64_t count = 1;
   for (size_t d = 0; d < ndim; ++d) {
-    sizes[d] = read_be32(data + 4 + 4 * d);
+    sizes[d] = read_be32(size_bytes + 4 * d);
     // IDX sizes are uint32 and there are at most 255 of them: guard the product.
     MIPIN_CHECK(sizes[d] == 0 || count <= (uint64_t{1} << 48) / static_cast<uint64_t>(sizes[d]),
                 "'", path, "': the IDX header declares an implausibly large array");
     count *= static_cast<uint64_t>(sizes[d]);
   }
   const uint64_t expected = count * type.element_size;
-  const uint64_t found = bytes.size() - header_size;
-  MIPIN_CHECK(found >= expected, "'", path, "' is truncated: expected ", expected, " bytes of ",
-              type.name, " data after the header, found ", found);
-  MIPIN_CHECK(found == expected, "'", path, "': expected ", expected, " bytes of ", type.name,
-              " data after the header, found ", found, " (", found - expected,
-              " unexpected trailing bytes)");
+  const bool compressed = gzdirect(file) == 0;
+  if (!compressed) {
+    const uint64_t found = file_size - std::min(file_size, header_size);
+    MIPIN_CHECK(found >= expected, "'", path, "' is truncated: expected ", expected, " bytes of ",
+                type.name, " data after the header, found ", found);
+    MIPIN_CHECK(found == expected, "'", path, "': expected ", expected, " bytes of ", type.name,
+                " data after the header, found ", found, " (", found - expected,
+                " unexpected trailing bytes)");
+  } else {
+    MIPIN_CHECK(expected <= kMaxDeflateRatio * file_size, "'", path, "': the IDX header declares ",
+                count, " ", type.name, " elements (", expected, " bytes), more than a gzip file of ",
+                file_size, " bytes can hold: the file is corrupt");
+  }
 
   at::Tensor tensor = at::empty(sizes, at::TensorOptions().dtype(type.dtype));
   auto* out = static_cast<unsigned char*>(tensor.data_ptr());
-  if (expected > 0) std::memcpy(out, data + header_size, expected);
+  const uint64_t found = read_up_to(file, out, expected, path);
+  MIPIN_CHECK(found == expected, "'", path, "' is truncated: expected ", expected, " bytes of ",
+              type.name, " data after the header, found ", found);
+  char extra[4096];
+  const uint64_t trailing = read_up_to(file, extra, sizeof extra, path);
+  MIPIN_CHECK(trailing == 0, "'", path, "': expected ", expected, " bytes of ", type.name,
+              " data after the header, found ", trailing == sizeof extra ? "at least " : "",
+              expected + trailing, " (unexpected trailing bytes)");
   big_endian_to_native(out, count, type.element_size);
   return tensor;
 }

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <utility>
 #include <vector>
@@ -95,10 +97,40 @@ class ImageFolderDataset final : public Dataset {
   Normalization normalization_;
 };
 
+// The most pixels an image may declare (8192 x 8192): far above what image
+// classifiers read, and a bound on what a file can make the decoder allocate.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+
+// The header's size is checked before the decoder allocates for it: a file
+// of a few bytes may declare any size.
+void check_image_size(const std::string& path, int width, int height) {
+  MIPIN_CHECK(static_cast<int64_t>(width) * height <= kMaxImagePixels, "cannot decode image '", path,
+              "': it declares ", width, "x", height, " pixels, more than the ", kMaxImagePixels,
+              " (8192x8192) that mipin reads; scale it down first");
+}
+
+// stb refuses a PNG header of over 2^30 bytes of pixels as an "unknown image
+// type": read the size it declares (IHDR, the first chunk) to say so.
+void check_png_header(const std::string& path, const unsigned char* head, size_t size) {
+  static const unsigned char kSignature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size < 24 || std::memcmp(head, kSignature, 8) != 0 || std::memcmp(head + 12, "IHDR", 4) != 0) return;
+  auto be32 = [&](size_t at) {
+    return (uint32_t(head[at]) << 24) | (uint32_t(head[at + 1]) << 16) | (uint32_t(head[at + 2]) << 8) | head[at + 3];
+  };
+  const uint32_t width = be32(16), height = be32(20);
+  MIPIN_CHECK(uint64_t(width) * height <= uint64_t(kMaxImagePixels), "cannot decode image '", path,
+              "': it declares ", width, "x", height, " pixels, more than the ", kMaxImagePixels,
+              " (8192x8192) that mipin reads; scale it down first");
+}
+
 // Reads only the header: width, height and channels in the file.
 void image_info(const std::string& path, int* width, int* height, int* channels) {
+  unsigned char head[24] = {};
+  std::ifstream(path, std::ios::binary).read(reinterpret_cast<char*>(head), sizeof head);
+  check_png_header(path, head, sizeof head);
   MIPIN_CHECK(stbi_info(path.c_str(), width, height, channels), "cannot read image '", path,
               "': ", stbi_failure_reason(), " (expected a PNG or JPEG file)");
+  check_image_size(path, *width, *height);
 }
 
 // Listing errors (permissions, a vanished folder) become mipin::Error rather
@@ -147,13 +179,11 @@ at::Tensor read_image(const std::string& path, std::optional<int64_t> channels,
   const int length = static_cast<int>(bytes.size());
 
   int width = 0, height = 0, in_file = 0;
-  int wanted = static_cast<int>(channels.value_or(0));
-  if (wanted == 0) {
-    MIPIN_CHECK(stbi_info_from_memory(data, length, &width, &height, &in_file),
-                "cannot decode image '", path, "': ", stbi_failure_reason(),
-                " (expected a PNG or JPEG file)");
-    wanted = default_channels(in_file);
-  }
+  check_png_header(path, data, bytes.size());
+  MIPIN_CHECK(stbi_info_from_memory(data, length, &width, &height, &in_file), "cannot decode image '",
+              path, "': ", stbi_failure_reason(), " (expected a PNG or JPEG file)");
+  check_image_size(path, width, height);
+  const int wanted = channels ? static_cast<int>(*channels) : default_channels(in_file);
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(data, length, &width, &height, &in_file, wanted), stbi_image_free);
   MIPIN_CHECK(pixels != nullptr, "cannot decode image '", path, "': ", stbi_failure_reason(),

@@ -232,6 +232,46 @@ void Inverse::check_compatible(const Network& network, const std::string& model_
               "fingerprint ", model_fingerprint_, "), but ",
               model_name.empty() ? std::string("this model") : "'" + model_name + "'",
               " has fingerprint ", fingerprint, ": fit the inverse for this model with `mipin fit`");
+  // The fingerprint names the model, not the tensors: a damaged or crafted
+  // file may carry any. Each must have the shape its node implies before
+  // any is used.
+  const std::vector<std::vector<int64_t>> shapes =
+      network.input_shape().empty() ? std::vector<std::vector<int64_t>>() : network.shapes(network.input_shape());
+  // Channels of value v (axis 0 of one example), or -1 when the input shape is unknown.
+  const auto channels = [&](size_t v) { return shapes.empty() || shapes[v].empty() ? int64_t{-1} : shapes[v][0]; };
+  const auto check = [](const at::Tensor& t, std::vector<int64_t> expected, const std::string& what) {
+    MIPIN_CHECK(t.scalar_type() == at::kFloat, "the inverse's ", what, " is ", t.scalar_type(), ", expected float32");
+    bool same = t.dim() == int64_t(expected.size());
+    for (size_t d = 0; same && d < expected.size(); ++d) same = expected[d] < 0 || t.size(int64_t(d)) == expected[d];
+    for (int64_t& e : expected) e = std::max<int64_t>(e, 0);
+    MIPIN_CHECK(same, "the inverse's ", what, " has shape ", shape_string(t.sizes().vec()), ", expected ",
+                shape_string(expected), "; the file is corrupt");
+  };
+  for (size_t i = 0; i < network.size(); ++i) {
+    const Layer& layer = network.layer(i);
+    if (!has_fitted_inverse(layer, options_)) continue;
+    const auto op = operators_.find(i);
+    MIPIN_CHECK(op != operators_.end(), "the inverse has no operator for layer ", i, " (", layer.describe(),
+                "); the file is incomplete");
+    const std::string what = "operator for layer " + std::to_string(i) + " (" + layer.describe() + ")";
+    if (const AffineLayer* affine = as_affine(layer)) {
+      check(op->second, affine->weight.sizes().vec(), what);
+    } else if (layer.kind() == LayerKind::BatchNorm2d) {
+      check(op->second, {1, static_cast<const BatchNorm2d&>(layer).running_mean.size(0)}, what);
+    } else {
+      check(op->second, {int64_t(network.inputs(i).size()), channels(i + 1)}, what);
+    }
+  }
+  for (const auto& [i, op] : operators_) {
+    MIPIN_CHECK(i < network.size() && has_fitted_inverse(network.layer(i), options_), "the inverse holds an operator for ",
+                i < network.size() ? "layer " + std::to_string(i) + " (" + network.layer(i).describe() + ")" : "node " + std::to_string(i),
+                ", which has none; the file is corrupt");
+  }
+  for (const auto& [v, weights] : forks_) {
+    MIPIN_CHECK(v <= network.size() && network.readers(v) >= 2, "the inverse holds fork weights for value ", v,
+                ", which is not read by several nodes; the file is corrupt");
+    check(weights, {int64_t(network.readers(v)), channels(v)}, "fork weights for value " + std::to_string(v));
+  }
 }
 
 namespace {

@@ -21,6 +21,7 @@
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 #include "model/activations.h"
+#include "util/stored_tensor.h"
 
 namespace mipin {
 namespace {
@@ -504,6 +505,30 @@ torch::jit::Module load_module(const std::string& path, std::string& metadata_js
   }
 }
 
+void check_constants(const torch::jit::Block& block, const std::string& what) {
+  for (const Node* node : block.nodes()) {
+    for (const torch::jit::Block* inner : node->blocks()) check_constants(*inner, what);
+    if (node->kind() != c10::prim::Constant || node->outputs().size() != 1) continue;
+    if (!node->output()->type()->isSubtypeOf(*c10::TensorType::get())) continue;
+    const auto value = torch::jit::toIValue(node->output());
+    if (value && value->isTensor()) check_stored_tensor(value->toTensor(), what);
+  }
+}
+
+// Every tensor the module holds and every tensor constant of its code is
+// checked before anything reads one: freezing and constant folding compute
+// with them inside LibTorch.
+void check_module_tensors(const torch::jit::Module& module, const std::string& path) {
+  const std::string what = "a tensor in the TorchScript model '" + path + "'";
+  c10::IValue(module._ivalue()).visit([&](const c10::IValue& v) {
+    if (v.isTensor()) check_stored_tensor(v.toTensor(), what);
+    return false;  // and look inside lists, tuples, dicts and objects
+  });
+  for (const torch::jit::Module& m : module.modules()) {
+    for (const torch::jit::Method& method : m.get_methods()) check_constants(*method.graph()->block(), what);
+  }
+}
+
 // The module's graph as a Network; `path` names the model in messages.
 ImportedModel import_module(torch::jit::Module module, const std::string& metadata_json, const std::string& path,
                             const ImportOptions& options) {
@@ -513,6 +538,7 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
 
   std::shared_ptr<torch::jit::Graph> graph;
   try {
+    check_module_tensors(module, path);
     module.eval();
     torch::jit::Module frozen = torch::jit::freeze_module(module);
     graph = frozen.get_method("forward").graph()->copy();

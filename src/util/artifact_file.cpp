@@ -11,6 +11,7 @@
 
 #include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
+#include "util/stored_tensor.h"
 
 namespace mipin {
 
@@ -39,6 +40,7 @@ void write_artifact(const std::string& path, const ArtifactFormat& format, nlohm
 at::Tensor ArtifactReader::tensor(const std::string& name) const {
   at::Tensor t;
   archive_->archive.read(name, t);
+  check_stored_tensor(t, "tensor '" + name + "'");
   return t;
 }
 
@@ -67,6 +69,8 @@ void read_artifact(const std::string& path, const ArtifactFormat& format,
               format.tag, "')");
   try {
     parse(reader);
+  } catch (const Error& e) {
+    throw Error(detail::concat("cannot read the ", format.what, " '", path, "': ", e.what()), e.kind());
   } catch (const c10::Error& e) {
     MIPIN_FAIL("cannot read the ", format.what, " '", path, "': a tensor is missing or corrupt (",
                std::string(e.what_without_backtrace()).substr(0, 160), ")");

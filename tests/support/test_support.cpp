@@ -1,7 +1,11 @@
 #include "support/test_support.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <filesystem>
@@ -42,9 +46,19 @@ CommandResult run_command(const std::string& command_line) {
   TempDir dir;
   const std::string out = dir.file("stdout"), err = dir.file("stderr");
   const std::string full = command_line + " >" + out + " 2>" + err + " </dev/null";
-  const int status = std::system(full.c_str());
+  // fork and wait4 rather than system(): the child's own peak memory.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", full.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  while (pid > 0 && wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  }
   CommandResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.exit_code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.peak_mb = double(usage.ru_maxrss) / 1024.0;
   result.out = read_text(out);
   result.err = read_text(err);
   return result;

@@ -27,6 +27,7 @@ struct CommandResult {
   int exit_code = -1;
   std::string out;  // stdout
   std::string err;  // stderr
+  double peak_mb = 0;  // the largest resident set of any one process the command ran
 };
 
 // Runs a shell command line, capturing stdout and stderr separately.
