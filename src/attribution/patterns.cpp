@@ -82,7 +82,7 @@ Patterns fit_patterns(const Network& network, const Dataset& data, int64_t examp
       Moments& m = moments[i];
       // Each unit's sums over its own group's inputs: [in per group, out].
       const int64_t groups = x.size(1);
-      auto per_group = [&](const at::Tensor& v) {
+      auto per_group = [&, x = x](const at::Tensor& v) {
         const at::Tensor vg = v.view({v.size(0), groups, -1}).transpose(0, 1);  // [groups, rows, out / groups]
         return x.transpose(0, 1).transpose(1, 2).bmm(vg).transpose(0, 1).reshape({x.size(2), -1}).to(at::kDouble);
       };

@@ -45,7 +45,7 @@ struct InputSource {
   int64_t count = 0;
   std::function<Inputs(int64_t begin, int64_t end)> slice;
   // The range inputs take, as far as the data show it (LRP's z-box bounds).
-  std::pair<double, double> bounds;
+  std::pair<double, double> bounds{0.0, 1.0};  // read only by methods that say so
   std::vector<std::string> class_names;  // the data set's, where it has them
 };
 
@@ -73,13 +73,15 @@ std::pair<int64_t, int64_t> parse_range(const std::string& text, int64_t size) {
   MIPIN_FAIL("--index expects A:B with 0 <= A < B <= ", size, ", one index or all, found '", text, "'");
 }
 
-InputSource inputs_from_data(const ExplainCommandOptions& o, const Network& net) {
+// bounds: whether the method reads the data's range (from the first 1000
+// examples: decoding them is not free for an image folder).
+InputSource inputs_from_data(const ExplainCommandOptions& o, const Network& net, bool bounds) {
   std::shared_ptr<const Dataset> data = open_dataset(o.data, parse_split(o.split));
   check_data_fits_model(*data, net, o.model);
   const auto [a, b] = parse_range(o.index, data->size());
   InputSource source;
   source.count = b - a;
-  source.bounds = value_range(data->get(0, std::min<int64_t>(data->size(), 1000)).inputs);
+  if (bounds) source.bounds = value_range(data->get(0, std::min<int64_t>(data->size(), 1000)).inputs);
   source.class_names = data->class_names();
   source.slice = [data, first = a, split = o.split](int64_t begin, int64_t end) {
     Inputs in;
@@ -212,7 +214,8 @@ void run_explain(const ExplainCommandOptions& o) {
   if (!o.patterns.empty()) {
     patterns = std::make_unique<Patterns>(load_patterns_for(o.patterns, net, o.model));
   }
-  const InputSource source = o.inputs.empty() ? inputs_from_data(o, net) : inputs_from_files(o, net);
+  const InputSource source = o.inputs.empty() ? inputs_from_data(o, net, method_entry(o.method).reads_input_bounds)
+                                               : inputs_from_files(o, net);
   MethodSettings settings;
   settings.options =
       method_options(o.method_flags, [&](const std::string& text) { return read_reference(text, o.data, net); });

@@ -102,7 +102,8 @@ Composite Inverse::composite_for(const Network& network) const {
       if (!below || op == operators.end() || op->second.sizes() != below->weight.sizes()) continue;
       const FoldedOperators::Tag tag{scales.unsafeGetTensorImpl(),
                                      scales.unsafeGetTensorImpl()->version_counter().current_version(), int64_t(k)};
-      op->second = folded_->cache.get(op->second, tag, [&] { return op->second * below->per_unit(scales[int64_t(k)]); });
+      const at::Tensor scale = scales[int64_t(k)];
+      op->second = folded_->cache.get(op->second, tag, [&] { return op->second * below->per_unit(scale); });
       unscaled[i].resize(inputs.size(), false);
       unscaled[i][k] = true;
     }

@@ -96,6 +96,64 @@ TEST_F(ExplainCli, ExplainWritesArraysPicturesAndJson) {
   EXPECT_TRUE(fs::exists(out.file("grad/grid.png")));
 }
 
+TEST_F(ExplainCli, ExplainStreamsAWholeSplitInBatches) {
+  test::TempDir out;
+  // 256 training examples in batches of 16: every one listed, and the same
+  // bytes as runs over some of the batches alone (a batch's maps depend on
+  // its size through the kernels' blocking, so the runs share batches).
+  const std::string args = "explain --model " + model() + " --method gradient --data " + data() +
+                           " --split train --batch-size 16 --out ";
+  const auto r = test::run_cli(args + out.file("all") + " --index all --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["explanations"].size(), 256u);
+  EXPECT_EQ(j, nlohmann::json::parse(test::read_text(out.file("all/explanations.json"))));
+  for (int64_t i = 0; i < 256; ++i) EXPECT_EQ(j["explanations"][size_t(i)]["index"], i);
+  const auto part = test::run_cli(args + out.file("part") + " --index 192:240");
+  ASSERT_EQ(part.exit_code, 0) << part.err;
+  for (int64_t i = 192; i < 240; ++i) {
+    const std::string name = "train_00" + std::to_string(i) + ".npy";
+    EXPECT_TRUE(at::equal(read_npy(out.file("all/" + name)), read_npy(out.file("part/" + name)))) << name;
+  }
+  EXPECT_NE(part.out.find("explained 48 input(s)"), std::string::npos) << part.out;
+  EXPECT_NE(part.out.find("... and 16 more"), std::string::npos) << part.out;
+  // The grid shows the first 32.
+  const auto first = test::run_cli(args + out.file("first") + " --index 0:32");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_TRUE(at::equal(read_image(j["grid"]), read_image(out.file("first/grid.png"))));
+}
+
+TEST_F(ExplainCli, AFailedExplanationLeavesNothingBehind) {
+  test::TempDir out;
+  // 40 images, the 36th cut short after its header: the third batch of 16
+  // fails to decode after two were written.
+  const std::string data = out.file("images");
+  for (const char* split : {"train/a", "train/b", "train/c", "test/a"}) fs::create_directories(data + "/" + split);
+  for (int i = 0; i < 40; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/test/a/%03d.png", i);
+    write_png(data + name, torch::randint(0, 255, {1, 12, 12}).to(torch::kByte));
+    if (i == 35) test::write_text(data + name, test::read_text(data + name).substr(0, 40));
+  }
+  for (const char* c : {"a", "b", "c"}) {
+    write_png(data + "/train/" + c + "/0.png", torch::randint(0, 255, {1, 12, 12}).to(torch::kByte));
+  }
+  const std::string args = "explain --model " + model() + " --method gradient --data folder:" + data +
+                           " --index 0:40 --batch-size 16 --out ";
+  test::expect_error(test::run_cli(args + out.file("maps")), {"035.png"});
+  EXPECT_FALSE(fs::exists(out.file("maps")));
+  // Into a folder that was there: what the run wrote goes, what was there stays.
+  fs::create_directories(out.file("kept"));
+  test::write_text(out.file("kept/notes.txt"), "mine");
+  test::expect_error(test::run_cli(args + out.file("kept")), {"035.png"});
+  EXPECT_EQ(std::distance(fs::directory_iterator(out.file("kept")), fs::directory_iterator()), 1);
+  // The first 32 alone explain fine.
+  const auto r = test::run_cli("explain --model " + model() + " --method gradient --data folder:" + data +
+                               " --index 0:32 --batch-size 16 --out " + out.file("maps"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out.file("maps/test_00031.npy")));
+}
+
 TEST_F(ExplainCli, EvaluateWritesTheDocumentedKeys) {
   const auto r = test::run_cli("evaluate --model " + model() + " --inverse " + inverse() + " --data " +
                                data() + " --metrics completeness,minimality,reconstruction --json");

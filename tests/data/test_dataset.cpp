@@ -111,7 +111,7 @@ TEST(DataSpec, BadOptionsListTheValidOnes) {
       {"folder:/d?channels=2", "expected 1 or 3"},
   };
   for (const auto& [text, why] : cases) {
-    const std::string message = error_of([&] { parse_data_spec(text); });
+    const std::string message = error_of([&, text = text] { parse_data_spec(text); });
     EXPECT_TRUE(contains(message, why)) << text << ": " << message;
     EXPECT_TRUE(contains(message, "valid options: mean=a[,b,c], std=a[,b,c], scale=S, size=HxW"))
         << message;

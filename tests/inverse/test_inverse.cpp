@@ -151,14 +151,19 @@ TEST(MipIn, ExactSolverFitsStridedGroupedAndDilatedConvolutions) {
                   e.mse, applied, it.mse);
       EXPECT_EQ(e.solver, "exact");
       EXPECT_EQ(it.index, e.index);
-      EXPECT_NEAR(applied, e.mse, 1e-4 * e.mse) << e.layer;
+      // The fit's mse is a difference of large sums (sum x^2 - 2 b.w + w'Gw):
+      // for a near-perfect fit it carries rounding of order 1e-7 of the
+      // input's energy, which another compiler's rounding moves.
+      const double energy = r.input.to(torch::kDouble).square().mean().item<double>();
+      EXPECT_NEAR(applied, e.mse, 1e-4 * e.mse + 1e-6 * energy) << e.layer;
       EXPECT_LE(e.mse, it.mse * (1 + 1e-4)) << e.layer;
     }
   }
   const Inverse exact = fit_inverse(m.network, *data, InverseOptions(options).with_solver(Solver::Exact));
   ASSERT_EQ(exact.fits().size(), 3u);
   // Auto takes the exact solver for them too.
-  for (const auto& f : fit_inverse(m.network, *data, options).fits()) EXPECT_EQ(f.solver, "exact") << f.layer;
+  const Inverse automatic = fit_inverse(m.network, *data, options);
+  for (const auto& f : automatic.fits()) EXPECT_EQ(f.solver, "exact") << f.layer;
   // The whole inverse runs on the strided, grouped, pooled geometry.
   const at::Tensor x = data->get(0, 4).inputs;
   EXPECT_EQ(exact.source_signal(m.network, x).sizes(), x.sizes());
