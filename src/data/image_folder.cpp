@@ -103,8 +103,8 @@ constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
 
 // The header's size is checked before the decoder allocates for it: a file
 // of a few bytes may declare any size.
-void check_image_size(const std::string& path, int width, int height) {
-  MIPIN_CHECK(static_cast<int64_t>(width) * height <= kMaxImagePixels, "cannot decode image '", path,
+void check_image_size(const std::string& path, uint64_t width, uint64_t height) {
+  MIPIN_CHECK(width * height <= uint64_t(kMaxImagePixels), "cannot decode image '", path,
               "': it declares ", width, "x", height, " pixels, more than the ", kMaxImagePixels,
               " (8192x8192) that mipin reads; scale it down first");
 }
@@ -117,10 +117,7 @@ void check_png_header(const std::string& path, const unsigned char* head, size_t
   auto be32 = [&](size_t at) {
     return (uint32_t(head[at]) << 24) | (uint32_t(head[at + 1]) << 16) | (uint32_t(head[at + 2]) << 8) | head[at + 3];
   };
-  const uint32_t width = be32(16), height = be32(20);
-  MIPIN_CHECK(uint64_t(width) * height <= uint64_t(kMaxImagePixels), "cannot decode image '", path,
-              "': it declares ", width, "x", height, " pixels, more than the ", kMaxImagePixels,
-              " (8192x8192) that mipin reads; scale it down first");
+  check_image_size(path, be32(16), be32(20));
 }
 
 // Reads only the header: width, height and channels in the file.
@@ -130,7 +127,7 @@ void image_info(const std::string& path, int* width, int* height, int* channels)
   check_png_header(path, head, sizeof head);
   MIPIN_CHECK(stbi_info(path.c_str(), width, height, channels), "cannot read image '", path,
               "': ", stbi_failure_reason(), " (expected a PNG or JPEG file)");
-  check_image_size(path, *width, *height);
+  check_image_size(path, uint64_t(*width), uint64_t(*height));
 }
 
 // Listing errors (permissions, a vanished folder) become mipin::Error rather
@@ -182,7 +179,7 @@ at::Tensor read_image(const std::string& path, std::optional<int64_t> channels,
   check_png_header(path, data, bytes.size());
   MIPIN_CHECK(stbi_info_from_memory(data, length, &width, &height, &in_file), "cannot decode image '",
               path, "': ", stbi_failure_reason(), " (expected a PNG or JPEG file)");
-  check_image_size(path, width, height);
+  check_image_size(path, uint64_t(width), uint64_t(height));
   const int wanted = channels ? static_cast<int>(*channels) : default_channels(in_file);
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(data, length, &width, &height, &in_file, wanted), stbi_image_free);

@@ -64,7 +64,7 @@ std::optional<FitState> load_fit_checkpoint(const std::string& path, const nlohm
     const nlohmann::json& saved = meta.at("identity");
     for (const auto& [key, value] : identity.items()) {
       const nlohmann::json was = saved.value(key, nlohmann::json());
-      MIPIN_CHECK(was == value, "the checkpoint '", path, "' belongs to another fit: its ", key, " is ", was.dump(),
+      MIPIN_CHECK(was == value, "it belongs to another fit: its ", key, " is ", was.dump(),
                   ", this fit's ", value.dump(), " (remove it, or choose another --checkpoint directory)");
     }
     s.inverse = Inverse(inverse_options_from_json(identity.at("options")), identity.at("model_fingerprint"));

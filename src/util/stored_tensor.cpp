@@ -26,13 +26,15 @@ void check_stored_tensor(const at::Tensor& t, const std::string& what) {
   const Wide stored = static_cast<Wide>(t.storage().nbytes()) / item;
   Wide count = 1;
   Wide last = static_cast<Wide>(offset);
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    const auto size = static_cast<Wide>(t.sizes()[d]);
-    count *= size;
-    last += (size - 1) * static_cast<Wide>(t.strides()[d]);
+  // Checked before the first dimension too: a scalar is one element at its offset.
+  for (int64_t d = 0;; ++d) {
     MIPIN_CHECK(count <= stored && last < stored, what, ": the file declares sizes ", t.sizes(), " and strides ",
                 t.strides(), " at offset ", offset, " over ", static_cast<uint64_t>(stored),
                 " stored elements; the file is corrupt");
+    if (d == t.dim()) break;
+    const auto size = static_cast<Wide>(t.sizes()[d]);
+    count *= size;
+    last += (size - 1) * static_cast<Wide>(t.strides()[d]);
   }
 }
 
