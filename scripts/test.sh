@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, runs every test.
+# The test command: installs what is missing, builds, runs every test; then
+# builds again with ASan and UBSan and runs every test once more under them
+# (scripts/sanitize.sh). --no-sanitize skips the second half (a quick local
+# run; CI runs both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sanitize=1
+[ "${1:-}" = --no-sanitize ] && sanitize=0
 bash scripts/install-deps.sh
 bash scripts/build.sh -DMIPIN_BUILD_TESTS=ON
-cd build
 # One test process per core: the tests are independent (each writes under
 # its own temporary directory), and run one at a time they take twice as long.
-ctest --output-on-failure --timeout 900 -j "$(nproc)"
+(cd build && ctest --output-on-failure --timeout 900 -j "$(nproc)")
+if ((sanitize)); then
+  bash scripts/sanitize.sh
+fi
