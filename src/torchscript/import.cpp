@@ -596,6 +596,8 @@ ImportedModel load_torchscript_bytes(const std::string& bytes, const std::string
   } catch (const c10::Error& e) {
     MIPIN_FAIL("cannot read the TorchScript model '", name, "': not a TorchScript archive (",
                first_line(e.what_without_backtrace()), ")");
+  } catch (const std::exception& e) {  // TorchScript's parser throws its own types
+    MIPIN_FAIL("cannot read the TorchScript model '", name, "': ", first_line(e.what()));
   }
   return import_module(std::move(module), extra["mipin.json"], name, options);
 }
