@@ -15,7 +15,9 @@ packages=(
   # Gloo's headers (one fit across processes and machines on torch.distributed's backend)
   libgloo-dev
   # libraries
-  libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev zlib1g-dev
+  # image codecs
+  libpng-dev libturbojpeg0-dev
   # the built-in data set
   dataset-fashion-mnist
 )

@@ -1,11 +1,9 @@
-// Image files (decoded with stb_image, written with stb_image_write) and the
+// Image files (PNG and JPEG, through data/image_codecs.h) and the
 // class-per-subfolder data set over them.
 #include "mipin/data/image_folder.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <stb/stb_image.h>
-#include <stb/stb_image_write.h>
 
 #include <algorithm>
 #include <cctype>
@@ -17,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "data/image_codecs.h"
 #include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
 
@@ -24,10 +23,6 @@ namespace mipin {
 namespace fs = std::filesystem;
 
 namespace {
-
-// The output has 1 (grey) or 3 (RGB) channels; an alpha channel is dropped,
-// so grey+alpha counts as grey and RGBA as RGB.
-int default_channels(int channels_in_file) { return channels_in_file <= 2 ? 1 : 3; }
 
 void check_channels(int64_t channels, const std::string& context) {
   MIPIN_CHECK(channels == 1 || channels == 3, context,
@@ -97,37 +92,22 @@ class ImageFolderDataset final : public Dataset {
   Normalization normalization_;
 };
 
-// The most pixels an image may declare (8192 x 8192): far above what image
-// classifiers read, and a bound on what a file can make the decoder allocate.
-constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
-
-// The header's size is checked before the decoder allocates for it: a file
-// of a few bytes may declare any size.
-void check_image_size(const std::string& path, uint64_t width, uint64_t height) {
-  MIPIN_CHECK(width * height <= uint64_t(kMaxImagePixels), "cannot decode image '", path,
-              "': it declares ", width, "x", height, " pixels, more than the ", kMaxImagePixels,
-              " (8192x8192) that mipin reads; scale it down first");
-}
-
-// stb refuses a PNG header of over 2^30 bytes of pixels as an "unknown image
-// type": read the size it declares (IHDR, the first chunk) to say so.
-void check_png_header(const std::string& path, const unsigned char* head, size_t size) {
-  static const unsigned char kSignature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (size < 24 || std::memcmp(head, kSignature, 8) != 0 || std::memcmp(head + 12, "IHDR", 4) != 0) return;
-  auto be32 = [&](size_t at) {
-    return (uint32_t(head[at]) << 24) | (uint32_t(head[at + 1]) << 16) | (uint32_t(head[at + 2]) << 8) | head[at + 3];
-  };
-  check_image_size(path, be32(16), be32(20));
-}
-
-// Reads only the header: width, height and channels in the file.
-void image_info(const std::string& path, int* width, int* height, int* channels) {
-  unsigned char head[24] = {};
-  std::ifstream(path, std::ios::binary).read(reinterpret_cast<char*>(head), sizeof head);
-  check_png_header(path, head, sizeof head);
-  MIPIN_CHECK(stbi_info(path.c_str(), width, height, channels), "cannot read image '", path,
-              "': ", stbi_failure_reason(), " (expected a PNG or JPEG file)");
-  check_image_size(path, uint64_t(*width), uint64_t(*height));
+// The header of an image file, read from the file's first part (where PNG
+// and JPEG headers are) unless it needs more: sizing a data set reads every
+// file's header, and decoding whole files for that would read it all twice.
+image_codecs::Header image_info(const std::string& path) {
+  constexpr std::streamsize kFirstPart = 256 * 1024;
+  std::ifstream in(path, std::ios::binary);
+  MIPIN_CHECK(in.good(), "cannot read image '", path, "': cannot open the file");
+  std::string head(kFirstPart, '\0');
+  in.read(head.data(), kFirstPart);
+  head.resize(static_cast<size_t>(in.gcount()));
+  if (head.size() < static_cast<size_t>(kFirstPart)) return image_codecs::read_header(head, path);
+  try {
+    return image_codecs::read_header(head, path);
+  } catch (const Error&) {
+    return image_codecs::read_header(read_file(path), path);
+  }
 }
 
 // Listing errors (permissions, a vanished folder) become mipin::Error rather
@@ -170,25 +150,9 @@ at::Tensor read_image(const std::string& path, std::optional<int64_t> channels,
                 "'): expected a positive size HxW, found ", size->first, "x", size->second);
   }
   const std::string bytes = read_file(path);
-  MIPIN_CHECK(bytes.size() <= static_cast<size_t>(INT_MAX), "cannot decode image '", path,
-              "': expected a file under 2 GiB, found ", bytes.size(), " bytes");
-  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
-  const int length = static_cast<int>(bytes.size());
-
-  int width = 0, height = 0, in_file = 0;
-  check_png_header(path, data, bytes.size());
-  MIPIN_CHECK(stbi_info_from_memory(data, length, &width, &height, &in_file), "cannot decode image '",
-              path, "': ", stbi_failure_reason(), " (expected a PNG or JPEG file)");
-  check_image_size(path, uint64_t(width), uint64_t(height));
-  const int wanted = channels ? static_cast<int>(*channels) : default_channels(in_file);
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(data, length, &width, &height, &in_file, wanted), stbi_image_free);
-  MIPIN_CHECK(pixels != nullptr, "cannot decode image '", path, "': ", stbi_failure_reason(),
-              " (expected a PNG or JPEG file)");
-
-  // stb gives interleaved HWC bytes; one copy converts to float CHW.
-  at::Tensor image = at::empty({wanted, height, width}, at::kFloat);
-  image.copy_(at::from_blob(pixels.get(), {height, width, wanted}, at::kByte).permute({2, 0, 1}));
+  const int64_t wanted = channels ? *channels : image_codecs::read_header(bytes, path).channels;
+  at::Tensor image = image_codecs::decode(bytes, path, wanted).to(at::kFloat);
+  const int64_t height = image.size(1), width = image.size(2);
   if (size && (size->first != height || size->second != width)) {
     // As torch.nn.functional.interpolate(mode="bilinear", align_corners=False).
     image =
@@ -211,15 +175,7 @@ std::string encode_png(const at::Tensor& image) {
   const int comp = static_cast<int>(hwc.size(2));
   MIPIN_CHECK(height > 0 && width > 0, "encode_png: expected a non-empty image, found shape ", image.sizes());
 
-  std::string png;
-  const int ok = stbi_write_png_to_func(
-      [](void* context, void* data, int size) {
-        static_cast<std::string*>(context)->append(static_cast<const char*>(data),
-                                                   static_cast<size_t>(size));
-      },
-      &png, width, height, comp, hwc.data_ptr(), width * comp);
-  MIPIN_CHECK(ok != 0, "encode_png: PNG encoding failed");
-  return png;
+  return image_codecs::encode_png(hwc.data_ptr<uint8_t>(), height, width, comp);
 }
 
 void write_png(const std::string& path, const at::Tensor& image) {
@@ -270,9 +226,9 @@ std::unique_ptr<Dataset> open_image_folder(const DataSpec& spec, Split split) {
   MIPIN_CHECK(!files.empty(), "image folder data set '", spec.text,
               "': found no .png, .jpg or .jpeg images in '", split_dir.string(), "/<class>/'");
 
-  int width = 0, height = 0, in_file = 0;
-  image_info(files[0], &width, &height, &in_file);
-  const int64_t channels = spec.channels.value_or(default_channels(in_file));
+  const image_codecs::Header first = image_info(files[0]);
+  const int64_t channels = spec.channels.value_or(first.channels);
+  const int64_t height = first.height, width = first.width;
   std::pair<int64_t, int64_t> size{height, width};
   if (spec.resize) {
     MIPIN_CHECK(spec.resize->first > 0 && spec.resize->second > 0, "image folder data set '",
@@ -283,8 +239,8 @@ std::unique_ptr<Dataset> open_image_folder(const DataSpec& spec, Split split) {
     // Without size= every image must already have the first one's size; the
     // headers tell without decoding, so a mismatch surfaces before training.
     for (const std::string& file : files) {
-      int w = 0, h = 0, n = 0;
-      image_info(file, &w, &h, &n);
+      const image_codecs::Header header = image_info(file);
+      const int64_t h = header.height, w = header.width;
       MIPIN_CHECK(h == height && w == width, "image folder data set '", spec.text, "': '", file,
                   "' is ", h, "x", w, " but '", files[0], "' is ", height, "x", width,
                   "; all images must have the same size (give size=HxW to resize them)");

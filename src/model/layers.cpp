@@ -24,8 +24,12 @@ at::Tensor clone_or_undefined(const at::Tensor& t) {
 }
 
 // Output length of a sliding window along one axis (PyTorch's formula).
+// The window comes from a model file: a zero stride would divide by zero.
 int64_t window_output(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
-                      bool ceil_mode) {
+                      bool ceil_mode, const std::string& what) {
+  MIPIN_CHECK(kernel >= 1 && stride >= 1 && dilation >= 1 && pad >= 0, what,
+              " needs a kernel, stride and dilation of at least 1 and no negative padding, found kernel ",
+              kernel, ", stride ", stride, ", dilation ", dilation, ", padding ", pad);
   const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
   if (span < 0) return 0;  // the window does not fit even once
   int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
@@ -45,7 +49,7 @@ std::vector<int64_t> pooled_shape(const std::vector<int64_t>& in, const Pair& ke
   require_chw(in, what);
   std::vector<int64_t> out{in[0], 0, 0};
   for (int a = 0; a < 2; ++a) {
-    out[a + 1] = window_output(in[a + 1], kernel[a], stride[a], padding[a], dilation[a], ceil_mode);
+    out[a + 1] = window_output(in[a + 1], kernel[a], stride[a], padding[a], dilation[a], ceil_mode, what);
     MIPIN_CHECK(out[a + 1] > 0, what, " cannot take an input of shape ", shape_string(in),
                 ": the window is larger than the (padded) input");
   }
@@ -164,7 +168,7 @@ std::vector<int64_t> Conv2d::output_shape(const std::vector<int64_t>& in) const 
   const Pair kernel{weight.size(2), weight.size(3)};
   std::vector<int64_t> out{out_channels(), 0, 0};
   for (int a = 0; a < 2; ++a) {
-    out[a + 1] = window_output(in[a + 1], kernel[a], stride[a], padding[a], dilation[a], false);
+    out[a + 1] = window_output(in[a + 1], kernel[a], stride[a], padding[a], dilation[a], false, describe());
     MIPIN_CHECK(out[a + 1] > 0, describe(), " cannot take an input of shape ", shape_string(in),
                 ": the kernel is larger than the padded input");
   }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "mipin/data/dataset.h"
@@ -82,6 +83,66 @@ TEST(ImageFile, JpegWrittenByPil) {
   EXPECT_EQ(image.sizes(), (std::vector<int64_t>{3, 6, 8}));
   EXPECT_TRUE(at::allclose(image, solid({200, 100, 50}, 6, 8).to(at::kFloat), 0, 4)) << image;
   EXPECT_EQ(read_image(dir.file("a.jpg"), 1).sizes(), (std::vector<int64_t>{1, 6, 8}));
+}
+
+// PIL, the reader most training pipelines use, decodes the same files and
+// writes what it sees as plain 8-bit PNGs: the decoders and the colour
+// conversions must agree with it pixel for pixel.
+TEST(ImageFile, DecodingAndConversionsMatchPil) {
+  TempDir dir;
+  const test::CommandResult made = test::run_python(
+      "import os, random\n"
+      "from PIL import Image\n"
+      "random.seed(0)\n"
+      "d = '" + dir.path() + "'\n"
+      "def noise(mode, size, n):\n"
+      "    return Image.frombytes(mode, size, bytes(random.randrange(256) for _ in range(size[0] * size[1] * n)))\n"
+      "rgb = noise('RGB', (13, 7), 3)\n"
+      "rgb.save(d + '/rgb.png'); rgb.convert('L').save(d + '/rgb-as-grey.png')\n"
+      "rgba = noise('RGBA', (5, 9), 4)\n"
+      "rgba.save(d + '/rgba.png'); rgba.convert('RGB').save(d + '/rgba-as-rgb.png')\n"
+      "pal = noise('P', (6, 6), 1); pal.putpalette([random.randrange(256) for _ in range(768)])\n"
+      "pal.save(d + '/palette.png'); pal.convert('RGB').save(d + '/palette-as-rgb.png')\n"
+      "photo = noise('RGB', (16, 12), 3).resize((64, 48), Image.BILINEAR)\n"
+      "photo.save(d + '/photo.jpg', quality=90)\n"
+      "Image.open(d + '/photo.jpg').convert('RGB').save(d + '/photo-decoded.png')\n"
+      "photo.convert('L').save(d + '/grey.jpg', quality=90)\n"
+      "Image.open(d + '/grey.jpg').save(d + '/grey-decoded.png')\n"
+      "Image.open(d + '/photo.jpg').convert('L').save(d + '/photo-as-grey.png')\n"
+      "Image.open(d + '/grey.jpg').convert('RGB').save(d + '/grey-as-rgb.png')\n");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto same = [&](const std::string& file, std::optional<int64_t> channels, const std::string& expected) {
+    const at::Tensor got = read_image(dir.file(file), channels);
+    const at::Tensor want = read_image(dir.file(expected));
+    ASSERT_EQ(got.sizes(), want.sizes()) << file;
+    EXPECT_EQ((got - want).abs().max().item<float>(), 0) << file << " as " << expected;
+  };
+  same("rgb.png", 1, "rgb-as-grey.png");
+  same("rgba.png", std::nullopt, "rgba-as-rgb.png");
+  same("palette.png", std::nullopt, "palette-as-rgb.png");
+  same("photo.jpg", std::nullopt, "photo-decoded.png");
+  same("grey.jpg", std::nullopt, "grey-decoded.png");
+  same("photo.jpg", 1, "photo-as-grey.png");
+  same("grey.jpg", 3, "grey-as-rgb.png");
+}
+
+// 16-bit samples become 8-bit ones by rounding v / 257 (v * 255 / 65535),
+// with no gamma conversion: a file without gamma information is sRGB.
+TEST(ImageFile, SixteenBitPngIsRescaledNotReEncoded) {
+  TempDir dir;
+  const test::CommandResult made = test::run_python(
+      "import struct, zlib\n"
+      "values = [0, 1, 128, 129, 257, 32767, 32768, 65406, 65535]\n"
+      "raw = b''.join(b'\\x00' + struct.pack('>H', v) for v in values)\n"
+      "def chunk(kind, data):\n"
+      "    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))\n"
+      "png = b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 1, len(values), 16, 0, 0, 0, 0))\n"
+      "png += chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b'')\n"
+      "open('" + dir.file("grey16.png") + "', 'wb').write(png)\n");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const at::Tensor image = read_image(dir.file("grey16.png"));
+  const std::vector<float> expected{0, 0, 0, 1, 1, 127, 128, 254, 255};
+  EXPECT_TRUE(at::equal(image.flatten(), torch::tensor(expected))) << image.flatten();
 }
 
 TEST(ImageFile, CorruptOrMissingFileNamesTheFile) {

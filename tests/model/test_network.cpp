@@ -116,6 +116,29 @@ TEST(Network, InputShapeErrorsSayWhatWasExpected) {
   }
 }
 
+// A window read from a model file is checked before it is used: a zero
+// stride once divided by zero (found by fuzz_model).
+TEST(Network, WindowsWithZeroStrideKernelOrDilationAreRefused) {
+  Conv2d conv;
+  conv.weight = torch::randn({2, 1, 3, 3});
+  conv.stride = {0, 1};
+  try {
+    conv.output_shape({1, 8, 8});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("stride 0"), std::string::npos) << e.what();
+  }
+  MaxPool2d pool;
+  pool.dilation = {1, 0};
+  EXPECT_THROW(pool.output_shape({1, 8, 8}), Error);
+  AvgPool2d average;
+  average.kernel = {0, 2};
+  EXPECT_THROW(average.output_shape({1, 8, 8}), Error);
+  average.kernel = {2, 2};
+  average.padding = {-1, 0};
+  EXPECT_THROW(average.output_shape({1, 8, 8}), Error);
+}
+
 TEST(Canonize, FoldingBatchNormKeepsLogitsAndRemovesTheLayers) {
   torch::manual_seed(2);
   Network net = make_architecture("vgg-mini", {1, 28, 28}, 10);

@@ -137,6 +137,32 @@ TEST(Import, UnsupportedOpIsNamed) {
   }
 }
 
+// TorchScript code that does not compile is reported with the compiler's
+// reason, also when the records that map it back to Python are corrupt
+// (LibTorch's message for it would read them and end the process).
+TEST(Import, CodeThatDoesNotCompileIsReportedWithItsReason) {
+  test::TempDir dir;
+  for (const bool corrupt_debug : {false, true}) {
+    const std::string out = dir.file(corrupt_debug ? "corrupt-debug.pt" : "plain.pt");
+    const auto made = test::run_python(
+        "import zipfile\n"
+        "src = zipfile.ZipFile('" + test::test_model("mlp_scripted.pt") + "')\n"
+        "dst = zipfile.ZipFile('" + out + "', 'w')\n"
+        "for info in src.infolist():\n"
+        "    data = src.read(info.filename)\n"
+        "    if info.filename.endswith('.py'):\n"
+        "        data = data.replace(b'torch.relu(', b'torch.no_such_op(')\n"
+        "    if " + std::string(corrupt_debug ? "True" : "False") + " and info.filename.endswith('.debug_pkl'):\n"
+        "        data = b'\\x80\\x02s' + data[3:]\n"
+        "    dst.writestr(info, data)\n"
+        "dst.close()\n");
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    const std::string message = test::error_of([&] { load_torchscript(out); });
+    EXPECT_NE(message.find("does not compile"), std::string::npos) << message;
+    EXPECT_NE(message.find("no_such_op"), std::string::npos) << message;
+  }
+}
+
 // The graphs map as they are: one node per op, the wiring kept.
 TEST(Import, ResidualBranchingAndGatedGraphsKeepTheirStructure) {
   auto counts = [](const std::string& file) { return count_kinds(load_torchscript(test::test_model(file)).network); };
