@@ -16,8 +16,8 @@ packages=(
   libgloo-dev
   # libraries
   libcli11-dev nlohmann-json3-dev zlib1g-dev
-  # image codecs
-  libpng-dev libturbojpeg0-dev
+  # image codecs, and zip archives checked before LibTorch opens them
+  libpng-dev libturbojpeg0-dev libminizip-dev
   # the built-in data set
   dataset-fashion-mnist
 )

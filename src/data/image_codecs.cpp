@@ -13,18 +13,33 @@
 namespace mipin::image_codecs {
 namespace {
 
+[[noreturn]] void fail_decode(const std::string& path, const std::string& why) {
+  MIPIN_FAIL("cannot decode image '", path, "': ", why);
+}
+
 bool is_png(const std::string& bytes) {
   static const unsigned char kSignature[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   return bytes.size() >= sizeof kSignature && std::memcmp(bytes.data(), kSignature, sizeof kSignature) == 0;
 }
 
+// A PNG's header is its first chunk, IHDR, read here directly: libpng reads
+// on to the first image data, and sizing a data set needs no more than the
+// header (a file cut short after it fails when it is decoded).
+Header png_header(const std::string& bytes, const std::string& path) {
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (bytes.size() < 33 || std::memcmp(b + 8, "\0\0\0\x0dIHDR", 8) != 0)
+    fail_decode(path, "its PNG header (IHDR) is missing or cut short (a corrupt PNG file)");
+  auto be32 = [&](size_t at) {
+    return (uint32_t(b[at]) << 24) | (uint32_t(b[at + 1]) << 16) | (uint32_t(b[at + 2]) << 8) | b[at + 3];
+  };
+  const unsigned colour_type = b[25];
+  // Colour types 2 (RGB), 3 (palette) and 6 (RGBA) have colour; 0 and 4 are grey.
+  return {int64_t(be32(20)), int64_t(be32(16)), (colour_type & 2) ? 3 : 1};
+}
+
 bool is_jpeg(const std::string& bytes) {
   return bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
          static_cast<unsigned char>(bytes[1]) == 0xD8 && static_cast<unsigned char>(bytes[2]) == 0xFF;
-}
-
-[[noreturn]] void fail_decode(const std::string& path, const std::string& why) {
-  MIPIN_FAIL("cannot decode image '", path, "': ", why);
 }
 
 void check_size(const std::string& path, int64_t width, int64_t height) {
@@ -39,7 +54,7 @@ void check_size(const std::string& path, int64_t width, int64_t height) {
 // jumping out of the caller; the header is read on construction.
 class PngFile {
  public:
-  PngFile(const std::string& bytes, const std::string& path) : path_(path) {
+  PngFile(const std::string& bytes, const std::string& path) : header_(png_header(bytes, path)), path_(path) {
     image_.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_memory(&image_, bytes.data(), bytes.size())) {
       const std::string message = image_.message;
@@ -54,14 +69,14 @@ class PngFile {
   PngFile(const PngFile&) = delete;
   PngFile& operator=(const PngFile&) = delete;
 
-  Header header() const {
-    return {int64_t(image_.height), int64_t(image_.width), (image_.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1};
-  }
+  const Header& header() const { return header_; }
 
   // Interleaved grey+alpha or RGBA bytes: asking libpng for no alpha would
   // composite the pixels onto a background instead of dropping it.
   std::vector<uint8_t> pixels(int64_t* per_pixel) {
-    const bool colour = header().channels == 3;
+    MIPIN_CHECK(int64_t(image_.width) == header_.width && int64_t(image_.height) == header_.height,
+                "cannot decode image '", path_, "': libpng reads another size than its header");
+    const bool colour = header_.channels == 3;
     image_.format = colour ? PNG_FORMAT_RGBA : PNG_FORMAT_GA;
     *per_pixel = colour ? 4 : 2;
     std::vector<uint8_t> out(PNG_IMAGE_SIZE(image_));
@@ -72,6 +87,7 @@ class PngFile {
  private:
   [[noreturn]] void fail() const { fail_decode(path_, std::string(image_.message) + " (a corrupt PNG file)"); }
 
+  Header header_;
   png_image image_{};
   std::string path_;
 };
@@ -132,7 +148,7 @@ at::Tensor planes(std::vector<uint8_t>& pixels, int64_t height, int64_t width, i
 Header read_header(const std::string& bytes, const std::string& path) {
   Header header;
   if (is_png(bytes)) {
-    header = PngFile(bytes, path).header();
+    header = png_header(bytes, path);
   } else if (is_jpeg(bytes)) {
     header = JpegFile(bytes, path).header();
   } else {

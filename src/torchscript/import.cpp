@@ -4,8 +4,6 @@
 // reading the values it reads, so residual adds, branches, concatenations
 // and gates map as they are. Module names are never trusted: only the aten
 // ops decide what a node is.
-#include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/frontend/error_report.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -14,9 +12,7 @@
 #include <torch/script.h>
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <sstream>
 #include <unordered_map>
 
@@ -25,6 +21,7 @@
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 #include "model/activations.h"
+#include "util/libtorch_archive.h"
 #include "util/stored_tensor.h"
 
 namespace mipin {
@@ -45,6 +42,10 @@ std::string supported_ops() {
 std::string first_line(const std::string& s) {
   const auto end = s.find('\n');
   return end == std::string::npos ? s : s.substr(0, end);
+}
+
+LibTorchArchiveKind model_archive(const std::string& name) {
+  return {"the TorchScript model '" + name + "'", "not a TorchScript file"};
 }
 
 bool is_inplace(const std::string& op) { return !op.empty() && op.back() == '_' && op.rfind("aten::", 0) == 0; }
@@ -491,100 +492,11 @@ class GraphReader {
   std::string dropped_;
 };
 
-// Imports a TorchScript archive into its own compilation unit; LibTorch's
-// exceptions pass through. When LibTorch fails part way, the classes,
-// functions and graphs it has made so far hold each other in cycles of
-// shared pointers and would outlive the error (found by fuzz_model, about
-// 100 kB per bad file): emptying the unit breaks the cycles.
-torch::jit::Module import_archive(std::istream& in, std::string& metadata_json) {
-  torch::jit::ExtraFilesMap extra{{"mipin.json", ""}};
-  auto unit = std::make_shared<torch::jit::CompilationUnit>();
-  try {
-    torch::jit::Module module = torch::jit::import_ir_module(unit, in, torch::kCPU, extra);
-    metadata_json = extra["mipin.json"];
-    return module;
-  } catch (...) {
-    unit->_clear_python_cu();
-    unit->drop_all_functions();
-    throw;
-  }
-}
-
-// The archive without its debug records (code/...debug_pkl), which map the
-// serialized code back to the Python source it was made from.
-std::string without_debug_records(const std::string& bytes) {
-  std::istringstream in(bytes);
-  caffe2::serialize::PyTorchStreamReader reader(&in);
-  std::string out;
-  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
-    out.append(static_cast<const char*>(data), n);
-    return n;
-  });
-  writer.setMinVersion(reader.version());
-  for (const std::string& name : reader.getAllRecords()) {
-    const bool debug = name.size() > 10 && name.compare(name.size() - 10, 10, ".debug_pkl") == 0;
-    if (debug || name == "version" || name == ".data/version") continue;  // the writer adds the version
-    const auto [data, size] = reader.getRecord(name);
-    writer.writeRecord(name, data.get(), size);
-  }
-  writer.writeEndOfFile();
-  return out;
-}
-
-// The first line that says something: a TorchScript compile error starts
-// with an empty one.
-std::string summary_line(const std::string& s) {
-  const size_t start = s.find_first_not_of("\n");
-  return start == std::string::npos ? s : first_line(s.substr(start));
-}
-
-// Why TorchScript cannot compile the code of `bytes`. ErrorReport::what()
-// quotes the Python source the code came from, read lazily from the debug
-// records; when those are corrupt it throws out of a noexcept function and
-// ends the process (found by fuzz_model). So the message comes from importing
-// the archive once more without them.
-std::string compile_error(const std::string& bytes) {
-  try {
-    std::istringstream in(without_debug_records(bytes));
-    std::string ignored;
-    import_archive(in, ignored);
-  } catch (const torch::jit::ErrorReport& e) {
-    return summary_line(e.what());
-  } catch (const c10::Error& e) {
-    return first_line(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return summary_line(e.what());
-  }
-  return "its debug records are corrupt";
-}
-
-// Reads a TorchScript archive; every failure becomes a mipin::Error.
-// `reread` gives the archive's bytes again, for the message of a compile error.
-torch::jit::Module read_archive(std::istream& in, const std::string& name, std::string& metadata_json,
-                                const std::function<std::string()>& reread) {
-  const std::string what = "cannot read the TorchScript model '" + name + "': ";
-  try {
-    return import_archive(in, metadata_json);
-  } catch (const torch::jit::ErrorReport&) {
-    MIPIN_FAIL(what, "its TorchScript code does not compile: ", compile_error(reread()));
-  } catch (const c10::Error& e) {
-    MIPIN_FAIL(what, "the file is truncated, corrupt or not a TorchScript archive (",
-               first_line(e.what_without_backtrace()), ")");
-  } catch (const std::exception& e) {  // the parser throws its own types besides ErrorReport
-    MIPIN_FAIL(what, summary_line(e.what()));
-  }
-}
-
 torch::jit::Module load_module(const std::string& path, std::string& metadata_json) {
   std::error_code ec;
   MIPIN_CHECK_AS(not_found, std::filesystem::exists(path, ec), "model file not found: '", path, "'");
   MIPIN_CHECK(!std::filesystem::is_directory(path, ec), "expected a TorchScript file, found a directory: '", path, "'");
-  std::ifstream in(path, std::ios::binary);
-  MIPIN_CHECK(in.good(), "cannot open the TorchScript model '", path, "'");
-  return read_archive(in, path, metadata_json, [&] {
-    std::ifstream again(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(again), {});
-  });
+  return read_libtorch_archive(path, model_archive(path), &metadata_json);
 }
 
 void check_constants(const torch::jit::Block& block, const std::string& what) {
@@ -671,8 +583,7 @@ ImportedModel load_torchscript(const std::string& path, const ImportOptions& opt
 ImportedModel load_torchscript_bytes(const std::string& bytes, const std::string& name,
                                      const ImportOptions& options) {
   std::string metadata_json;
-  std::istringstream in(bytes);
-  torch::jit::Module module = read_archive(in, name, metadata_json, [&] { return bytes; });
+  torch::jit::Module module = read_libtorch_archive_in_memory(bytes, model_archive(name), &metadata_json);
   return import_module(std::move(module), metadata_json, name, options);
 }
 

@@ -1,6 +1,5 @@
 #include "util/artifact_file.h"
 
-#include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/torch.h>
 
@@ -11,12 +10,16 @@
 
 #include "mipin/util/atomic_file.h"
 #include "mipin/util/error.h"
+#include "util/libtorch_archive.h"
 #include "util/stored_tensor.h"
 
 namespace mipin {
 
+// The saved module itself, read as every LibTorch archive is
+// (util/libtorch_archive.h); OutputArchive stores each tensor as a buffer and
+// the metadata as an attribute of it.
 struct ArtifactReader::Archive {
-  mutable torch::serialize::InputArchive archive;
+  torch::jit::Module module;
 };
 
 void write_artifact(const std::string& path, const ArtifactFormat& format, nlohmann::json metadata,
@@ -38,8 +41,11 @@ void write_artifact(const std::string& path, const ArtifactFormat& format, nlohm
 }
 
 at::Tensor ArtifactReader::tensor(const std::string& name) const {
-  at::Tensor t;
-  archive_->archive.read(name, t);
+  const torch::jit::Module& module = archive_->module;
+  MIPIN_CHECK(module.hasattr(name), "tensor '", name, "' is missing");
+  const c10::IValue value = module.attr(name);
+  MIPIN_CHECK(value.isTensor(), "'", name, "' is not a tensor");
+  const at::Tensor t = value.toTensor();
   check_stored_tensor(t, "tensor '" + name + "'");
   return t;
 }
@@ -50,14 +56,13 @@ void read_artifact(const std::string& path, const ArtifactFormat& format,
   MIPIN_CHECK_AS(not_found, std::filesystem::exists(path, ec), format.what, " file not found: '", path, "'");
   ArtifactReader reader;
   reader.archive_ = std::make_shared<ArtifactReader::Archive>();
+  reader.archive_->module = read_libtorch_archive(
+      path, {"the " + format.what + " '" + path + "'", "not written by `" + format.made_by + "`"});
   try {
-    reader.archive_->archive.load_from(path);
-    c10::IValue text;
-    reader.archive_->archive.read("metadata", text);
-    reader.metadata_ = nlohmann::json::parse(text.toStringRef());
-  } catch (const c10::Error& e) {
-    MIPIN_FAIL("cannot read the ", format.what, " '", path, "': the file is truncated, corrupt or not written by `",
-               format.made_by, "` (", std::string(e.what_without_backtrace()).substr(0, 160), ")");
+    const torch::jit::Module& module = reader.archive_->module;
+    MIPIN_CHECK(module.hasattr("metadata") && module.attr("metadata").isString(), "cannot read the ", format.what,
+                " '", path, "': it has no metadata (not written by `", format.made_by, "`)");
+    reader.metadata_ = nlohmann::json::parse(module.attr("metadata").toStringRef());
   } catch (const nlohmann::json::exception& e) {
     MIPIN_FAIL("cannot read the ", format.what, " '", path, "': its metadata is corrupt (", e.what(), ")");
   }

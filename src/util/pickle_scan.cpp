@@ -1,0 +1,90 @@
+#include "util/pickle_scan.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace mipin {
+namespace {
+
+// How an opcode's argument is laid out (Python's pickletools).
+enum class Argument {
+  kNone,
+  kFixed,       // `size` bytes
+  kLength,      // a `size`-byte little-endian length, then that many bytes
+  kLine,        // up to a newline
+  kTwoLines,    // two of them (GLOBAL, INST)
+};
+
+struct Layout {
+  Argument argument;
+  int size;
+};
+
+std::optional<Layout> layout(unsigned char op) {
+  switch (op) {
+    // No argument.
+    case '(': case '.': case '0': case '1': case '2': case 'N': case 'Q': case 'R': case 'a': case 'b':
+    case 'd': case '}': case 'e': case 'l': case ']': case 'o': case 's': case 't': case ')': case 'u':
+    case 0x81: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f: case 0x90: case 0x91:
+    case 0x92: case 0x93: case 0x94: case 0x97: case 0x98:
+      return Layout{Argument::kNone, 0};
+    case 0x80: case 'K': case 'h': case 'q': case 0x82: return Layout{Argument::kFixed, 1};
+    case 'M': case 0x83: return Layout{Argument::kFixed, 2};
+    case 'J': case 'j': case 'r': case 0x84: return Layout{Argument::kFixed, 4};
+    case 'G': return Layout{Argument::kFixed, 8};
+    case 'F': case 'I': case 'L': case 'P': case 'S': case 'V': case 'g': case 'p':
+      return Layout{Argument::kLine, 0};
+    case 'c': case 'i': return Layout{Argument::kTwoLines, 0};
+    case 'U': case 'C': case 0x8c: case 0x8a: return Layout{Argument::kLength, 1};
+    case 'T': case 'X': case 'B': case 0x8b: return Layout{Argument::kLength, 4};
+    case 0x8d: case 0x8e: case 0x96: case 0x95: return Layout{Argument::kLength, 8};
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> pickle_length_problem(const std::string& pickle) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(pickle.data());
+  const uint64_t size = pickle.size();
+  uint64_t at = 0;
+  while (at < size) {
+    const unsigned char op = bytes[at];
+    const uint64_t start = at++;
+    const std::optional<Layout> how = layout(op);
+    if (!how || op == '.') return std::nullopt;  // STOP, or left to the unpickler
+    switch (how->argument) {
+      case Argument::kNone:
+        break;
+      case Argument::kFixed:
+        at += uint64_t(how->size);
+        break;
+      case Argument::kLine:
+      case Argument::kTwoLines:
+        for (int line = how->argument == Argument::kLine ? 1 : 2; line > 0 && at <= size; --line) {
+          const void* end = at < size ? std::memchr(bytes + at, '\n', size - at) : nullptr;
+          if (end == nullptr) return std::nullopt;  // the unpickler finds the end first
+          at = uint64_t(static_cast<const unsigned char*>(end) - bytes) + 1;
+        }
+        break;
+      case Argument::kLength: {
+        if (size - at < uint64_t(how->size)) return std::nullopt;
+        uint64_t length = 0;
+        for (int i = 0; i < how->size; ++i) length |= uint64_t(bytes[at + i]) << (8 * i);
+        at += uint64_t(how->size);
+        // A FRAME's length covers the opcodes that follow; the others' cover
+        // their own bytes, which the walk steps over.
+        if (length > size - at) {
+          return "opcode 0x" + std::string(1, "0123456789abcdef"[op >> 4]) + "0123456789abcdef"[op & 15] +
+                 " at byte " + std::to_string(start) + " declares " + std::to_string(length) +
+                 " bytes, and " + std::to_string(size - at) + " follow";
+        }
+        if (op != 0x95) at += length;
+        break;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace mipin

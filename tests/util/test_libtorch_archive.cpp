@@ -1,0 +1,104 @@
+// The check made before LibTorch opens an archive: it must refuse what
+// LibTorch's reader refuses after allocating (and leaking) its zip state, and
+// pass what LibTorch writes. The archives are written by Python's zipfile,
+// not by mipin; the sanitized suite checks that none of them leaks.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/atomic_file.h"
+#include "support/test_support.h"
+#include "util/libtorch_archive.h"
+
+namespace mipin {
+namespace {
+
+struct Crafted {
+  std::string name;
+  std::string python;    // writes the archive to the path in `out`
+  std::string expected;  // in the reason given
+};
+
+TEST(LibTorchArchive, RefusesWhatLibTorchsReaderRefusesAfterOpeningTheZip) {
+  test::TempDir dir;
+  const std::string model = test::test_model("mlp_scripted.pt");
+  // Each copies the model's records into a new zip, changing one thing.
+  const std::string copy =
+      "import zipfile\n"
+      "src = zipfile.ZipFile('" + model + "')\n"
+      "def copy(out, rename=lambda n: n, change=lambda n, d: d, method=zipfile.ZIP_STORED, keep=lambda n: True):\n"
+      "    dst = zipfile.ZipFile(out, 'w', method)\n"
+      "    for n in src.namelist():\n"
+      "        if keep(n):\n"
+      "            dst.writestr(rename(n), change(n, src.read(n)))\n"
+      "    dst.close()\n";
+  const std::vector<Crafted> cases{
+      {"empty", "zipfile.ZipFile(out, 'w').close()", "not a zip"},  // minizip opens none
+      {"flat", "copy(out, rename=lambda n: n.split('/')[-1])", "is not in a folder"},
+      {"no-version", "copy(out, keep=lambda n: not n.endswith('/version'))", "no version record"},
+      {"version-word", "copy(out, change=lambda n, d: b'three\\n' if n.endswith('/version') else d)", "not a number"},
+      {"version-99", "copy(out, change=lambda n, d: b'99\\n' if n.endswith('/version') else d)", "version 99"},
+      {"bzip2", "copy(out, method=zipfile.ZIP_BZIP2)", "method 12"},
+      {"pickle-string-past-its-end",
+       "copy(out, change=lambda n, d: b'\\x80\\x02X\\xff\\xff\\xff\\x7fabc' if n.endswith('/data.pkl') else d)",
+       "declares 2147483647 bytes, and 3 follow"},
+      {"not-a-zip", "open(out, 'wb').write(b'PK\\x03\\x04' + bytes(100))", "not a zip"},
+      // The version record marked encrypted (general purpose flag bit 0) in
+      // its local header and in the directory.
+      {"encrypted", "copy(out)\nb = bytearray(open(out, 'rb').read())\n"
+                    "for sig, at in ((b'PK\\x03\\x04', 6), (b'PK\\x01\\x02', 8)):\n"
+                    "    i = -1\n"
+                    "    while True:\n"
+                    "        i = b.find(sig, i + 1)\n"
+                    "        if i < 0: break\n"
+                    "        b[i + at] |= 1\n"
+                    "open(out, 'wb').write(bytes(b))", "encrypted"},
+  };
+  for (const Crafted& c : cases) {
+    const std::string out = dir.file(c.name + ".pt");
+    const auto made = test::run_python(copy + "out = '" + out + "'\n" + c.python + "\n");
+    ASSERT_EQ(made.exit_code, 0) << c.name << ": " << made.err;
+    const auto from_file = libtorch_archive_problem(out);
+    ASSERT_TRUE(from_file.has_value()) << c.name;
+    EXPECT_NE(from_file->find(c.expected), std::string::npos) << c.name << ": " << *from_file;
+    EXPECT_EQ(libtorch_archive_problem_in_memory(read_file(out)), from_file) << c.name;
+    const std::string message = test::error_of([&] { load_torchscript(out); });
+    EXPECT_NE(message.find(c.expected), std::string::npos) << c.name << ": " << message;
+  }
+  // What LibTorch and zipfile write passes, deflated or not.
+  EXPECT_EQ(libtorch_archive_problem(model), std::nullopt);
+  const std::string deflated = dir.file("deflated.pt");
+  ASSERT_EQ(test::run_python(copy + "copy('" + deflated + "', method=zipfile.ZIP_DEFLATED)\n").exit_code, 0);
+  EXPECT_EQ(libtorch_archive_problem(deflated), std::nullopt);
+  EXPECT_EQ(libtorch_archive_problem_in_memory(read_file(deflated)), std::nullopt);
+  EXPECT_NO_THROW(load_torchscript(deflated));
+}
+
+// A record may not declare more bytes than deflate can make of what it
+// stores: LibTorch allocates the declared size before inflating.
+TEST(LibTorchArchive, RecordDeclaringMoreThanItCanHoldIsRefused) {
+  test::TempDir dir;
+  const std::string out = dir.file("bomb.pt");
+  // A deflated record of 1 MB of zeros (about 1 kB stored) whose central
+  // directory entry then claims 4 GB.
+  const auto made = test::run_python(
+      "import struct, zipfile\n"
+      "out = '" + out + "'\n"
+      "z = zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED)\n"
+      "z.writestr('a/version', '3\\n')\n"
+      "z.writestr('a/data/0', bytes(1 << 20))\n"
+      "z.close()\n"
+      "b = bytearray(open(out, 'rb').read())\n"
+      "at = b.rfind(b'PK\\x01\\x02')\n"
+      "b[at + 24:at + 28] = struct.pack('<I', 0xFFFFFFF0)\n"
+      "open(out, 'wb').write(bytes(b))\n");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const auto problem = libtorch_archive_problem(out);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_NE(problem->find("record 'a/data/0' declares 4294967280 bytes"), std::string::npos) << *problem;
+}
+
+}  // namespace
+}  // namespace mipin

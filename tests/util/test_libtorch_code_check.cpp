@@ -1,0 +1,85 @@
+// TorchScript code that LibTorch 1.13's importer crashes on (a segmentation
+// fault, measured with torch.jit.load in Python) is refused with a message
+// before LibTorch reads it; code it handles itself is left to it.
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/atomic_file.h"
+#include "support/test_support.h"
+#include "util/libtorch_code_check.h"
+
+namespace mipin {
+namespace {
+
+// mlp_scripted.pt with `line` added to the class body of its first Linear.
+std::string with_class_line(const test::TempDir& dir, const std::string& file, const std::string& line) {
+  const std::string out = dir.file(file);
+  const auto made = test::run_python(
+      "import zipfile\n"
+      "src = zipfile.ZipFile('" + test::test_model("mlp_scripted.pt") + "')\n"
+      "dst = zipfile.ZipFile('" + out + "', 'w')\n"
+      "for n in src.namelist():\n"
+      "    d = src.read(n)\n"
+      "    if n.endswith('.py') and b'class Linear' in d:\n"
+      "        d = d.replace(b'  __buffers__ = []\\n', b'  __buffers__ = []\\n  " + line + "\\n', 1)\n"
+      "    dst.writestr(n, d)\n"
+      "dst.close()\n");
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  return out;
+}
+
+TEST(CodeCheck, ClassBodyStatementsLibTorchCrashesOnAreRefused) {
+  test::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> crashing{
+      {"foo = 3", "gives 'foo' a value without a type"},
+      {"__parameters__ : int", "declares __parameters__ without a value"},
+      {"__forward_hooks__ : int", "declares __forward_hooks__ without a value"},
+      {"__annotations__[\"a\"] : int", "__annotations__ entry without a type"},
+  };
+  int index = 0;
+  for (const auto& [line, reason] : crashing) {
+    const std::string path = with_class_line(dir, "crash" + std::to_string(index++) + ".pt", line);
+    std::istringstream in(read_file(path));
+    const auto problem = code_libtorch_crashes_on(in);
+    ASSERT_TRUE(problem.has_value()) << line;
+    EXPECT_NE(problem->find(reason), std::string::npos) << *problem;
+    const std::string message = test::error_of([&] { load_torchscript(path); });
+    EXPECT_NE(message.find("its TorchScript code is corrupt"), std::string::npos) << message;
+  }
+  // Lines LibTorch refuses with an error of its own pass the check, and the
+  // error is LibTorch's.
+  for (const std::string line : {"foo : int = 3", "x.y = 3", "__parameters__ = 3"}) {
+    const std::string path = with_class_line(dir, "refused.pt", line);
+    std::istringstream in(read_file(path));
+    EXPECT_EQ(code_libtorch_crashes_on(in), std::nullopt) << line;
+    const std::string message = test::error_of([&] { load_torchscript(path); });
+    EXPECT_NE(message.find("cannot read the TorchScript model"), std::string::npos) << message;
+    EXPECT_EQ(message.find("its TorchScript code is corrupt"), std::string::npos) << message;
+  }
+}
+
+// An enum's members are values without types: its body is not a module's.
+TEST(CodeCheck, EnumsAndModelsAsExportedPass) {
+  test::TempDir dir;
+  const std::string out = dir.file("enum.pt");
+  const auto made = test::run_python(
+      "import enum, torch\n"
+      "class Mode(enum.Enum):\n"
+      "    SCALE = 2\n"
+      "    KEEP = 1\n"
+      "class M(torch.nn.Module):\n"
+      "    def forward(self, x):\n"
+      "        return x * Mode.SCALE.value\n"
+      "torch.jit.save(torch.jit.script(M()), '" + out + "')\n");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  for (const std::string path : {out, test::test_model("resnet18.pt"), test::test_model("mlp_scripted.pt")}) {
+    std::istringstream in(read_file(path));
+    EXPECT_EQ(code_libtorch_crashes_on(in), std::nullopt) << path;
+  }
+}
+
+}  // namespace
+}  // namespace mipin
