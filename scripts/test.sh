@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sanitize=1
-[ "${1:-}" = --no-sanitize ] && sanitize=0
+for argument in "$@"; do
+  case "$argument" in
+    --no-sanitize) sanitize=0 ;;
+    *) echo "scripts/test.sh: unknown argument '$argument' (the one it takes is --no-sanitize)" >&2; exit 2 ;;
+  esac
+done
 bash scripts/install-deps.sh
 bash scripts/build.sh -DMIPIN_BUILD_TESTS=ON
 # One test process per core: the tests are independent (each writes under

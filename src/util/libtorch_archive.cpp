@@ -1,6 +1,7 @@
 #include "util/libtorch_archive.h"
 
 #include <c10/util/string_utils.h>
+#include <caffe2/serialize/file_adapter.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/versions.h>
 #include <minizip/unzip.h>
@@ -124,7 +125,7 @@ std::optional<std::string> pickles_problem(unzFile zip) {
       return "record '" + name + "' is a pickle of " + std::to_string(info.uncompressed_size) + " bytes";
     std::string pickle;
     if (!read_current(zip, info.uncompressed_size, &pickle)) return "record '" + name + "' is corrupt";
-    if (auto problem = pickle_length_problem(pickle)) return "record '" + name + "' is corrupt: " + *problem;
+    if (auto problem = pickle_problem(pickle)) return "record '" + name + "' is corrupt: " + *problem;
   }
   return std::nullopt;
 }
@@ -179,28 +180,32 @@ std::string first_line(const std::string& s) {
   return end == std::string::npos ? s : s.substr(0, end);
 }
 
-// Imports an archive into a compilation unit of its own, emptied when
-// LibTorch fails part way (its cycles would outlive the error); LibTorch's
-// exceptions pass through.
-torch::jit::Module import_archive(std::istream& in, std::string& metadata_json) {
-  torch::jit::ExtraFilesMap extra{{"mipin.json", ""}};
-  auto unit = std::make_shared<torch::jit::CompilationUnit>();
-  try {
-    torch::jit::Module module = torch::jit::import_ir_module(unit, in, torch::kCPU, extra);
-    metadata_json = extra["mipin.json"];
-    return module;
-  } catch (...) {
-    unit->_clear_python_cu();
-    unit->drop_all_functions();
-    throw;
+// An archive in memory, read by LibTorch without a copy: a view of bytes
+// that outlive it, or bytes of its own.
+class MemoryAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit MemoryAdapter(const std::string& view) : bytes_(&view) {}
+  explicit MemoryAdapter(std::string&& owned) : owned_(std::move(owned)), bytes_(&owned_) {}
+  size_t size() const override { return bytes_->size(); }
+  size_t read(uint64_t position, void* buffer, size_t n, const char*) const override {
+    if (position >= bytes_->size()) return 0;
+    n = std::min<size_t>(n, bytes_->size() - position);
+    std::memcpy(buffer, bytes_->data() + position, n);
+    return n;
   }
-}
 
-// The archive without its debug records (code/...debug_pkl), which map the
-// serialized code back to the Python source it was made from.
-std::string without_debug_records(const std::string& bytes) {
-  std::istringstream in(bytes);
-  caffe2::serialize::PyTorchStreamReader reader(&in);
+ private:
+  std::string owned_;
+  const std::string* bytes_;
+};
+
+// The archive rewritten without its debug records (code/...debug_pkl, which
+// map the serialized code back to the Python source). LibTorch reads them
+// lazily, to quote that source in an error message, and its reading of a
+// corrupt one ends the process: ErrorReport::what() throws out of a noexcept
+// function, SourceRange::highlight dereferences null (found by fuzz_model).
+// mipin shows none of them.
+std::string without_debug_records(caffe2::serialize::PyTorchStreamReader& reader) {
   std::string out;
   caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
     out.append(static_cast<const char*>(data), n);
@@ -217,6 +222,25 @@ std::string without_debug_records(const std::string& bytes) {
   return out;
 }
 
+// Imports an archive into a compilation unit of its own, emptied when
+// LibTorch fails part way (its cycles would outlive the error); LibTorch's
+// exceptions pass through.
+torch::jit::Module import_archive(std::string archive, std::string& metadata_json) {
+  torch::jit::ExtraFilesMap extra{{"mipin.json", ""}};
+  auto unit = std::make_shared<torch::jit::CompilationUnit>();
+  try {
+    std::shared_ptr<caffe2::serialize::ReadAdapterInterface> source =
+        std::make_shared<MemoryAdapter>(std::move(archive));
+    torch::jit::Module module = torch::jit::import_ir_module(unit, source, torch::kCPU, extra);
+    metadata_json = extra["mipin.json"];
+    return module;
+  } catch (...) {
+    unit->_clear_python_cu();
+    unit->drop_all_functions();
+    throw;
+  }
+}
+
 // The first line that says something: a TorchScript compile error starts
 // with an empty one.
 std::string summary_line(const std::string& s) {
@@ -224,42 +248,26 @@ std::string summary_line(const std::string& s) {
   return start == std::string::npos ? s : first_line(s.substr(start));
 }
 
-// Why TorchScript cannot compile the code of `bytes`, from an import without
-// the debug records: ErrorReport::what() (noexcept) reads them lazily and
-// ends the process when they are corrupt.
-std::string compile_error(const std::string& bytes) {
-  try {
-    std::istringstream in(without_debug_records(bytes));
-    std::string ignored;
-    import_archive(in, ignored);
-  } catch (const torch::jit::ErrorReport& e) {
-    return summary_line(e.what());
-  } catch (const c10::Error& e) {
-    return first_line(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return summary_line(e.what());
-  }
-  return "its debug records are corrupt";
-}
-
 // Reads an archive that LibTorch's reader can open (libtorch_archive_problem
-// says nothing against it). `reread` gives its bytes again, for the message
-// of a compile error.
-torch::jit::Module read_checked(std::istream& in, const LibTorchArchiveKind& kind, std::string* metadata_json,
-                                const std::function<std::string()>& reread) {
+// says nothing against it), from `source`.
+torch::jit::Module read_checked(const std::shared_ptr<caffe2::serialize::ReadAdapterInterface>& source,
+                                const LibTorchArchiveKind& kind, std::string* metadata_json) {
   const std::string what = "cannot read " + kind.name + ": ";
   try {
-    if (auto problem = code_libtorch_crashes_on(in)) MIPIN_FAIL(what, "its TorchScript code is corrupt: ", *problem);
-    in.clear();
-    in.seekg(0);
+    std::string stripped;
+    {
+      caffe2::serialize::PyTorchStreamReader reader(source);
+      if (auto problem = code_libtorch_crashes_on(reader)) MIPIN_FAIL(what, "its TorchScript code is corrupt: ", *problem);
+      stripped = without_debug_records(reader);
+    }
     std::string metadata;
-    torch::jit::Module module = import_archive(in, metadata);
+    torch::jit::Module module = import_archive(std::move(stripped), metadata);
     if (metadata_json != nullptr) *metadata_json = metadata;
     return module;
   } catch (const Error&) {
     throw;
-  } catch (const torch::jit::ErrorReport&) {
-    MIPIN_FAIL(what, "its TorchScript code does not compile: ", compile_error(reread()));
+  } catch (const torch::jit::ErrorReport& e) {  // safe to ask what(): no debug records are left
+    MIPIN_FAIL(what, "its TorchScript code does not compile: ", summary_line(e.what()));
   } catch (const c10::Error& e) {
     MIPIN_FAIL(what, "the file is truncated, corrupt or ", kind.if_foreign, " (",
                first_line(e.what_without_backtrace()).substr(0, 200), ")");
@@ -274,20 +282,20 @@ torch::jit::Module read_libtorch_archive(const std::string& path, const LibTorch
                                          std::string* metadata_json) {
   if (auto problem = libtorch_archive_problem(path))
     MIPIN_FAIL("cannot read ", kind.name, ": ", *problem, " (", kind.if_foreign, ")");
-  std::ifstream in(path, std::ios::binary);
-  MIPIN_CHECK(in.good(), "cannot open ", kind.name);
-  return read_checked(in, kind, metadata_json, [&] {
-    std::ifstream again(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(again), {});
-  });
+  std::shared_ptr<caffe2::serialize::ReadAdapterInterface> file;
+  try {
+    file = std::make_shared<caffe2::serialize::FileAdapter>(path);
+  } catch (const c10::Error& e) {
+    MIPIN_FAIL("cannot open ", kind.name, ": ", first_line(e.what_without_backtrace()));
+  }
+  return read_checked(file, kind, metadata_json);
 }
 
 torch::jit::Module read_libtorch_archive_in_memory(const std::string& bytes, const LibTorchArchiveKind& kind,
                                                    std::string* metadata_json) {
   if (auto problem = libtorch_archive_problem_in_memory(bytes))
     MIPIN_FAIL("cannot read ", kind.name, ": ", *problem, " (", kind.if_foreign, ")");
-  std::istringstream in(bytes);
-  return read_checked(in, kind, metadata_json, [&] { return bytes; });
+  return read_checked(std::make_shared<MemoryAdapter>(bytes), kind, metadata_json);
 }
 
 std::optional<std::string> libtorch_archive_problem(const std::string& path) {

@@ -13,9 +13,9 @@
 // - a failed import leaves its classes, functions and graphs in cycles of
 //   shared pointers: the module is imported into a compilation unit of its
 //   own, emptied on failure;
-// - the message of a compile error quotes the Python source through the
-//   archive's debug records and ends the process when those are corrupt: the
-//   message is taken from a second import without them.
+// - its error messages quote the Python source through the archive's debug
+//   records, read lazily, and end the process when those are corrupt: the
+//   archive is imported without them.
 #include <optional>
 #include <string>
 

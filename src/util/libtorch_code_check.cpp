@@ -75,8 +75,7 @@ std::optional<std::string> file_problem(const std::string& code, const std::stri
 
 }  // namespace
 
-std::optional<std::string> code_libtorch_crashes_on(std::istream& in) {
-  caffe2::serialize::PyTorchStreamReader reader(&in);
+std::optional<std::string> code_libtorch_crashes_on(caffe2::serialize::PyTorchStreamReader& reader) {
   for (const std::string& record : reader.getAllRecords()) {
     if (record.rfind("code/", 0) != 0 || !ends_with(record, ".py")) continue;
     const auto [data, size] = reader.getRecord(record);

@@ -1,5 +1,6 @@
 #include "util/pickle_scan.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -42,31 +43,66 @@ std::optional<Layout> layout(unsigned char op) {
   }
 }
 
+std::string opcode_name(unsigned char op, uint64_t start) {
+  const char* hex = "0123456789abcdef";
+  return "opcode 0x" + std::string{hex[op >> 4], hex[op & 15]} + " at byte " + std::to_string(start);
+}
+
 }  // namespace
 
-std::optional<std::string> pickle_length_problem(const std::string& pickle) {
+std::optional<std::string> pickle_problem(const std::string& pickle) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(pickle.data());
   const uint64_t size = pickle.size();
+  // Memo slots are numbered in order (Python's pickler and LibTorch's both
+  // take the next free one); the unpickler grows its memo table to the slot
+  // named, so a put may name at most the next one.
+  uint64_t memo_slots = 0;
+  auto put = [&](uint64_t slot, unsigned char op, uint64_t start) -> std::optional<std::string> {
+    if (slot > memo_slots) {
+      return opcode_name(op, start) + " stores memo slot " + std::to_string(slot) + " where the next is " +
+             std::to_string(memo_slots);
+    }
+    memo_slots = std::max(memo_slots, slot + 1);
+    return std::nullopt;
+  };
   uint64_t at = 0;
   while (at < size) {
     const unsigned char op = bytes[at];
     const uint64_t start = at++;
     const std::optional<Layout> how = layout(op);
     if (!how || op == '.') return std::nullopt;  // STOP, or left to the unpickler
+    if (op == 0x94) ++memo_slots;  // MEMOIZE
     switch (how->argument) {
       case Argument::kNone:
         break;
-      case Argument::kFixed:
+      case Argument::kFixed: {
+        if (size - at < uint64_t(how->size)) return std::nullopt;
+        if (op == 'q' || op == 'r') {  // BINPUT, LONG_BINPUT
+          uint64_t slot = 0;
+          for (int i = 0; i < how->size; ++i) slot |= uint64_t(bytes[at + i]) << (8 * i);
+          if (auto problem = put(slot, op, start)) return problem;
+        }
         at += uint64_t(how->size);
         break;
+      }
       case Argument::kLine:
-      case Argument::kTwoLines:
-        for (int line = how->argument == Argument::kLine ? 1 : 2; line > 0 && at <= size; --line) {
+      case Argument::kTwoLines: {
+        const uint64_t argument = at;
+        for (int line = how->argument == Argument::kLine ? 1 : 2; line > 0; --line) {
           const void* end = at < size ? std::memchr(bytes + at, '\n', size - at) : nullptr;
           if (end == nullptr) return std::nullopt;  // the unpickler finds the end first
           at = uint64_t(static_cast<const unsigned char*>(end) - bytes) + 1;
         }
+        if (op == 'p') {  // PUT, its slot in decimal
+          uint64_t slot = 0;
+          for (uint64_t i = argument; i + 1 < at && slot <= size; ++i) {
+            if (bytes[i] < '0' || bytes[i] > '9') return std::nullopt;  // the unpickler refuses it
+            slot = slot * 10 + (bytes[i] - '0');
+          }
+          if (auto problem = put(slot, op, start)) return problem;
+        }
         break;
+      }
       case Argument::kLength: {
         if (size - at < uint64_t(how->size)) return std::nullopt;
         uint64_t length = 0;
@@ -75,9 +111,8 @@ std::optional<std::string> pickle_length_problem(const std::string& pickle) {
         // A FRAME's length covers the opcodes that follow; the others' cover
         // their own bytes, which the walk steps over.
         if (length > size - at) {
-          return "opcode 0x" + std::string(1, "0123456789abcdef"[op >> 4]) + "0123456789abcdef"[op & 15] +
-                 " at byte " + std::to_string(start) + " declares " + std::to_string(length) +
-                 " bytes, and " + std::to_string(size - at) + " follow";
+          return opcode_name(op, start) + " declares " + std::to_string(length) + " bytes, and " +
+                 std::to_string(size - at) + " follow";
         }
         if (op != 0x95) at += length;
         break;

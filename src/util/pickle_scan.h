@@ -1,18 +1,19 @@
 #pragma once
 // A walk over the opcodes of a pickle (Python's serialization, which LibTorch
-// archives use for their structure: data.pkl, constants.pkl, the debug
-// records) that checks every length the pickle declares against the bytes
-// that follow it. LibTorch's unpickler reserves a string of the declared
-// length before reading it, so a few bytes could make it allocate gigabytes
-// (found by fuzz_inverse).
+// archives use for their structure: data.pkl, constants.pkl) that checks
+// what LibTorch's unpickler allocates for before reading: every length the
+// pickle declares against the bytes that follow it (it reserves a string of
+// that length), and every memo slot against the slots stored so far (it
+// grows its memo table to the slot named). A few bytes could otherwise make
+// it allocate gigabytes (found by fuzz_inverse and fuzz_model).
 #include <optional>
 #include <string>
 
 namespace mipin {
 
-// Why `pickle` declares more than it holds (naming the opcode and its
-// offset), or nothing. The walk stops at STOP, and at an opcode it does not
+// Why `pickle` declares more than it holds or a memo slot out of order
+// (naming the opcode and its offset), or nothing. The walk stops at STOP, and at an opcode it does not
 // know, which the unpickler refuses by itself.
-std::optional<std::string> pickle_length_problem(const std::string& pickle);
+std::optional<std::string> pickle_problem(const std::string& pickle);
 
 }  // namespace mipin

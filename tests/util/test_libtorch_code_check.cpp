@@ -1,13 +1,12 @@
 // TorchScript code that LibTorch 1.13's importer crashes on (a segmentation
 // fault, measured with torch.jit.load in Python) is refused with a message
 // before LibTorch reads it; code it handles itself is left to it.
+#include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
 
-#include <sstream>
 #include <string>
 
 #include "mipin/torchscript/model_file.h"
-#include "mipin/util/atomic_file.h"
 #include "support/test_support.h"
 #include "util/libtorch_code_check.h"
 
@@ -42,8 +41,8 @@ TEST(CodeCheck, ClassBodyStatementsLibTorchCrashesOnAreRefused) {
   int index = 0;
   for (const auto& [line, reason] : crashing) {
     const std::string path = with_class_line(dir, "crash" + std::to_string(index++) + ".pt", line);
-    std::istringstream in(read_file(path));
-    const auto problem = code_libtorch_crashes_on(in);
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    const auto problem = code_libtorch_crashes_on(reader);
     ASSERT_TRUE(problem.has_value()) << line;
     EXPECT_NE(problem->find(reason), std::string::npos) << *problem;
     const std::string message = test::error_of([&] { load_torchscript(path); });
@@ -53,8 +52,8 @@ TEST(CodeCheck, ClassBodyStatementsLibTorchCrashesOnAreRefused) {
   // error is LibTorch's.
   for (const std::string line : {"foo : int = 3", "x.y = 3", "__parameters__ = 3"}) {
     const std::string path = with_class_line(dir, "refused.pt", line);
-    std::istringstream in(read_file(path));
-    EXPECT_EQ(code_libtorch_crashes_on(in), std::nullopt) << line;
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    EXPECT_EQ(code_libtorch_crashes_on(reader), std::nullopt) << line;
     const std::string message = test::error_of([&] { load_torchscript(path); });
     EXPECT_NE(message.find("cannot read the TorchScript model"), std::string::npos) << message;
     EXPECT_EQ(message.find("its TorchScript code is corrupt"), std::string::npos) << message;
@@ -76,8 +75,8 @@ TEST(CodeCheck, EnumsAndModelsAsExportedPass) {
       "torch.jit.save(torch.jit.script(M()), '" + out + "')\n");
   ASSERT_EQ(made.exit_code, 0) << made.err;
   for (const std::string path : {out, test::test_model("resnet18.pt"), test::test_model("mlp_scripted.pt")}) {
-    std::istringstream in(read_file(path));
-    EXPECT_EQ(code_libtorch_crashes_on(in), std::nullopt) << path;
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    EXPECT_EQ(code_libtorch_crashes_on(reader), std::nullopt) << path;
   }
 }
 

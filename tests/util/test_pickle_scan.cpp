@@ -1,6 +1,6 @@
 // The pickle walk, against pickles Python's own pickle module writes (every
-// protocol LibTorch and Python use) and the same cut short or given lengths
-// past their end.
+// protocol LibTorch and Python use) and the same cut short, given lengths
+// past their end or memo slots out of order.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -28,12 +28,12 @@ TEST(PickleScan, PicklesPythonWritesPassAndLengthsPastTheEndAreFound) {
   ASSERT_EQ(made.exit_code, 0) << made.err;
   for (int protocol = 0; protocol < 6; ++protocol) {
     const std::string pickle = read_file(dir.file("p" + std::to_string(protocol) + ".pkl"));
-    EXPECT_EQ(pickle_length_problem(pickle), std::nullopt) << "protocol " << protocol;
+    EXPECT_EQ(pickle_problem(pickle), std::nullopt) << "protocol " << protocol;
     // Cut short inside the 70000 bytes: the length now reaches past the end.
     if (protocol >= 3) {
       const size_t at = pickle.find(std::string(100, '\0'));
       ASSERT_NE(at, std::string::npos);
-      const auto problem = pickle_length_problem(pickle.substr(0, at + 50));
+      const auto problem = pickle_problem(pickle.substr(0, at + 50));
       ASSERT_TRUE(problem.has_value()) << "protocol " << protocol;
       EXPECT_NE(problem->find("declares"), std::string::npos) << *problem;
     }
@@ -41,13 +41,22 @@ TEST(PickleScan, PicklesPythonWritesPassAndLengthsPastTheEndAreFound) {
   // BINUNICODE declaring 2^32 - 1 bytes with 3 following; SHORT_BINBYTES
   // declaring 9 with 2; BINBYTES8 declaring 2^40.
   const std::string binunicode = std::string("\x80\x02X\xff\xff\xff\xff", 7) + "abc";
-  EXPECT_NE(pickle_length_problem(binunicode).value_or("").find("declares 4294967295 bytes, and 3 follow"),
+  EXPECT_NE(pickle_problem(binunicode).value_or("").find("declares 4294967295 bytes, and 3 follow"),
             std::string::npos);
-  EXPECT_TRUE(pickle_length_problem(std::string("C\x09xy", 4)).has_value());
-  EXPECT_TRUE(pickle_length_problem(std::string("\x8e\0\0\0\0\0\x01\0\0", 9) + "xx").has_value());
+  EXPECT_TRUE(pickle_problem(std::string("C\x09xy", 4)).has_value());
+  EXPECT_TRUE(pickle_problem(std::string("\x8e\0\0\0\0\0\x01\0\0", 9) + "xx").has_value());
+  // Memo slots in order: the next one may be named, not one further on
+  // (LONG_BINPUT, BINPUT, PUT in decimal).
+  EXPECT_EQ(pickle_problem(std::string("\x80\x02]q\x00]q\x01]r\x02\0\0\0.", 17)), std::nullopt);
+  EXPECT_NE(pickle_problem(std::string("\x80\x02]r\xff\xff\xff\x7f.", 9)).value_or("").find(
+                "stores memo slot 2147483647 where the next is 0"),
+            std::string::npos);
+  EXPECT_TRUE(pickle_problem(std::string("\x80\x02]q\x00]q\x02.", 9)).has_value());
+  EXPECT_TRUE(pickle_problem("(lp5\n.").has_value());
+  EXPECT_EQ(pickle_problem("(lp0\n(lp1\n."), std::nullopt);
   // Past STOP, or past an opcode it does not know, nothing is read.
-  EXPECT_EQ(pickle_length_problem(std::string(".X\xff\xff\xff\xff", 6)), std::nullopt);
-  EXPECT_EQ(pickle_length_problem(std::string("\xffX\xff\xff\xff\xff", 6)), std::nullopt);
+  EXPECT_EQ(pickle_problem(std::string(".X\xff\xff\xff\xff", 6)), std::nullopt);
+  EXPECT_EQ(pickle_problem(std::string("\xffX\xff\xff\xff\xff", 6)), std::nullopt);
 }
 
 }  // namespace
