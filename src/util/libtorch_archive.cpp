@@ -111,8 +111,9 @@ bool read_current(unzFile zip, uint64_t size, std::string* out) {
 // The largest pickle walked: a model's data.pkl is kilobytes to megabytes.
 constexpr uint64_t kMaxPickleBytes = uint64_t{256} << 20;
 
-// Every pickle of the archive (its structure, constants and debug records),
-// walked for lengths that reach past its end (util/pickle_scan.h).
+// Every pickle of the archive LibTorch reads (its structure and constants),
+// walked for what would make its unpickler allocate or crash
+// (util/pickle_scan.h).
 std::optional<std::string> pickles_problem(unzFile zip) {
   for (int status = unzGoToFirstFile(zip); status == UNZ_OK; status = unzGoToNextFile(zip)) {
     unz_file_info64 info{};
@@ -120,7 +121,9 @@ std::optional<std::string> pickles_problem(unzFile zip) {
     if (unzGetCurrentFileInfo64(zip, &info, name.data(), name.size(), nullptr, 0, nullptr, 0) != UNZ_OK)
       return "its zip directory is corrupt";
     name.resize(std::min<size_t>(info.size_filename, name.size() - 1));
-    if (name.size() < 3 || name.compare(name.size() - 3, 3, "pkl") != 0) continue;
+    // The debug records (.debug_pkl) are dropped before LibTorch reads the
+    // archive (without_debug_records).
+    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
     if (info.uncompressed_size > kMaxPickleBytes)
       return "record '" + name + "' is a pickle of " + std::to_string(info.uncompressed_size) + " bytes";
     std::string pickle;

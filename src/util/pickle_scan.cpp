@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace mipin {
 namespace {
@@ -43,6 +44,39 @@ std::optional<Layout> layout(unsigned char op) {
   }
 }
 
+// What an opcode does to the unpickler's stack: it takes `pops` values (all
+// down to the last mark when `to_mark`, plus `pops` below it) and leaves
+// `pushes`; MARK (`mark`) sets a mark. From Python's pickletools.
+struct StackEffect {
+  int pops = 0;
+  int pushes = 0;
+  bool to_mark = false;
+  bool mark = false;
+};
+
+StackEffect stack_effect(unsigned char op) {
+  switch (op) {
+    case '(': return {0, 0, false, true};                                          // MARK
+    case '.': case '0': return {1, 0};                                             // STOP, POP
+    case '1': return {0, 0, true};                                                 // POP_MARK
+    case '2': return {1, 2};                                                       // DUP
+    case 'Q': case 0x98: return {1, 1};                                            // BINPERSID, READONLY_BUFFER
+    case 'R': case 'b': case 0x81: case 0x93: return {2, 1};                       // REDUCE, BUILD, NEWOBJ, STACK_GLOBAL
+    case 0x92: return {3, 1};                                                      // NEWOBJ_EX
+    case 'a': return {2, 1};                                                       // APPEND
+    case 's': return {3, 1};                                                       // SETITEM
+    case 'e': case 'u': case 0x90: return {1, 1, true};                            // APPENDS, SETITEMS, ADDITEMS
+    case 'd': case 'l': case 't': case 0x91: case 'i': return {0, 1, true};        // DICT, LIST, TUPLE, FROZENSET, INST
+    case 'o': return {0, 1, true};                                                 // OBJ
+    case 0x85: return {1, 1};                                                      // TUPLE1
+    case 0x86: return {2, 1};                                                      // TUPLE2
+    case 0x87: return {3, 1};                                                      // TUPLE3
+    case 'p': case 'q': case 'r': case 0x94: return {1, 1};                        // the puts, MEMOIZE
+    case 0x80: case 0x95: return {0, 0};                                           // PROTO, FRAME
+    default: return {0, 1};                                                        // everything that pushes a value
+  }
+}
+
 std::string opcode_name(unsigned char op, uint64_t start) {
   const char* hex = "0123456789abcdef";
   return "opcode 0x" + std::string{hex[op >> 4], hex[op & 15]} + " at byte " + std::to_string(start);
@@ -65,12 +99,36 @@ std::optional<std::string> pickle_problem(const std::string& pickle) {
     memo_slots = std::max(memo_slots, slot + 1);
     return std::nullopt;
   };
+  // The stack's depth and its marks: LibTorch's unpickler takes values from
+  // its stack without checking that they are there.
+  uint64_t depth = 0;
+  std::vector<uint64_t> marks;
+  auto apply = [&](unsigned char op, uint64_t start) -> std::optional<std::string> {
+    const StackEffect effect = stack_effect(op);
+    if (effect.mark) {
+      marks.push_back(depth);
+      return std::nullopt;
+    }
+    if (effect.to_mark) {
+      if (marks.empty()) return opcode_name(op, start) + " takes values down to a mark, and none is set";
+      depth = marks.back();
+      marks.pop_back();
+    }
+    const uint64_t floor = marks.empty() ? 0 : marks.back();
+    if (depth - floor < uint64_t(effect.pops))
+      return opcode_name(op, start) + " takes " + std::to_string(effect.pops) + " values from a stack of " +
+             std::to_string(depth - floor);
+    depth = depth - uint64_t(effect.pops) + uint64_t(effect.pushes);
+    return std::nullopt;
+  };
   uint64_t at = 0;
   while (at < size) {
     const unsigned char op = bytes[at];
     const uint64_t start = at++;
     const std::optional<Layout> how = layout(op);
-    if (!how || op == '.') return std::nullopt;  // STOP, or left to the unpickler
+    if (!how) return std::nullopt;  // left to the unpickler, which refuses it
+    if (auto problem = apply(op, start)) return problem;
+    if (op == '.') return std::nullopt;  // STOP: the unpickler reads no further
     if (op == 0x94) ++memo_slots;  // MEMOIZE
     switch (how->argument) {
       case Argument::kNone:

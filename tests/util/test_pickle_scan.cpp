@@ -1,6 +1,7 @@
 // The pickle walk, against pickles Python's own pickle module writes (every
 // protocol LibTorch and Python use) and the same cut short, given lengths
-// past their end or memo slots out of order.
+// past their end, memo slots out of order or values taken from an empty
+// stack.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -54,8 +55,17 @@ TEST(PickleScan, PicklesPythonWritesPassAndLengthsPastTheEndAreFound) {
   EXPECT_TRUE(pickle_problem(std::string("\x80\x02]q\x00]q\x02.", 9)).has_value());
   EXPECT_TRUE(pickle_problem("(lp5\n.").has_value());
   EXPECT_EQ(pickle_problem("(lp0\n(lp1\n."), std::nullopt);
+  // Values taken from the stack must be there: TUPLE2 over one value, an
+  // APPEND with nothing to append to, SETITEMS without a mark, STOP on an
+  // empty stack, a POP reaching below the last mark.
+  EXPECT_NE(pickle_problem("K\x01\x86.").value_or("").find("takes 2 values from a stack of 1"), std::string::npos);
+  EXPECT_TRUE(pickle_problem("K\x01" "a.").has_value());
+  EXPECT_NE(pickle_problem("}K\x01K\x02u.").value_or("").find("none is set"), std::string::npos);
+  EXPECT_TRUE(pickle_problem(".").has_value());
+  EXPECT_TRUE(pickle_problem("K\x01(0t.").has_value());
+  EXPECT_EQ(pickle_problem("}(K\x01K\x02u."), std::nullopt);
   // Past STOP, or past an opcode it does not know, nothing is read.
-  EXPECT_EQ(pickle_problem(std::string(".X\xff\xff\xff\xff", 6)), std::nullopt);
+  EXPECT_EQ(pickle_problem(std::string("N.X\xff\xff\xff\xff", 7)), std::nullopt);
   EXPECT_EQ(pickle_problem(std::string("\xffX\xff\xff\xff\xff", 6)), std::nullopt);
 }
 
