@@ -128,19 +128,29 @@ class JpegFile {
 };
 
 // [channels, H, W] from interleaved bytes whose first `colours` (1 or 3) of
-// every `per_pixel` are grey or RGB.
-at::Tensor planes(std::vector<uint8_t>& pixels, int64_t height, int64_t width, int64_t per_pixel,
+// every `per_pixel` are grey or RGB, written straight into the result: an
+// image may be 8192 x 8192, and every whole-image temporary costs its size
+// again (integer luma planes alone would be 12 bytes a pixel).
+at::Tensor planes(const std::vector<uint8_t>& pixels, int64_t height, int64_t width, int64_t per_pixel,
                   int64_t colours, int64_t channels) {
-  const at::Tensor hwc = at::from_blob(pixels.data(), {height, width, per_pixel}, at::kByte).narrow(2, 0, colours);
-  at::Tensor chw = hwc.permute({2, 0, 1});
-  // A copy, always: `pixels` goes with the caller, and contiguous() would
-  // return a one-channel view of it as it is.
-  if (colours == channels) return chw.clone(at::MemoryFormat::Contiguous);
-  if (channels == 3) return chw.expand({3, height, width}).contiguous();
-  // PIL's fixed-point ITU-R 601-2 luma: (19595 R + 38470 G + 7471 B + 2^15) >> 16.
-  const at::Tensor wide = chw.to(at::kInt);
-  const at::Tensor luma = (wide[0] * 19595 + wide[1] * 38470 + wide[2] * 7471 + 32768).div(65536, "floor");
-  return luma.to(at::kByte).unsqueeze(0);
+  const int64_t count = height * width;
+  at::Tensor out = at::empty({channels, height, width}, at::kByte);
+  uint8_t* plane = out.data_ptr<uint8_t>();
+  const uint8_t* in = pixels.data();
+  if (channels == 1 && colours == 3) {
+    // PIL's fixed-point ITU-R 601-2 luma: (19595 R + 38470 G + 7471 B + 2^15) >> 16.
+    for (int64_t i = 0; i < count; ++i, in += per_pixel) {
+      plane[i] = uint8_t((19595u * in[0] + 38470u * in[1] + 7471u * in[2] + 32768u) >> 16);
+    }
+    return out;
+  }
+  for (int64_t c = 0; c < channels; ++c) {
+    // Grey read as colour repeats the grey sample in every plane.
+    const uint8_t* sample = in + (colours == 3 ? c : 0);
+    uint8_t* dst = plane + c * count;
+    for (int64_t i = 0; i < count; ++i, sample += per_pixel) dst[i] = *sample;
+  }
+  return out;
 }
 
 }  // namespace
