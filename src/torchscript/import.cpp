@@ -23,6 +23,7 @@
 #include "model/activations.h"
 #include "util/libtorch_archive.h"
 #include "util/stored_tensor.h"
+#include "util/text.h"
 
 namespace mipin {
 namespace {
@@ -37,11 +38,6 @@ std::string supported_ops() {
          "max_pool2d, avg_pool2d, adaptive_avg_pool2d, mean over H and W, flatten/view/reshape, "
          "batch_norm, dropout, add of two activations (residual), cat, mul by a gate, in-place "
          "variants, and a final softmax/log_softmax";
-}
-
-std::string first_line(const std::string& s) {
-  const auto end = s.find('\n');
-  return end == std::string::npos ? s : s.substr(0, end);
 }
 
 LibTorchArchiveKind model_archive(const std::string& name) {

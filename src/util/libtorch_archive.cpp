@@ -22,6 +22,7 @@
 #include "mipin/util/error.h"
 #include "util/libtorch_code_check.h"
 #include "util/pickle_scan.h"
+#include "util/text.h"
 
 namespace mipin {
 namespace {
@@ -74,11 +75,26 @@ constexpr uint64_t kMaxVersionBytes = 64;
 // would allocate what it declares before inflating.
 constexpr uint64_t kMaxDeflateRatio = 1032;
 
-std::optional<std::string> record_sizes_problem(unzFile zip, uint64_t archive_size) {
+// The current record's bytes; false when they cannot be read or fail their CRC.
+bool read_current(unzFile zip, uint64_t size, std::string* out) {
+  out->assign(size, '\0');
+  if (unzOpenCurrentFile(zip) != UNZ_OK) return false;
+  const int read = size == 0 ? 0 : unzReadCurrentFile(zip, out->data(), unsigned(size));
+  // Closing checks the CRC.
+  return unzCloseCurrentFile(zip) == UNZ_OK && read == int(size);
+}
+
+// The largest pickle walked: a model's data.pkl is kilobytes to megabytes.
+constexpr uint64_t kMaxPickleBytes = uint64_t{256} << 20;
+
+// One pass over the records: what each declares (flags, compression, sizes)
+// and every pickle LibTorch reads (the structure and constants), walked for
+// what would make its unpickler allocate or crash (util/pickle_scan.h).
+std::optional<std::string> records_problem(unzFile zip, uint64_t archive_size) {
   for (int status = unzGoToFirstFile(zip); status != UNZ_END_OF_LIST_OF_FILE; status = unzGoToNextFile(zip)) {
     if (status != UNZ_OK) return "its zip directory is corrupt";
     unz_file_info64 info{};
-    std::string name(256, '\0');
+    std::string name(4096, '\0');
     if (unzGetCurrentFileInfo64(zip, &info, name.data(), name.size(), nullptr, 0, nullptr, 0) != UNZ_OK)
       return "its zip directory is corrupt";
     name.resize(std::min<size_t>(info.size_filename, name.size() - 1));
@@ -95,35 +111,9 @@ std::optional<std::string> record_sizes_problem(unzFile zip, uint64_t archive_si
     if (info.compressed_size > archive_size || info.uncompressed_size > most)
       return "record '" + name + "' declares " + std::to_string(info.uncompressed_size) + " bytes over " +
              std::to_string(info.compressed_size) + " stored in a file of " + std::to_string(archive_size);
-  }
-  return std::nullopt;
-}
-
-// The current record's bytes; false when they cannot be read or fail their CRC.
-bool read_current(unzFile zip, uint64_t size, std::string* out) {
-  out->assign(size, '\0');
-  if (unzOpenCurrentFile(zip) != UNZ_OK) return false;
-  const int read = size == 0 ? 0 : unzReadCurrentFile(zip, out->data(), unsigned(size));
-  // Closing checks the CRC.
-  return unzCloseCurrentFile(zip) == UNZ_OK && read == int(size);
-}
-
-// The largest pickle walked: a model's data.pkl is kilobytes to megabytes.
-constexpr uint64_t kMaxPickleBytes = uint64_t{256} << 20;
-
-// Every pickle of the archive LibTorch reads (its structure and constants),
-// walked for what would make its unpickler allocate or crash
-// (util/pickle_scan.h).
-std::optional<std::string> pickles_problem(unzFile zip) {
-  for (int status = unzGoToFirstFile(zip); status == UNZ_OK; status = unzGoToNextFile(zip)) {
-    unz_file_info64 info{};
-    std::string name(4096, '\0');
-    if (unzGetCurrentFileInfo64(zip, &info, name.data(), name.size(), nullptr, 0, nullptr, 0) != UNZ_OK)
-      return "its zip directory is corrupt";
-    name.resize(std::min<size_t>(info.size_filename, name.size() - 1));
     // The debug records (.debug_pkl) are dropped before LibTorch reads the
     // archive (without_debug_records).
-    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".pkl") != 0) continue;
+    if (!ends_with(name, ".pkl")) continue;
     if (info.uncompressed_size > kMaxPickleBytes)
       return "record '" + name + "' is a pickle of " + std::to_string(info.uncompressed_size) + " bytes";
     std::string pickle;
@@ -152,7 +142,7 @@ std::optional<std::string> problem(unzFile opened, uint64_t archive_size) {
   const size_t slash = name.find('/');
   if (slash == std::string::npos) return "its first record '" + name + "' is not in a folder";
   const std::string folder = name.substr(0, slash + 1);
-  if (auto sizes = record_sizes_problem(zip.get(), archive_size)) return sizes;
+  if (auto records = records_problem(zip.get(), archive_size)) return records;
   // LibTorch looks records up ignoring case (miniz's default); minizip's 2 does too.
   if (unzLocateFile(zip.get(), (folder + ".data/version").c_str(), 2) != UNZ_OK &&
       unzLocateFile(zip.get(), (folder + "version").c_str(), 2) != UNZ_OK)
@@ -175,12 +165,7 @@ std::optional<std::string> problem(unzFile opened, uint64_t archive_size) {
            std::to_string(caffe2::serialize::kMinSupportedFileFormatVersion) + " to " +
            std::to_string(caffe2::serialize::kMaxSupportedFileFormatVersion);
   }
-  return pickles_problem(zip.get());
-}
-
-std::string first_line(const std::string& s) {
-  const auto end = s.find('\n');
-  return end == std::string::npos ? s : s.substr(0, end);
+  return std::nullopt;
 }
 
 // An archive in memory, read by LibTorch without a copy: a view of bytes
@@ -216,8 +201,7 @@ std::string without_debug_records(caffe2::serialize::PyTorchStreamReader& reader
   });
   writer.setMinVersion(reader.version());
   for (const std::string& name : reader.getAllRecords()) {
-    const bool debug = name.size() > 10 && name.compare(name.size() - 10, 10, ".debug_pkl") == 0;
-    if (debug || name == "version" || name == ".data/version") continue;  // the writer adds the version
+    if (ends_with(name, ".debug_pkl") || name == "version" || name == ".data/version") continue;  // the writer adds the version
     const auto [data, size] = reader.getRecord(name);
     writer.writeRecord(name, data.get(), size);
   }

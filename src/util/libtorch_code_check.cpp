@@ -5,14 +5,12 @@
 #include <torch/csrc/jit/frontend/parser.h>
 #include <torch/csrc/jit/frontend/tree_views.h>
 
+#include "util/text.h"
+
 namespace mipin {
 namespace {
 
 using namespace torch::jit;
-
-bool ends_with(const std::string& s, const std::string& end) {
-  return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
-}
 
 // A module's class body declares attributes (`name : Type`), constants
 // (`name : Final[Type] = value`) and its parameter and buffer lists
