@@ -7,6 +7,7 @@
 #include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
+#include "support/archive_copy.h"
 #include "support/test_support.h"
 
 namespace mipin {
@@ -145,17 +146,14 @@ TEST(Import, CodeThatDoesNotCompileIsReportedWithItsReason) {
   for (const bool corrupt_debug : {false, true}) {
     const std::string out = dir.file(corrupt_debug ? "corrupt-debug.pt" : "plain.pt");
     const auto made = test::run_python(
-        "import zipfile\n"
-        "src = zipfile.ZipFile('" + test::test_model("mlp_scripted.pt") + "')\n"
-        "dst = zipfile.ZipFile('" + out + "', 'w')\n"
-        "for info in src.infolist():\n"
-        "    data = src.read(info.filename)\n"
-        "    if info.filename.endswith('.py'):\n"
-        "        data = data.replace(b'torch.relu(', b'torch.no_such_op(')\n"
-        "    if " + std::string(corrupt_debug ? "True" : "False") + " and info.filename.endswith('.debug_pkl'):\n"
-        "        data = b'\\x80\\x02s' + data[3:]\n"
-        "    dst.writestr(info, data)\n"
-        "dst.close()\n");
+        test::python_archive_copier(test::test_model("mlp_scripted.pt")) +
+        "def break_code(n, d):\n"
+        "    if n.endswith('.py'):\n"
+        "        d = d.replace(b'torch.relu(', b'torch.no_such_op(')\n"
+        "    if " + std::string(corrupt_debug ? "True" : "False") + " and n.endswith('.debug_pkl'):\n"
+        "        d = b'\\x80\\x02s' + d[3:]\n"
+        "    return d\n"
+        "copy('" + out + "', change=break_code)\n");
     ASSERT_EQ(made.exit_code, 0) << made.err;
     const std::string message = test::error_of([&] { load_torchscript(out); });
     EXPECT_NE(message.find("does not compile"), std::string::npos) << message;

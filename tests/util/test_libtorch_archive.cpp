@@ -9,6 +9,7 @@
 
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/atomic_file.h"
+#include "support/archive_copy.h"
 #include "support/test_support.h"
 #include "util/libtorch_archive.h"
 
@@ -25,15 +26,7 @@ TEST(LibTorchArchive, RefusesWhatLibTorchsReaderRefusesAfterOpeningTheZip) {
   test::TempDir dir;
   const std::string model = test::test_model("mlp_scripted.pt");
   // Each copies the model's records into a new zip, changing one thing.
-  const std::string copy =
-      "import zipfile\n"
-      "src = zipfile.ZipFile('" + model + "')\n"
-      "def copy(out, rename=lambda n: n, change=lambda n, d: d, method=zipfile.ZIP_STORED, keep=lambda n: True):\n"
-      "    dst = zipfile.ZipFile(out, 'w', method)\n"
-      "    for n in src.namelist():\n"
-      "        if keep(n):\n"
-      "            dst.writestr(rename(n), change(n, src.read(n)))\n"
-      "    dst.close()\n";
+  const std::string copy = test::python_archive_copier(model);
   const std::vector<Crafted> cases{
       {"empty", "zipfile.ZipFile(out, 'w').close()", "not a zip"},  // minizip opens none
       {"flat", "copy(out, rename=lambda n: n.split('/')[-1])", "is not in a folder"},

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mipin/torchscript/model_file.h"
+#include "support/archive_copy.h"
 #include "support/test_support.h"
 #include "util/libtorch_code_check.h"
 
@@ -17,15 +18,12 @@ namespace {
 std::string with_class_line(const test::TempDir& dir, const std::string& file, const std::string& line) {
   const std::string out = dir.file(file);
   const auto made = test::run_python(
-      "import zipfile\n"
-      "src = zipfile.ZipFile('" + test::test_model("mlp_scripted.pt") + "')\n"
-      "dst = zipfile.ZipFile('" + out + "', 'w')\n"
-      "for n in src.namelist():\n"
-      "    d = src.read(n)\n"
+      test::python_archive_copier(test::test_model("mlp_scripted.pt")) +
+      "def add_line(n, d):\n"
       "    if n.endswith('.py') and b'class Linear' in d:\n"
-      "        d = d.replace(b'  __buffers__ = []\\n', b'  __buffers__ = []\\n  " + line + "\\n', 1)\n"
-      "    dst.writestr(n, d)\n"
-      "dst.close()\n");
+      "        return d.replace(b'  __buffers__ = []\\n', b'  __buffers__ = []\\n  " + line + "\\n', 1)\n"
+      "    return d\n"
+      "copy('" + out + "', change=add_line)\n");
   EXPECT_EQ(made.exit_code, 0) << made.err;
   return out;
 }
