@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "eval/pixel_order.h"
 #include "mipin/util/error.h"
 
 namespace mipin {
@@ -70,34 +71,37 @@ PerturbationCurves perturbation_curves(const Network& network, const at::Tensor&
                                        const at::Tensor& fill, int64_t steps) {
   torch::NoGradGuard no_grad;
   MIPIN_CHECK(steps >= 1, "perturbation curves need at least one step");
-  const at::Tensor relevance = channel_sum(attribution).flatten(1);  // [N, P]
-  const int64_t n = x.size(0), pixels = relevance.size(1);
-  const at::Tensor order = std::get<1>(relevance.sort(1, /*descending=*/true));
-  // rank[n, p]: position of pixel p in the order.
-  const at::Tensor rank = torch::empty_like(order).scatter_(
-      1, order, torch::arange(pixels, torch::kLong).expand({n, pixels}).contiguous());
+  const int64_t n = x.size(0), pixels = x.size(2) * x.size(3);
+  const at::Tensor rank = relevance_rank(attribution).view({n, 1, x.size(2), x.size(3)});
   const at::Tensor filled = fill.expand_as(x);
   auto probability = [&](const at::Tensor& input) {
     return torch::softmax(network.forward(input), 1).gather(1, targets.unsqueeze(1)).squeeze(1).mean();
   };
   std::vector<double> del, ins;
   for (int64_t s = 0; s <= steps; ++s) {
-    const int64_t count = (pixels * s + steps / 2) / steps;
-    const at::Tensor chosen = (rank < count).view({n, 1, x.size(2), x.size(3)}).expand_as(x);
+    const at::Tensor chosen = (rank < removed_after(pixels, s, steps)).expand_as(x);
     del.push_back(probability(torch::where(chosen, filled, x)).item<double>());
     ins.push_back(probability(torch::where(chosen, x, filled)).item<double>());
   }
   PerturbationCurves c;
   c.deletion = torch::tensor(del, torch::kDouble);
   c.insertion = torch::tensor(ins, torch::kDouble);
-  auto area = [steps](const std::vector<double>& v) {
-    double sum = 0;
-    for (size_t i = 1; i < v.size(); ++i) sum += 0.5 * (v[i] + v[i - 1]);
-    return sum / double(steps);
-  };
-  c.deletion_area = area(del);
-  c.insertion_area = area(ins);
+  c.deletion_area = curve_area(c.deletion);
+  c.insertion_area = curve_area(c.insertion);
   return c;
+}
+
+at::Tensor relevance_rank(const at::Tensor& attribution) {
+  const at::Tensor relevance = channel_sum(attribution);  // [N, H, W]
+  const int64_t n = relevance.size(0), pixels = relevance.size(1) * relevance.size(2);
+  const at::Tensor order = std::get<1>(relevance.flatten(1).sort(1, /*descending=*/true));
+  return torch::empty_like(order)
+      .scatter_(1, order, torch::arange(pixels, torch::kLong).expand({n, pixels}).contiguous())
+      .view(relevance.sizes());
+}
+
+double curve_area(const at::Tensor& curve) {
+  return ((curve.slice(0, 1) + curve.slice(0, 0, -1)) / 2).mean().item<double>();
 }
 
 Localization localization(const at::Tensor& attribution, const at::Tensor& boxes) {
