@@ -32,6 +32,7 @@ struct EvaluateCommandOptions {
   std::string model, inverse, patterns, data = "fashion-mnist", split = "test", input_shape, out, boxes;
   std::string methods = "mipin";
   std::string metrics = default_metrics_text();
+  std::string fill = "mean";
   int64_t examples = 0;
   int64_t randomization_examples = 32;
   int64_t refit_examples = 2000;
@@ -109,6 +110,14 @@ void print_human(const nlohmann::json& j) {
       std::printf("  insertion      area %.4f (random order %.4f; higher is better)\n",
                   m["insertion"]["area"].get<double>(), m["insertion"]["random_area"].get<double>());
     }
+    if (m.contains("road_most_relevant_first")) {
+      std::printf("  ROAD MoRF      area %.4f (random order %.4f; lower is better)\n",
+                  m["road_most_relevant_first"]["area"].get<double>(),
+                  m["road_most_relevant_first"]["random_area"].get<double>());
+      std::printf("  ROAD LeRF      area %.4f (random order %.4f; higher is better)\n",
+                  m["road_least_relevant_first"]["area"].get<double>(),
+                  m["road_least_relevant_first"]["random_area"].get<double>());
+    }
     if (m.contains("localization")) {
       std::printf("  pointing game  %.4f (box covers %.4f of the image)   positive mass in box %.4f\n",
                   m["localization"]["pointing_game"].get<double>(),
@@ -145,6 +154,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   SuiteOptions suite;
   suite.reducer = &job.reducer();
   suite.metrics = parse_metrics(o.metrics);
+  suite.fill = parse_perturbation_fill(o.fill);
   const ImportedModel m = load_model(o.model, o.input_shape, quiet);
   std::unique_ptr<Inverse> inverse;
   if (!o.inverse.empty()) inverse = std::make_unique<Inverse>(load_inverse_for(o.inverse, m.network, o.model));
@@ -249,7 +259,11 @@ void register_evaluate_command(CLI::App& app) {
       "  randomization  similarity to the original maps as layers are re-initialised from\n"
       "                 the top (Spearman of |map| and of the signed map, SSIM); learned\n"
       "                 methods are refitted on each randomized model\n"
-      "  deletion       deletion and insertion curves, their areas, and a random order's\n"
+      "  deletion       deletion and insertion curves, their areas, and a random order's;\n"
+      "                 removed pixels take --fill (the mean input, zeros or a blurred image)\n"
+      "  road           ROAD (Rong et al. 2022): pixels removed most relevant first (MoRF)\n"
+      "                 and least relevant first (LeRF), filled from their neighbours by noisy\n"
+      "                 linear imputation so that the images stay like the data\n"
       "  localization   pointing game and positive mass in the object's box (cluttered canvas)\n"
       "  ground-truth   cosine with the true signal on the linear signal/distractor toy\n"
       "s is MIP-IN's source signal of the full output, or a method's map of the predicted class.\n\n"
@@ -268,6 +282,9 @@ void register_evaluate_command(CLI::App& app) {
   cmd->add_option("--examples", o->examples, "Evaluate the first N examples (default: all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics", o->metrics, "Comma-separated metrics, or all")->capture_default_str();
+  cmd->add_option("--fill", o->fill, "What deletion and insertion put in removed pixels: mean, zero or blur")
+      ->check(CLI::IsMember({"mean", "zero", "blur"}))
+      ->capture_default_str();
   cmd->add_option("--randomization-examples", o->randomization_examples,
                   "Examples compared under randomization")->capture_default_str();
   cmd->add_option("--refit-examples", o->refit_examples,

@@ -104,6 +104,21 @@ double curve_area(const at::Tensor& curve) {
   return ((curve.slice(0, 1) + curve.slice(0, 0, -1)) / 2).mean().item<double>();
 }
 
+at::Tensor gaussian_blur(const at::Tensor& x, int64_t kernel, double sigma) {
+  MIPIN_CHECK(x.dim() == 4 && kernel >= 1 && kernel % 2 == 1 && sigma > 0,
+              "gaussian_blur: expected images [N, C, H, W], an odd kernel and sigma > 0, found ", x.sizes(),
+              ", ", kernel, " and ", sigma);
+  const at::Tensor offsets = torch::arange(kernel, torch::kDouble) - double(kernel - 1) / 2;
+  at::Tensor g = torch::exp(-offsets.pow(2) / (2 * sigma * sigma));
+  g = (g / g.sum()).to(x.scalar_type());
+  const int64_t c = x.size(1), pad = kernel / 2;
+  namespace F = torch::nn::functional;
+  const at::Tensor padded = F::pad(x, F::PadFuncOptions({pad, pad, pad, pad}).mode(torch::kReplicate));
+  const std::vector<int64_t> one{1}, none{0};
+  const at::Tensor rows = torch::conv2d(padded, g.view({1, 1, kernel, 1}).expand({c, 1, kernel, 1}), {}, one, none, one, c);
+  return torch::conv2d(rows, g.view({1, 1, 1, kernel}).expand({c, 1, 1, kernel}), {}, one, none, one, c);
+}
+
 Localization localization(const at::Tensor& attribution, const at::Tensor& boxes) {
   const at::Tensor m = channel_sum(attribution);  // [N, H, W]
   const int64_t n = m.size(0), h = m.size(1), w = m.size(2);

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/synthetic.h"
 #include "mipin/eval/faithfulness.h"
 #include "mipin/eval/map_metrics.h"
+#include "mipin/eval/road.h"
 #include "mipin/inverse/inverse.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
@@ -61,6 +63,23 @@ nlohmann::json curve_json(const at::Tensor& c) {
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
+double area(const at::Tensor& c) { return ((c.slice(0, 1) + c.slice(0, 0, -1)) / 2).mean().item<double>(); }
+
+// A perturbation curve of a method beside the random order's, summed over
+// batches weighted by their share of the examples.
+struct CurvePair {
+  at::Tensor method, random;
+  void add(const at::Tensor& m, const at::Tensor& r, double weight) {
+    method = method.defined() ? method + weight * m : weight * m;
+    random = random.defined() ? random + weight * r : weight * r;
+  }
+  nlohmann::json json() const {
+    return {{"area", area(method)}, {"curve", curve_json(method)},
+            {"random_area", area(random)}, {"random_curve", curve_json(random)}};
+  }
+};
+
+
 }  // namespace
 
 std::vector<std::string> suite_methods(bool have_inverse, bool have_patterns, std::vector<std::string>* skipped) {
@@ -84,13 +103,29 @@ std::vector<std::string> suite_methods(bool have_inverse, bool have_patterns, st
   return methods;
 }
 
+std::string to_string(PerturbationFill fill) {
+  switch (fill) {
+    case PerturbationFill::mean: return "mean";
+    case PerturbationFill::zero: return "zero";
+    case PerturbationFill::blur: return "blur";
+  }
+  return "?";
+}
+
+PerturbationFill parse_perturbation_fill(const std::string& text) {
+  for (PerturbationFill f : {PerturbationFill::mean, PerturbationFill::zero, PerturbationFill::blur}) {
+    if (text == to_string(f)) return f;
+  }
+  MIPIN_FAIL("unknown fill '", text, "'; expected mean, zero or blur");
+}
+
 std::vector<std::string> default_suite_metrics() {
   return {"completeness", "minimality", "reconstruction", "additivity"};
 }
 
 std::set<std::string> all_suite_metrics() {
   return {"completeness", "minimality",   "reconstruction", "additivity",
-          "randomization", "deletion",    "localization",   "ground-truth"};
+          "randomization", "deletion",    "road",           "localization",   "ground-truth"};
 }
 
 Network randomize_top_layers(const Network& network, size_t layers, uint64_t seed) {
@@ -130,7 +165,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       f(batch, network.forward(batch.inputs).argmax(1), b);
     }
   };
-  // The fill for deletion/insertion: the mean input of the evaluated examples.
+  // The mean input of the evaluated examples: deletion's fill by default,
+  // and what ROAD imputes where nothing around is kept.
   at::Tensor fill;
   at::Tensor correct = torch::zeros({1}, torch::kDouble);
   batches([&](const Batch& batch, const at::Tensor& predicted, int64_t) {
@@ -145,6 +181,17 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
                            {"examples", n},
                            {"model_accuracy", correct.item<double>() / double(n)},
                            {"chance", 1.0 / classes}};
+  auto fill_for = [&](const at::Tensor& x) {
+    switch (o.fill) {
+      case PerturbationFill::zero: return torch::zeros_like(x);
+      case PerturbationFill::blur: return gaussian_blur(x, 11, 5.0);
+      case PerturbationFill::mean: break;
+    }
+    return fill.expand_as(x);
+  };
+  // The random order's ROAD curves, the same for every method: computed with
+  // the first and kept, per batch.
+  std::map<int64_t, RoadCurves> road_of_random_order;
   for (const std::string& name : o.methods) {
     ProgressStage bar(o.progress, name, 4);
     nlohmann::json m;
@@ -160,7 +207,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     };
     stage("maps of " + std::to_string(n) + " examples and the metrics on them");
     DecisionCounts decisions;
-    at::Tensor del, ins, del_random, ins_random;
+    CurvePair del, ins, morf, lerf;
     // Localization: sums over examples of the pointing game's hits and the
     // mass in the box.
     at::Tensor located = torch::zeros({2}, torch::kDouble);
@@ -173,16 +220,32 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
         decisions.add(network, batch.inputs, method->evidence(network, batch.inputs, maps), predicted,
                       batch.labels, has("completeness"), has("minimality"));
       }
+      const at::Tensor random_order = (has("deletion") || has("road"))
+                                          ? random->attribute(network, batch.inputs, predicted)
+                                          : at::Tensor();
       if (has("deletion")) {
-        const PerturbationCurves c = perturbation_curves(network, batch.inputs, predicted, maps, fill, o.deletion_steps);
-        const PerturbationCurves r = perturbation_curves(
-            network, batch.inputs, predicted, random->attribute(network, batch.inputs, predicted), fill,
-            o.deletion_steps);
-        auto add = [w](at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + w * v : w * v; };
-        add(del, c.deletion);
-        add(ins, c.insertion);
-        add(del_random, r.deletion);
-        add(ins_random, r.insertion);
+        const at::Tensor filled = fill_for(batch.inputs);
+        const PerturbationCurves c =
+            perturbation_curves(network, batch.inputs, predicted, maps, filled, o.deletion_steps);
+        const PerturbationCurves r =
+            perturbation_curves(network, batch.inputs, predicted, random_order, filled, o.deletion_steps);
+        del.add(c.deletion, r.deletion, w);
+        ins.add(c.insertion, r.insertion, w);
+      }
+      if (has("road")) {
+        // The noise is seeded per batch, so every method's maps meet the same noise.
+        const uint64_t seed = o.seed + 0x20ad + uint64_t(begin);
+        const RoadCurves c =
+            road_curves(network, batch.inputs, predicted, maps, fill, o.deletion_steps, o.road_noise, seed);
+        auto cached = road_of_random_order.find(begin);
+        if (cached == road_of_random_order.end()) {
+          cached = road_of_random_order
+                       .emplace(begin, road_curves(network, batch.inputs, predicted, random_order, fill,
+                                                   o.deletion_steps, o.road_noise, seed))
+                       .first;
+        }
+        morf.add(c.most_relevant_first, cached->second.most_relevant_first, w);
+        lerf.add(c.least_relevant_first, cached->second.least_relevant_first, w);
       }
       if (has("localization") && o.boxes.defined()) {
         const Localization l = localization(maps, o.boxes.slice(0, begin, begin + batch.inputs.size(0)));
@@ -193,8 +256,10 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     {
       at::Tensor counts = decisions.packed();
       std::vector<at::Tensor*> sums{&counts, &located};
-      for (at::Tensor* curve : {&del, &ins, &del_random, &ins_random}) {
-        if (curve->defined()) sums.push_back(curve);
+      for (CurvePair* pair : {&del, &ins, &morf, &lerf}) {
+        for (at::Tensor* curve : {&pair->method, &pair->random}) {
+          if (curve->defined()) sums.push_back(curve);
+        }
       }
       sum_each(reducer, sums);
       decisions.unpack(counts);
@@ -212,13 +277,17 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       m["minimality"] = {{"accuracy", r.accuracy}, {"agreement", r.agreement}, {"chance", r.chance}};
     }
     if (has("deletion")) {
-      auto area = [](const at::Tensor& c) {
-        return ((c.slice(0, 1) + c.slice(0, 0, -1)) / 2).mean().item<double>();
-      };
-      m["deletion"] = {{"area", area(del)}, {"curve", curve_json(del)},
-                       {"random_area", area(del_random)}, {"random_curve", curve_json(del_random)}};
-      m["insertion"] = {{"area", area(ins)}, {"curve", curve_json(ins)},
-                        {"random_area", area(ins_random)}, {"random_curve", curve_json(ins_random)}};
+      m["deletion"] = del.json();
+      m["deletion"]["fill"] = to_string(o.fill);
+      m["insertion"] = ins.json();
+      m["insertion"]["fill"] = to_string(o.fill);
+    }
+    if (has("road")) {
+      m["road_most_relevant_first"] = morf.json();
+      m["road_least_relevant_first"] = lerf.json();
+      for (const char* key : {"road_most_relevant_first", "road_least_relevant_first"}) {
+        m[key]["noise"] = o.road_noise;
+      }
     }
     if (has("localization") && o.boxes.defined()) {
       const at::Tensor boxes = o.boxes.slice(0, 0, n);

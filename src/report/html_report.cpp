@@ -130,6 +130,9 @@ struct Column {
   std::function<std::optional<double>(const Json&)> value;
   std::string reading;  // what it means, in plain words
   const char* format = "%.3f";
+  // The metrics.json entry whose random_area is a random pixel order's score
+  // on the same metric (perturbation metrics), or empty.
+  std::string random_order_key;
 };
 
 std::vector<Column> columns() {
@@ -142,11 +145,24 @@ std::vector<Column> columns() {
        "Shown the input with the explanation removed (x - s), how often is the model still right? Near chance "
        "means nothing the model needed was left out of the explanation."},
       {"deletion", Better::Lower, [](const Json& m) { return at_path(m, {"deletion", "area"}); },
-       "Pixels are replaced by the data's mean in the order the map ranks them, most relevant first; the area "
-       "under the predicted class's probability. Lower is better: the pixels the map points at are the ones the "
-       "model needs. Compare with the random order's area."},
+       "Pixels are replaced by a fill (the data's mean unless --fill says zero or blur) in the order the map "
+       "ranks them, most relevant first; the area under the predicted class's probability. Lower is better: the "
+       "pixels the map points at are the ones the model needs. Compare with the random order's area. A constant "
+       "fill makes images the model never saw, which can reward a map for the wrong reason: see ROAD.",
+       "%.3f", "deletion"},
       {"insertion", Better::Higher, [](const Json& m) { return at_path(m, {"insertion", "area"}); },
-       "The reverse: the map's top pixels are put into a mean image first. Higher is better."},
+       "The reverse: the map's top pixels are put into the fill first. Higher is better.", "%.3f", "insertion"},
+      {"ROAD MoRF", Better::Lower,
+       [](const Json& m) { return at_path(m, {"road_most_relevant_first", "area"}); },
+       "ROAD, most relevant first: pixels are removed in the map's order and filled in from their neighbours "
+       "(noisy linear imputation), so the images stay like the data; the area under the predicted class's "
+       "probability. Lower is better.",
+       "%.3f", "road_most_relevant_first"},
+      {"ROAD LeRF", Better::Higher,
+       [](const Json& m) { return at_path(m, {"road_least_relevant_first", "area"}); },
+       "ROAD, least relevant first: the same, starting with the pixels the map ranks lowest. Higher is better: "
+       "what the map calls irrelevant can go without changing the decision.",
+       "%.3f", "road_least_relevant_first"},
       {"pointing game", Better::Higher, [](const Json& m) { return at_path(m, {"localization", "pointing_game"}); },
        "On the cluttered canvas, how often the map's strongest pixel falls on the object rather than on a "
        "distractor. A map that points at random hits as often as the box covers the image."},
@@ -259,10 +275,10 @@ std::string readings(const Json& methods, const std::vector<std::string>& order,
       if (cols[c].name == "minimality" && metrics.contains("chance")) {
         s << "; chance is " << number(metrics["chance"].get<double>());
       }
-      if (cols[c].name == "deletion" || cols[c].name == "insertion") {
-        const char* key = cols[c].name == "deletion" ? "deletion" : "insertion";
+      if (!cols[c].random_order_key.empty()) {
+        const std::string& key = cols[c].random_order_key;
         for (const std::string& name : order) {
-      const Json& m = methods[name];
+          const Json& m = methods[name];
           if (m.contains(key)) {
             s << "; a random pixel order scores " << number(m[key]["random_area"].get<double>());
             break;
@@ -362,18 +378,15 @@ std::string randomization_section(const Json& methods, const std::vector<std::st
   return s.str();
 }
 
-std::string perturbation_section(const Json& methods, const std::vector<std::string>& order) {
-  bool any = false;
-  for (const auto& name : order) any = any || methods[name].contains("deletion");
-  if (!any) return "";
+// Charts of perturbation curves (metrics.json entries with a curve and a
+// random_curve), one per key, every method's beside a random order's.
+std::string perturbation_charts(const Json& methods, const std::vector<std::string>& order,
+                                const std::vector<std::pair<std::string, std::string>>& charts,
+                                const std::string& x_label) {
   std::ostringstream s;
-  s << "<h2 id=\"deletion\">Deletion and insertion</h2><p>Pixels are taken away (deletion: replaced by the mean "
-       "input) or put in (insertion: into the mean input) in the order each map ranks them, most relevant "
-       "first, 5% at a time; the curve is the model's mean probability for the class it first predicted. A good "
-       "map makes the deletion curve drop early and the insertion curve rise early. The grey dashed line is a "
-       "random pixel order.</p><div class=\"charts\">";
-  Axis x = unit_axis("share of pixels changed");
-  for (const char* key : {"deletion", "insertion"}) {
+  s << "<div class=\"charts\">";
+  Axis x = unit_axis(x_label);
+  for (const auto& [key, title] : charts) {
     std::vector<Series> series;
     std::optional<Series> random_order;
     for (size_t i = 0; i < order.size(); ++i) {
@@ -392,9 +405,46 @@ std::string perturbation_section(const Json& methods, const std::vector<std::str
       }
     }
     if (random_order) series.push_back(*random_order);
-    s << line_chart(std::string(key) + " curve", series, x, unit_axis("probability of the predicted class"));
+    s << line_chart(title, series, x, unit_axis("probability of the predicted class"));
   }
   s << "</div>";
+  return s.str();
+}
+
+bool any_has(const Json& methods, const std::vector<std::string>& order, const char* key) {
+  for (const auto& name : order) {
+    if (methods[name].contains(key)) return true;
+  }
+  return false;
+}
+
+std::string perturbation_section(const Json& methods, const std::vector<std::string>& order) {
+  std::ostringstream s;
+  if (any_has(methods, order, "deletion")) {
+    std::string fill = "mean";
+    for (const auto& name : order) {
+      if (methods[name].contains("deletion")) fill = methods[name]["deletion"].value("fill", fill);
+    }
+    const std::string filled = fill == "zero" ? "zeros" : fill == "blur" ? "the image blurred" : "the mean input";
+    s << "<h2 id=\"deletion\">Deletion and insertion</h2><p>Pixels are taken away (deletion: replaced by "
+      << filled << ") or put in (insertion: into " << filled << ") in the order each map ranks them, most "
+      << "relevant first, 5% at a time; the curve is the model's mean probability for the class it first "
+      << "predicted. A good map makes the deletion curve drop early and the insertion curve rise early. The grey "
+      << "dashed line is a random pixel order.</p>"
+      << perturbation_charts(methods, order, {{"deletion", "deletion curve"}, {"insertion", "insertion curve"}},
+                             "share of pixels changed");
+  }
+  if (any_has(methods, order, "road_most_relevant_first")) {
+    s << "<h2 id=\"road\">ROAD</h2><p>Pixels are removed in each map's order, most relevant first (MoRF) or "
+         "least relevant first (LeRF), and filled in from their neighbours by noisy linear imputation (Rong et "
+         "al. 2022), so that the image stays like those the model was trained on and the curve measures what "
+         "the pixels carried, not the surprise of a new background. A good map makes MoRF fall early and LeRF "
+         "stay high. The grey dashed line is a random pixel order.</p>"
+      << perturbation_charts(methods, order,
+                             {{"road_most_relevant_first", "ROAD, most relevant first"},
+                              {"road_least_relevant_first", "ROAD, least relevant first"}},
+                             "share of pixels removed");
+  }
   return s.str();
 }
 
@@ -514,7 +564,7 @@ std::string html_report(const Json& metrics, const ReportGallery& gallery) {
     << "every number is also in metrics.json beside this file.</p>";
   s << "<p><a href=\"#heatmaps\">heatmaps</a> \u00b7 <a href=\"#metrics\">metrics</a> \u00b7 "
     << "<a href=\"#readings\">how to read them</a> \u00b7 <a href=\"#randomization\">randomization</a> \u00b7 "
-    << "<a href=\"#deletion\">deletion/insertion</a></p>";
+    << "<a href=\"#deletion\">deletion/insertion</a> \u00b7 <a href=\"#road\">ROAD</a></p>";
   s << gallery_section(gallery);
   s << "<h2 id=\"metrics\">Every metric</h2><p>Best method per column in bold (the random map excluded). "
     << "A dash: the metric was not computed for that method.</p><div class=\"scroll\">" << table << "</div>";

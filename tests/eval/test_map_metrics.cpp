@@ -4,6 +4,7 @@
 
 #include "mipin/attribution/registry.h"
 #include "mipin/eval/map_metrics.h"
+#include "mipin/util/error.h"
 #include "support/trained_models.h"
 
 namespace mipin {
@@ -29,6 +30,27 @@ TEST(MapMetrics, SsimIsOneForTheSameStructureAndLowForNoise) {
   EXPECT_TRUE(torch::allclose(ssim(a, a), torch::ones({2}), 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(ssim(a, a * 3 + 1), torch::ones({2}), 1e-4, 1e-4));
   EXPECT_LT(ssim(a, torch::randn({2, 3, 16, 16})).abs().max().item<double>(), 0.3);
+}
+
+// A constant image stays as it is; a point becomes the Gaussian's outer
+// product, normalised, away from the edges.
+TEST(MapMetrics, GaussianBlurKeepsConstantsAndSpreadsAPointAsTheKernel) {
+  const at::Tensor flat = torch::full({2, 3, 9, 10}, 0.7);
+  EXPECT_TRUE(torch::allclose(gaussian_blur(flat, 5, 2.0), flat, 1e-6, 1e-6));
+  at::Tensor point = torch::zeros({1, 1, 15, 15});
+  point[0][0][7][7] = 1;
+  const at::Tensor blurred = gaussian_blur(point, 11, 5.0)[0][0];
+  std::vector<double> g;
+  double total = 0;
+  for (int k = -5; k <= 5; ++k) total += std::exp(-k * k / 50.0);
+  for (int k = -5; k <= 5; ++k) g.push_back(std::exp(-k * k / 50.0) / total);
+  for (int i = -5; i <= 5; ++i) {
+    for (int j = -5; j <= 5; ++j) {
+      EXPECT_NEAR(blurred[7 + i][7 + j].item<double>(), g[i + 5] * g[j + 5], 1e-7);
+    }
+  }
+  EXPECT_EQ(blurred[0][0].item<double>(), 0);  // beyond the kernel's reach
+  EXPECT_THROW(gaussian_blur(point, 4, 1.0), Error);
 }
 
 TEST(MapMetrics, LocalizationCountsHitsAndMass) {

@@ -4,7 +4,9 @@
 
 #include <cstdio>
 
+#include "mipin/eval/map_metrics.h"
 #include "mipin/eval/suite.h"
+#include "mipin/util/error.h"
 #include "support/trained_models.h"
 
 namespace mipin {
@@ -43,7 +45,7 @@ TEST(Suite, RandomMapsScoreAtTheFloor) {
   const auto test_data = open_dataset("fashion-mnist", Split::Test);
   SuiteOptions o;
   o.methods = {"random", "input-x-gradient"};
-  o.metrics = {"deletion", "localization", "completeness", "minimality", "randomization", "ground-truth"};
+  o.metrics = {"deletion", "road", "localization", "completeness", "minimality", "randomization", "ground-truth"};
   o.examples = 200;
   o.randomization_examples = 16;
   // A box covering the left half of every image: random maxima land in it half the time.
@@ -52,6 +54,10 @@ TEST(Suite, RandomMapsScoreAtTheFloor) {
   const auto& r = j["methods"]["random"];
   EXPECT_NEAR(r["deletion"]["area"].get<double>(), r["deletion"]["random_area"].get<double>(), 0.05);
   EXPECT_NEAR(r["insertion"]["area"].get<double>(), r["insertion"]["random_area"].get<double>(), 0.05);
+  for (const char* road : {"road_most_relevant_first", "road_least_relevant_first"}) {
+    EXPECT_NEAR(r[road]["area"].get<double>(), r[road]["random_area"].get<double>(), 0.05) << road;
+    EXPECT_EQ(r[road]["curve"].size(), 21u);
+  }
   EXPECT_NEAR(r["localization"]["pointing_game"].get<double>(), 0.5, 0.1);
   EXPECT_NEAR(r["localization"]["box_area_fraction"].get<double>(), 0.5, 1e-9);
   // Its noise follows the model, so a randomized model gets unrelated maps.
@@ -65,6 +71,45 @@ TEST(Suite, RandomMapsScoreAtTheFloor) {
   EXPECT_LT(r["completeness"]["agreement"].get<double>(), 0.3);
   const auto& ixg = j["methods"]["input-x-gradient"];
   EXPECT_LT(ixg["deletion"]["area"].get<double>(), r["deletion"]["area"].get<double>());
+  EXPECT_LT(ixg["road_most_relevant_first"]["area"].get<double>(),
+            r["road_most_relevant_first"]["area"].get<double>() - 0.05);
+  // The random order is one order for every method.
+  EXPECT_EQ(ixg["road_most_relevant_first"]["random_curve"], r["road_most_relevant_first"]["random_curve"]);
+}
+
+// Each fill is what deletion puts in: its curve ends at the model's
+// probability on the fill itself.
+TEST(Suite, DeletionEndsOnTheFillItWasGiven) {
+  const test::TrainedModel& m = test::trained_model("cnn");
+  const auto test_data = open_dataset("fashion-mnist", Split::Test);
+  const Batch b = test_data->get(0, 50);
+  const at::Tensor t = m.network.forward(b.inputs).argmax(1);
+  auto probability_on = [&](const at::Tensor& input) {
+    return torch::softmax(m.network.forward(input), 1).gather(1, t.unsqueeze(1)).mean().item<double>();
+  };
+  SuiteOptions o;
+  o.methods = {"gradient"};
+  o.metrics = {"deletion"};
+  o.examples = 50;
+  o.batch_size = 50;
+  const at::Tensor mean = b.inputs.mean(0, true).expand_as(b.inputs);
+  const std::vector<std::pair<PerturbationFill, at::Tensor>> fills{
+      {PerturbationFill::mean, mean},
+      {PerturbationFill::zero, torch::zeros_like(b.inputs)},
+      {PerturbationFill::blur, gaussian_blur(b.inputs)}};
+  std::vector<double> ends;
+  for (const auto& [fill, filled] : fills) {
+    o.fill = fill;
+    const auto j = run_suite(m.network, *test_data, o)["methods"]["gradient"];
+    EXPECT_EQ(j["deletion"]["fill"], to_string(fill));
+    EXPECT_NEAR(j["deletion"]["curve"].back().get<double>(), probability_on(filled), 1e-5) << to_string(fill);
+    EXPECT_NEAR(j["insertion"]["curve"].front().get<double>(), probability_on(filled), 1e-5) << to_string(fill);
+    ends.push_back(j["deletion"]["curve"].back().get<double>());
+  }
+  EXPECT_NE(ends[0], ends[1]);
+  EXPECT_NE(ends[1], ends[2]);
+  EXPECT_EQ(parse_perturbation_fill("blur"), PerturbationFill::blur);
+  EXPECT_THROW(parse_perturbation_fill("grey"), Error);
 }
 
 }  // namespace

@@ -144,10 +144,10 @@ TEST_F(ReportInBrowser, IsSelfContainedAndHasEverySection) {
   // Inputs plus one heatmap per method and example, all inline.
   EXPECT_EQ(count_of(html, "<img "), 5u + 5u * 5u);
   EXPECT_EQ(count_of(html, "src=\"data:image/png;base64,"), 5u + 5u * 5u);
-  // Three randomization charts, deletion and insertion.
-  EXPECT_EQ(count_of(html, "<svg "), 5u);
+  // Three randomization charts, deletion and insertion, ROAD's two orders.
+  EXPECT_EQ(count_of(html, "<svg "), 7u);
   for (const char* section : {"id=\"heatmaps\"", "id=\"metrics\"", "id=\"readings\"", "id=\"randomization\"",
-                              "id=\"deletion\"", "id=\"localization\"", "id=\"reconstruction\""}) {
+                              "id=\"deletion\"", "id=\"road\"", "id=\"localization\"", "id=\"reconstruction\""}) {
     EXPECT_NE(html.find(section), std::string::npos) << section;
   }
   for (const auto& row : gallery_->rows) EXPECT_NE(html.find(">" + row.method + "<"), std::string::npos);

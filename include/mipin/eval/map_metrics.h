@@ -35,6 +35,11 @@ PerturbationCurves perturbation_curves(const Network& network, const at::Tensor&
                                        const at::Tensor& targets, const at::Tensor& attribution,
                                        const at::Tensor& fill, int64_t steps = 20);
 
+// Each channel of x [N, C, H, W] blurred by a Gaussian of `sigma` over
+// `kernel` pixels (odd), edges replicated: deletion's blur fill, with
+// Petsiuk et al.'s 11 and 5.
+at::Tensor gaussian_blur(const at::Tensor& x, int64_t kernel = 11, double sigma = 5.0);
+
 // Pointing game: a hit when the channel-summed attribution's maximum lies in
 // the example's box; also the share of positive attribution mass inside it.
 // boxes: int64 [N, 4] as (top, left, bottom, right), bottom/right exclusive.

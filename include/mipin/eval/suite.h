@@ -16,13 +16,23 @@
 
 namespace mipin {
 
+// What deletion and insertion put where pixels are taken away: the mean
+// input of the evaluated examples, zeros, or the image itself blurred
+// (Gaussian, sigma 5 over 11 pixels, as Petsiuk et al.'s insertion).
+enum class PerturbationFill { mean, zero, blur };
+std::string to_string(PerturbationFill fill);
+PerturbationFill parse_perturbation_fill(const std::string& text);
+
 struct SuiteOptions {
   std::vector<std::string> methods;
-  // completeness, minimality, reconstruction, randomization, deletion, localization, ground-truth
+  // completeness, minimality, reconstruction, additivity, randomization,
+  // deletion, road, localization, ground-truth (all_suite_metrics)
   std::set<std::string> metrics;
   int64_t examples = 1000;               // evaluated test examples
   int64_t randomization_examples = 32;   // examples compared under randomization
-  int64_t deletion_steps = 20;           // 5% steps
+  int64_t deletion_steps = 20;           // 5% steps, for deletion, insertion and ROAD
+  PerturbationFill fill = PerturbationFill::mean;
+  double road_noise = 0.01;              // ROAD's imputation noise, in input units
   int64_t refit_examples = 2000;         // MIP-IN / patterns refits on randomized models
   int64_t batch_size = 100;
   // Method options (each method takes those it declares), inverse and
