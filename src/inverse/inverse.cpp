@@ -226,6 +226,23 @@ at::Tensor Inverse::explain(const Network& network, const at::Tensor& x,
                                }));
 }
 
+at::Tensor Inverse::explain_contrast(const Network& network, const at::Tensor& x, const at::Tensor& targets) const {
+  torch::NoGradGuard no_grad;
+  ForwardRecord record;
+  const at::Tensor logits = network.forward(x, &record);
+  const int64_t classes = logits.size(1);
+  MIPIN_CHECK(classes >= 2, "a contrast needs at least two classes, the model has ", classes);
+  MIPIN_CHECK(targets.numel() == x.size(0), "expected one target per example (", x.size(0), "), found ",
+              targets.numel());
+  MIPIN_CHECK(targets.min().item<int64_t>() >= 0 && targets.max().item<int64_t>() < classes,
+              "expected target classes 0 to ", classes - 1, ", found ", targets.min().item<int64_t>(), " to ",
+              targets.max().item<int64_t>());
+  const double others = 1.0 / double(classes - 1);
+  const at::Tensor weights =
+      torch::one_hot(targets.reshape({-1}).to(torch::kLong), classes).to(logits.scalar_type()) * (1 + others) - others;
+  return propagate(network, record, composite_for(network), top_signal(logits) * weights);
+}
+
 void Inverse::check_compatible(const Network& network, const std::string& model_name) const {
   const std::string fingerprint = network.fingerprint();
   MIPIN_CHECK(fingerprint == model_fingerprint_, "the inverse was fitted for another model (",
@@ -275,14 +292,43 @@ void Inverse::check_compatible(const Network& network, const std::string& model_
   }
 }
 
+std::string to_string(MipInReadout readout) {
+  switch (readout) {
+    case MipInReadout::signal: return "signal";
+    case MipInReadout::contrast: return "contrast";
+    case MipInReadout::abs: return "abs";
+    case MipInReadout::times_input: return "times-input";
+  }
+  return "?";
+}
+
+MipInReadout parse_mipin_readout(const std::string& text) {
+  for (MipInReadout r : {MipInReadout::signal, MipInReadout::contrast, MipInReadout::abs, MipInReadout::times_input}) {
+    if (text == to_string(r)) return r;
+  }
+  MIPIN_FAIL("unknown MIP-IN readout '", text, "'; expected signal, contrast, abs or times-input");
+}
+
+at::Tensor MipIn::attribute(const Network& network, const at::Tensor& x, const at::Tensor& targets) const {
+  switch (readout_) {
+    case MipInReadout::contrast: return inverse_.explain_contrast(network, x, targets);
+    case MipInReadout::abs: return inverse_.explain(network, x, targets).abs();
+    case MipInReadout::times_input: return inverse_.explain(network, x, targets) * x;
+    case MipInReadout::signal: break;
+  }
+  return inverse_.explain(network, x, targets);
+}
+
 namespace {
 const RegisterMethod registration(MethodEntry{
     "mipin",
     "MIP-IN source signal of the target class through the fitted inverse (in input units)",
-    {},
+    {OptionSpec::choice("readout", {"signal", "contrast", "abs", "times-input"},
+                        "what the map shows: the class's source signal s_c, s_c minus the mean of the other "
+                        "classes' signals, |s_c|, or s_c times the input")},
     [](const MethodSettings& s) -> std::unique_ptr<AttributionMethod> {
       MIPIN_CHECK(s.inverse != nullptr, "method 'mipin' needs --inverse FILE (made by `mipin fit`)");
-      return std::make_unique<MipIn>(*s.inverse);
+      return std::make_unique<MipIn>(*s.inverse, parse_mipin_readout(s.options.choice("readout")));
     },
 }
                                        .fitted_with(FittedPart::inverse)

@@ -79,6 +79,11 @@ class Inverse {
   at::Tensor source_signal(const Network& network, const at::Tensor& x) const;
   // Class-wise source signal: s^L = top[target] e_target.
   at::Tensor explain(const Network& network, const at::Tensor& x, const at::Tensor& targets) const;
+  // The target's source signal against the others': the source signal of
+  // s^L = top * (e_target - (1 - e_target) / (K - 1)), which is s_target
+  // minus the mean of the other classes' signals wherever the inverse is
+  // linear in its top signal (every ReLU mode but backward and both).
+  at::Tensor explain_contrast(const Network& network, const at::Tensor& x, const at::Tensor& targets) const;
 
   // Refuses a network other than the one the inverse was fitted for.
   void check_compatible(const Network& network, const std::string& model_name = "") const;
@@ -142,21 +147,38 @@ Inverse fit_inverse(const Network& network, const Dataset& data, const InverseOp
 // inverse is saved, or a rerun returns the finished fit at once).
 std::string fit_checkpoint_file(const std::string& directory);
 
+// What MIP-IN's map for class c shows (the method's --readout):
+//   signal       s_c, the class's source signal (the paper's reading), in
+//                input units
+//   contrast     s_c minus the mean of the other classes' signals: what in x
+//                speaks for c rather than for the others (they all share the
+//                part of x every class reconstructs)
+//   abs          |s_c|
+//   times-input  s_c * x
+// signal, contrast and times-input are linear in the top signal: the maps
+// of all classes add up to the map of the whole output (for contrast, to 0).
+// abs is not.
+enum class MipInReadout { signal, contrast, abs, times_input };
+std::string to_string(MipInReadout readout);
+MipInReadout parse_mipin_readout(const std::string& text);
+
 // MIP-IN as an AttributionMethod (the inverse must outlive it).
 class MipIn final : public AttributionMethod {
  public:
-  explicit MipIn(const Inverse& inverse) : inverse_(inverse) {}
+  explicit MipIn(const Inverse& inverse, MipInReadout readout = MipInReadout::signal)
+      : inverse_(inverse), readout_(readout) {}
   std::string name() const override { return "mipin"; }
-  at::Tensor attribute(const Network& network, const at::Tensor& x,
-                       const at::Tensor& targets) const override {
-    return inverse_.explain(network, x, targets);
-  }
+  at::Tensor attribute(const Network& network, const at::Tensor& x, const at::Tensor& targets) const override;
+  // Completeness and minimality read the source signal of the whole output
+  // whatever the readout: it is the part of x the output carries.
   at::Tensor evidence(const Network& network, const at::Tensor& x, const at::Tensor&) const override {
     return inverse_.source_signal(network, x);
   }
+  MipInReadout readout() const { return readout_; }
 
  private:
   const Inverse& inverse_;
+  MipInReadout readout_;
 };
 
 }  // namespace mipin
