@@ -35,6 +35,9 @@ std::optional<std::string> class_problem(const ClassDef& def) {
     }
     if (lhs.kind() != TK_VAR) continue;
     const std::string name = Var(lhs).name().name();
+    // `__annotations__ = []` opens the entries of attributes whose names are
+    // no identifiers; the importer skips it (torch::save writes it).
+    if (name == "__annotations__") continue;
     const bool list = name == "__parameters__" || name == "__buffers__" || name == "__forward_hooks__" ||
                       name == "__forward_pre_hooks__";
     if (list && !assign.rhs().present()) return "class " + class_name + " declares " + name + " without a value";

@@ -3,6 +3,7 @@
 // before LibTorch reads it; code it handles itself is left to it.
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <string>
 
@@ -72,7 +73,10 @@ TEST(CodeCheck, EnumsAndModelsAsExportedPass) {
       "        return x * Mode.SCALE.value\n"
       "torch.jit.save(torch.jit.script(M()), '" + out + "')\n");
   ASSERT_EQ(made.exit_code, 0) << made.err;
-  for (const std::string path : {out, test::test_model("resnet18.pt"), test::test_model("mlp_scripted.pt")}) {
+  // torch::save's archive of tensors opens its entries with `__annotations__ = []`.
+  const std::string saved = dir.file("saved.pt");
+  torch::save(std::vector<at::Tensor>{torch::ones({2}), torch::zeros({3})}, saved);
+  for (const std::string path : {out, saved, test::test_model("resnet18.pt"), test::test_model("mlp_scripted.pt")}) {
     caffe2::serialize::PyTorchStreamReader reader(path);
     EXPECT_EQ(code_libtorch_crashes_on(reader), std::nullopt) << path;
   }
