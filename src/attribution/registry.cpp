@@ -1,5 +1,6 @@
 #include "mipin/attribution/registry.h"
 
+#include <algorithm>
 #include <map>
 
 #include "mipin/util/error.h"
@@ -27,7 +28,27 @@ std::vector<MethodEntry> registered_methods() {
   return out;
 }
 
-const MethodEntry& method_entry(const std::string& name) {
+MethodVariant parse_method_variant(const std::string& text) {
+  MethodVariant v;
+  const size_t colon = text.find(':');
+  v.name = text.substr(0, colon);
+  for (size_t at = colon; at != std::string::npos;) {
+    const size_t next = text.find(':', at + 1);
+    const std::string part = text.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+    const size_t equals = part.find('=');
+    MIPIN_CHECK(equals != std::string::npos && equals > 0, "method '", text,
+                "': expected NAME:OPTION=VALUE[:OPTION=VALUE...], found '", part, "'");
+    std::string option = part.substr(0, equals);
+    std::replace(option.begin(), option.end(), '-', '_');
+    MIPIN_CHECK(!v.options.has(option), "method '", text, "': option ", option, " is given twice");
+    v.options.set(option, part.substr(equals + 1));
+    at = next;
+  }
+  return v;
+}
+
+const MethodEntry& method_entry(const std::string& text) {
+  const std::string name = text.substr(0, text.find(':'));
   const auto it = registry().find(name);
   if (it == registry().end()) {
     std::string known;
@@ -40,9 +61,15 @@ const MethodEntry& method_entry(const std::string& name) {
 
 std::unique_ptr<AttributionMethod> make_method(const std::string& name, const MethodSettings& settings,
                                                bool ignore_undeclared) {
-  const MethodEntry& entry = method_entry(name);
+  const MethodVariant variant = parse_method_variant(name);
+  const MethodEntry& entry = method_entry(variant.name);
+  MethodOptions given = settings.options;
+  if (!variant.options.values().empty()) {
+    check_options(variant.name, entry.options, variant.options);  // a variant's options are its method's
+    for (const auto& [option, value] : variant.options.values()) given.set(option, value);
+  }
   MethodSettings checked = settings;
-  checked.options = check_options(name, entry.options, settings.options, ignore_undeclared);
+  checked.options = check_options(variant.name, entry.options, given, ignore_undeclared);
   return entry.make(checked);
 }
 

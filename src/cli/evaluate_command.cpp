@@ -271,7 +271,9 @@ void register_evaluate_command(CLI::App& app) {
       "         mipin evaluate --model cnn.pt --inverse cnn.mipin --patterns cnn.patterns \\\n"
       "           --methods all --metrics all --examples 1000 --out report");
   cmd->add_option("--model", o->model, "TorchScript model (.pt)")->required();
-  cmd->add_option("--methods", o->methods, "Comma-separated methods, or all (`mipin methods`)")
+  cmd->add_option("--methods", o->methods,
+                  "Comma-separated methods, or all (`mipin methods`); a method with options of its own is "
+                  "NAME:OPTION=VALUE[:...], e.g. mipin:readout=contrast")
       ->capture_default_str();
   cmd->add_option("--inverse", o->inverse, "MIP-IN inverse made by `mipin fit` (for mipin)");
   cmd->add_option("--patterns", o->patterns, "Patterns made by `mipin fit --method pattern`");
@@ -282,7 +284,9 @@ void register_evaluate_command(CLI::App& app) {
   cmd->add_option("--examples", o->examples, "Evaluate the first N examples (default: all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics", o->metrics, "Comma-separated metrics, or all")->capture_default_str();
-  cmd->add_option("--fill", o->fill, "What deletion and insertion put in removed pixels: mean, zero or blur")
+  cmd->add_option("--fill", o->fill,
+                  "What deletion and insertion put in removed pixels: mean, zero or blur (occlusion's "
+                  "patch fill is set as a variant here: --methods occlusion:fill=X)")
       ->check(CLI::IsMember({"mean", "zero", "blur"}))
       ->capture_default_str();
   cmd->add_option("--randomization-examples", o->randomization_examples,

@@ -62,6 +62,9 @@ void add_option_flags(CLI::App& command, const OptionDeclarations& all, MethodFl
                       const std::string& group) {
   for (const auto& [name, declared] : all) {
     const OptionSpec& spec = declared.front().second;
+    // A flag of the command's own comes first (evaluate's --fill is
+    // deletion's; occlusion's is then given as a variant, occlusion:fill=X).
+    if (command.get_option_no_throw(spec.flag_name()) != nullptr) continue;
     const std::string help = help_for(declared);
     const std::string option = name;  // captured by the callbacks
     if (spec.kind == OptionKind::flag) {

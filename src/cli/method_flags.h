@@ -24,7 +24,8 @@ struct MethodFlags {
 using OptionDeclarations = std::map<std::string, std::vector<std::pair<std::string, OptionSpec>>>;
 
 // One flag per declared option, in the help's `group`; its help names the
-// declarers that take it.
+// declarers that take it. An option whose flag the command already has is
+// left to the command.
 void add_option_flags(CLI::App& command, const OptionDeclarations& declared, MethodFlags& flags,
                       const std::string& group);
 // The flags of every registered method's options.

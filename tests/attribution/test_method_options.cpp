@@ -10,6 +10,8 @@
 #include "mipin/attribution/method_options.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/data/npy.h"
+#include "mipin/model/layers.h"
+#include "mipin/model/network.h"
 #include "mipin/util/error.h"
 #include "support/test_support.h"
 
@@ -104,6 +106,38 @@ TEST(MethodOptions, MakeMethodRefusesAnOptionTheMethodDoesNotTake) {
   EXPECT_NO_THROW(make_method("integrated-gradients", s));
   s.options.set("steps", int64_t(0));
   EXPECT_THROW(make_method("integrated-gradients", s), Error);
+}
+
+// A variant sets its own options over the shared ones; they must be its
+// method's even where the shared ones may belong to other methods.
+TEST(MethodOptions, AVariantCarriesOptionsOfItsOwn) {
+  const MethodVariant v = parse_method_variant("smoothgrad:samples=3:internal-batch=2");
+  EXPECT_EQ(v.name, "smoothgrad");
+  EXPECT_EQ(std::get<std::string>(v.options.values().at("samples")), "3");
+  EXPECT_EQ(std::get<std::string>(v.options.values().at("internal_batch")), "2");
+  EXPECT_EQ(&method_entry("smoothgrad:samples=3"), &method_entry("smoothgrad"));
+  const at::Tensor x = torch::randn({2, 4});
+  Network net;
+  Linear layer;
+  layer.weight = torch::randn({3, 4});
+  layer.bias = torch::zeros({3});
+  net.add(layer);
+  const at::Tensor t = torch::tensor({0, 2}, torch::kLong);
+  MethodSettings shared;
+  shared.options.set("samples", int64_t(50)).set("seed", int64_t(4)).set("steps", int64_t(7));
+  MethodSettings same = shared;
+  same.options.set("samples", int64_t(3));
+  EXPECT_TRUE(make_method("smoothgrad:samples=3", shared, true)->attribute(net, x, t).equal(
+      make_method("smoothgrad", same, true)->attribute(net, x, t)));
+  EXPECT_FALSE(make_method("smoothgrad:samples=3", shared, true)->attribute(net, x, t).equal(
+      make_method("smoothgrad", shared, true)->attribute(net, x, t)));
+  for (const char* bad : {"smoothgrad:samples", "smoothgrad:=3", "smoothgrad:samples=1:samples=2"}) {
+    EXPECT_THROW(parse_method_variant(bad), Error) << bad;
+  }
+  EXPECT_NE(test::error_of([&] { make_method("gradient:steps=3", shared, true); }).find("has no option steps"),
+            std::string::npos);
+  EXPECT_THROW(make_method("smoothgrad:samples=0", shared, true), Error);
+  EXPECT_THROW(method_entry("nothing:samples=3"), Error);
 }
 
 // The command line takes its flags and `mipin methods` its listing from the

@@ -95,12 +95,26 @@ struct MethodEntry {
 
 // All registered methods, sorted by name.
 std::vector<MethodEntry> registered_methods();
-// Throws mipin::Error listing the known names when `name` is not one.
+
+// A method as a list of methods may name it: its name, or a variant with
+// options of its own, "NAME:OPTION=VALUE[:OPTION=VALUE...]" (dashes or
+// underscores in OPTION), so that one evaluation can set one method up
+// several ways side by side: "mipin:readout=contrast".
+struct MethodVariant {
+  std::string name;       // the registered method
+  MethodOptions options;  // the variant's own, as text
+};
+// Throws mipin::Error for a malformed variant.
+MethodVariant parse_method_variant(const std::string& text);
+
+// The entry of a method or of a variant's method. Throws mipin::Error
+// listing the known names when it is not one.
 const MethodEntry& method_entry(const std::string& name);
-// Throws mipin::Error listing the known names when `name` is not one, and as
+// A method or a variant (its options over the settings' own). Throws
+// mipin::Error listing the known names when `name` is not one, and as
 // check_options does for an option it does not take (unless
-// ignore_undeclared: one set of settings for several methods) or a value it
-// does not accept.
+// ignore_undeclared: one set of settings for several methods; a variant's
+// own options must always be declared) or a value it does not accept.
 std::unique_ptr<AttributionMethod> make_method(const std::string& name, const MethodSettings& settings,
                                                bool ignore_undeclared = false);
 
