@@ -119,7 +119,7 @@ class Fitter {
     identity_ = identity;
 
     std::optional<FitState> resumed;
-    if (!checkpoint_.empty()) resumed = load_fit_checkpoint(checkpoint_, identity, net_);
+    if (!checkpoint_.empty()) resumed = load_fit_checkpoint(checkpoint_, identity, net_, data_.sample_shape());
     FitState s;
     if (resumed) {
       s = std::move(*resumed);
@@ -334,6 +334,8 @@ class Fitter {
     // Each node's time: an even share of the pass, plus its own solve.
     const double share = seconds_since(pass_start) / double(s.exact.size() + s.forks.size());
     for (size_t i : s.exact) {
+      MIPIN_CHECK(eq.operators.count(i) || eq.scales.count(i), "pass ", s.pass, " has no sums for node ", i,
+                  ": no batch reached it (a checkpoint that resumes past its stream must hold them)");
       const auto solve_start = Clock::now();
       LayerFit fit = describe(i, "exact", s.pass);
       const at::Tensor fitted = is_operator(net_.layer(i)) ? eq.operators.at(i).solve(net_.layer(i), o_.alpha, fit)

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "mipin/inverse/options_json.h"
+#include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 #include "util/artifact_file.h"
 
@@ -14,6 +15,66 @@ namespace {
 const ArtifactFormat& checkpoint_format() {
   static const ArtifactFormat format{"fit checkpoint", "mipin-fit-checkpoint/1", "mipin fit --checkpoint", {}};
   return format;
+}
+
+// The sums one example of this network adds for the nodes the pass fits:
+// their names and shapes are what a checkpoint's sums must have.
+Sums expected_sums(const Network& network, const std::vector<int64_t>& sample_shape, const FitState& s) {
+  const auto shapes = network.shapes(sample_shape);
+  auto zeros_of = [&](size_t v) {
+    std::vector<int64_t> shape{1};
+    shape.insert(shape.end(), shapes.at(v).begin(), shapes.at(v).end());
+    return torch::zeros(shape);
+  };
+  PassEquations one;
+  for (size_t i : s.exact) {
+    const Layer& layer = network.layer(i);
+    if (as_affine(layer)) {
+      one.operators[i].add(layer, zeros_of(i + 1), zeros_of(network.inputs(i).at(0)));
+    } else {
+      std::vector<at::Tensor> targets;
+      for (size_t v : network.inputs(i)) targets.push_back(zeros_of(v));
+      one.scales[i].add(zeros_of(i + 1), targets);
+    }
+  }
+  for (size_t v : s.forks) {
+    one.forks[v].add(std::vector<at::Tensor>(network.readers(v), zeros_of(v)), zeros_of(v));
+  }
+  return one.sums();
+}
+
+// What a checkpoint says must fit the network before the fit uses any of
+// it: its node lists name nodes that are fitted, its tensors have the types
+// and shapes the model implies, and its sums are those of the nodes the pass
+// fits (a file may say anything; the fit indexes and multiplies by them).
+void check_state(const FitState& s, const Sums& sums, const Network& network,
+                 const std::vector<int64_t>& sample_shape) {
+  const InverseOptions& options = s.inverse.options();
+  for (const auto* nodes : {&s.unfitted, &s.pass_unfitted, &s.iterative, &s.exact}) {
+    for (size_t i : *nodes) {
+      MIPIN_CHECK(i < network.size() && has_fitted_inverse(network.layer(i), options), "it lists node ", i,
+                  ", which this model does not fit");
+    }
+  }
+  for (const auto* values : {&s.unfitted_forks, &s.pass_unfitted_forks, &s.forks}) {
+    for (size_t v : *values) {
+      MIPIN_CHECK(v <= network.size() && network.readers(v) >= 2, "it lists a fork at value ", v,
+                  ", which this model does not have");
+    }
+  }
+  MIPIN_CHECK(s.next_batch >= 0, "its next batch is ", s.next_batch);
+  s.inverse.check_tensors(network, /*complete=*/false);
+  const Sums expected = expected_sums(network, sample_shape, s);
+  for (const auto& [name, t] : sums) {
+    const auto it = expected.find(name);
+    MIPIN_CHECK(it != expected.end(), "it holds sums '", name, "', which the pass under way does not make");
+    bool fits = t.scalar_type() == at::kDouble && t.sizes() == it->second.sizes();
+    // A spread with no rows yet has only its three totals.
+    const bool spread = name.size() >= 6 && name.compare(name.size() - 6, 6, "spread") == 0;
+    if (spread && t.scalar_type() == at::kDouble && t.dim() == 1 && t.size(0) == 3) fits = true;
+    MIPIN_CHECK(fits, "its sums '", name, "' are ", t.scalar_type(), " ", t.sizes(), ", expected ",
+                it->second.scalar_type(), " ", it->second.sizes());
+  }
 }
 
 }  // namespace
@@ -55,7 +116,7 @@ void save_fit_checkpoint(const std::string& path, const nlohmann::json& identity
 }
 
 std::optional<FitState> load_fit_checkpoint(const std::string& path, const nlohmann::json& identity,
-                                            const Network& network) {
+                                            const Network& network, const std::vector<int64_t>& sample_shape) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return std::nullopt;
   FitState s;
@@ -84,6 +145,7 @@ std::optional<FitState> load_fit_checkpoint(const std::string& path, const nlohm
     s.next_batch = meta.at("next_batch");
     Sums sums;
     for (const std::string name : meta.at("sums")) sums[name] = file.tensor("sums/" + name);
+    check_state(s, sums, network, sample_shape);
     s.equations.restore(network, sums);
   });
   return s;

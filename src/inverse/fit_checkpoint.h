@@ -30,8 +30,9 @@ struct FitState {
 // a checkpoint of anything else is refused on loading.
 void save_fit_checkpoint(const std::string& path, const nlohmann::json& identity, const FitState& state);
 // Nothing when there is no file; throws mipin::Error for another fit's file
-// or a damaged one.
+// or a damaged one, or one whose nodes, tensors or sums do not fit `network`
+// fitted on examples of `sample_shape`.
 std::optional<FitState> load_fit_checkpoint(const std::string& path, const nlohmann::json& identity,
-                                            const Network& network);
+                                            const Network& network, const std::vector<int64_t>& sample_shape);
 
 }  // namespace mipin

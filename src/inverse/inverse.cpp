@@ -251,8 +251,12 @@ void Inverse::check_compatible(const Network& network, const std::string& model_
               model_name.empty() ? std::string("this model") : "'" + model_name + "'",
               " has fingerprint ", fingerprint, ": fit the inverse for this model with `mipin fit`");
   // The fingerprint names the model, not the tensors: a damaged or crafted
-  // file may carry any. Each must have the shape its node implies before
-  // any is used.
+  // file may carry any.
+  check_tensors(network, /*complete=*/true);
+}
+
+void Inverse::check_tensors(const Network& network, bool complete) const {
+  // Each tensor must have the shape its node implies before any is used.
   const std::vector<std::vector<int64_t>> shapes =
       network.input_shape().empty() ? std::vector<std::vector<int64_t>>() : network.shapes(network.input_shape());
   // Channels of value v (axis 0 of one example), or -1 when the input shape is unknown.
@@ -269,6 +273,7 @@ void Inverse::check_compatible(const Network& network, const std::string& model_
     const Layer& layer = network.layer(i);
     if (!has_fitted_inverse(layer, options_)) continue;
     const auto op = operators_.find(i);
+    if (op == operators_.end() && !complete) continue;
     MIPIN_CHECK(op != operators_.end(), "the inverse has no operator for layer ", i, " (", layer.describe(),
                 "); the file is incomplete");
     const std::string what = "operator for layer " + std::to_string(i) + " (" + layer.describe() + ")";

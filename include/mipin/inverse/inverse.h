@@ -87,6 +87,10 @@ class Inverse {
 
   // Refuses a network other than the one the inverse was fitted for.
   void check_compatible(const Network& network, const std::string& model_name = "") const;
+  // Refuses tensors of another type or shape than their nodes imply, or for
+  // nodes that have none; `complete` also wants one for every fitted node
+  // (an inverse file), not only some (a fit's checkpoint).
+  void check_tensors(const Network& network, bool complete) const;
 
   void save(const std::string& path) const;
   // Throws mipin::Error for a missing, truncated or corrupt file.
