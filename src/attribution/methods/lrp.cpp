@@ -111,10 +111,42 @@ std::shared_ptr<const Rule> epsilon_rule(double epsilon) {
   });
 }
 
+// Where the alpha-beta rules put a layer's bias, a choice the LRP papers
+// leave open and libraries make differently:
+//   ignore  out of both denominators: the inputs share all the relevance
+//           (conserved layer by layer); mipin's default
+//   absorb  its positive part joins the positive contributions'
+//           denominator and its negative part the negative ones', so the
+//           bias keeps its share and less reaches the inputs (Zennit 0.5.1's
+//           ZPlus and AlphaBeta)
+// The epsilon rule divides by the layer's output, bias included, in both.
+enum class BiasRule { ignore, absorb };
+
+BiasRule parse_bias_rule(const std::string& text) { return text == "absorb" ? BiasRule::absorb : BiasRule::ignore; }
+
+OptionSpec stabilizer_option() {
+  return OptionSpec::real("stabilizer", 1e-9,
+                          "added to each denominator with its sign (Zennit's default is 1e-6)").at_least(0);
+}
+
+OptionSpec bias_option() {
+  return OptionSpec::choice("bias", {"ignore", "absorb"},
+                            "where the bias goes: ignore (out of the denominators, relevance conserved) or "
+                            "absorb (its positive and negative parts in the denominators, as Zennit 0.5.1)");
+}
+
+// A bias part [units] shaped to broadcast against the layer's output z.
+at::Tensor bias_like_output(const at::Tensor& part, const at::Tensor& z) {
+  std::vector<int64_t> shape(size_t(z.dim()), 1);
+  shape[1] = part.numel();
+  return part.view(shape);
+}
+
 // LRP-alpha-beta (alpha - beta = 1): positive and negative contributions are
-// normalised separately; biases are left out. alpha=1, beta=0 is LRP-z+.
-std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
-  return std::make_shared<FunctionRule>([alpha, beta](const RuleContext& ctx, const at::Tensor& r) {
+// normalised separately; alpha=1, beta=0 is LRP-z+.
+std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta, BiasRule bias = BiasRule::ignore,
+                                            double stabilizer = 1e-9) {
+  return std::make_shared<FunctionRule>([alpha, beta, bias, stabilizer](const RuleContext& ctx, const at::Tensor& r) {
     const at::Tensor& a = ctx.record.input;
     const AffineLayer& layer = affine(ctx.layer);
     // Behind a ReLU the input has no negative part: its terms are zero, and
@@ -124,14 +156,21 @@ std::shared_ptr<const Rule> alpha_beta_rule(double alpha, double beta) {
     // batch 8 the scans of every input were 14% of LRP-z+'s time).
     const bool signed_input = !ctx.record.input_non_negative && a.min().item<double>() < 0;
     const at::Tensor ap = signed_input ? a.clamp_min(0) : a, an = signed_input ? a.clamp_max(0) : at::Tensor();
+    const bool with_bias = bias == BiasRule::absorb && layer.bias.defined();
     auto share = [&](Part first, Part second) {
+      // The bias part of the same sign as the contributions a+ W_first.
+      auto denominator = [&](at::Tensor z) {
+        if (!with_bias) return z;
+        const at::Tensor part = first == Part::positive ? layer.bias.clamp_min(0) : layer.bias.clamp_max(0);
+        return z.add_(bias_like_output(part, z));
+      };
       // Relevance over the contributions a+ W_first + a- W_second.
       if (signed_input) {
         const Terms terms(ctx.layer, {ap, an}, {first, second});
-        return terms.redistribute(fused::stabilised_divide(r, terms.forward(), 1e-9));
+        return terms.redistribute(fused::stabilised_divide(r, denominator(terms.forward()), stabilizer));
       }
       const at::Tensor w1 = weight_parts(layer.weight, {first});
-      const at::Tensor s = fused::stabilised_divide(r, layer.map(ap, w1), 1e-9);
+      const at::Tensor s = fused::stabilised_divide(r, denominator(layer.map(ap, w1)), stabilizer);
       return layer.transposed_map(w1, s, a).mul_(ap);
     };
     at::Tensor out = share(Part::positive, Part::negative);
@@ -239,11 +278,13 @@ const RegisterMethod epsilon_method(MethodEntry{
 const RegisterMethod zplus_method(MethodEntry{
     "lrp-zplus",
     "LRP with the z+ rule (positive contributions only) on every Linear/Conv2d layer",
-    {},
-    [](const MethodSettings&) {
-      return lrp("lrp-zplus", [](const Network&) {
+    {bias_option(), stabilizer_option()},
+    [](const MethodSettings& s) {
+      const BiasRule bias = parse_bias_rule(s.options.choice("bias"));
+      const double stabilizer = s.options.real("stabilizer");
+      return lrp("lrp-zplus", [bias, stabilizer](const Network&) {
         Composite c = lrp_base("lrp-zplus", 1e-9);
-        c.with_affine(alpha_beta_rule(1, 0));
+        c.with_affine(alpha_beta_rule(1, 0, bias, stabilizer));
         return c;
       });
     },
@@ -253,14 +294,17 @@ const RegisterMethod alpha_beta_method(MethodEntry{
     "lrp-alpha-beta",
     "LRP with the alpha-beta rule on every Linear/Conv2d layer",
     {OptionSpec::real("alpha", 1, "weight of the positive contributions (alpha - beta = 1)").at_least(1),
-     OptionSpec::real("beta", 0, "weight of the negative contributions (alpha - beta = 1)").at_least(0)},
+     OptionSpec::real("beta", 0, "weight of the negative contributions (alpha - beta = 1)").at_least(0),
+     bias_option(), stabilizer_option()},
     [](const MethodSettings& s) {
       const double alpha = s.options.real("alpha"), beta = s.options.real("beta");
       MIPIN_CHECK(std::abs(alpha - beta - 1) < 1e-9, "lrp-alpha-beta needs alpha - beta = 1, found alpha ", alpha,
                   " and beta ", beta);
-      return lrp("lrp-alpha-beta", [alpha, beta](const Network&) {
+      const BiasRule bias = parse_bias_rule(s.options.choice("bias"));
+      const double stabilizer = s.options.real("stabilizer");
+      return lrp("lrp-alpha-beta", [alpha, beta, bias, stabilizer](const Network&) {
         Composite c = lrp_base("lrp-alpha-beta", 1e-9);
-        c.with_affine(alpha_beta_rule(alpha, beta));
+        c.with_affine(alpha_beta_rule(alpha, beta, bias, stabilizer));
         return c;
       });
     },
