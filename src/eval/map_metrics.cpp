@@ -74,14 +74,11 @@ PerturbationCurves perturbation_curves(const Network& network, const at::Tensor&
   const int64_t n = x.size(0), pixels = x.size(2) * x.size(3);
   const at::Tensor rank = relevance_rank(attribution).view({n, 1, x.size(2), x.size(3)});
   const at::Tensor filled = fill.expand_as(x);
-  auto probability = [&](const at::Tensor& input) {
-    return torch::softmax(network.forward(input), 1).gather(1, targets.unsqueeze(1)).squeeze(1).mean();
-  };
   std::vector<double> del, ins;
   for (int64_t s = 0; s <= steps; ++s) {
     const at::Tensor chosen = (rank < removed_after(pixels, s, steps)).expand_as(x);
-    del.push_back(probability(torch::where(chosen, filled, x)).item<double>());
-    ins.push_back(probability(torch::where(chosen, x, filled)).item<double>());
+    del.push_back(mean_target_probability(network, torch::where(chosen, filled, x), targets));
+    ins.push_back(mean_target_probability(network, torch::where(chosen, x, filled), targets));
   }
   PerturbationCurves c;
   c.deletion = torch::tensor(del, torch::kDouble);
@@ -102,6 +99,10 @@ at::Tensor relevance_rank(const at::Tensor& attribution) {
 
 double curve_area(const at::Tensor& curve) {
   return ((curve.slice(0, 1) + curve.slice(0, 0, -1)) / 2).mean().item<double>();
+}
+
+double mean_target_probability(const Network& network, const at::Tensor& x, const at::Tensor& targets) {
+  return torch::softmax(network.forward(x), 1).gather(1, targets.view({-1, 1})).mean().item<double>();
 }
 
 at::Tensor gaussian_blur(const at::Tensor& x, int64_t kernel, double sigma) {

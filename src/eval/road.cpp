@@ -83,17 +83,15 @@ RoadCurves road_curves(const Network& network, const at::Tensor& x, const at::Te
   MIPIN_CHECK(steps >= 1, "ROAD needs at least one step");
   const int64_t n = x.size(0), pixels = x.size(2) * x.size(3);
   const at::Tensor rank = relevance_rank(attribution).view({n, 1, x.size(2), x.size(3)});
-  auto probability = [&](const at::Tensor& input) {
-    return torch::softmax(network.forward(input), 1).gather(1, targets.unsqueeze(1)).squeeze(1).mean();
-  };
   std::vector<double> morf, lerf;
   for (int64_t s = 0; s <= steps; ++s) {
     const int64_t count = removed_after(pixels, s, steps);
     // Each step's noise from its own seed: the two orders see the same noise.
     const uint64_t step_seed = seed + uint64_t(s);
-    morf.push_back(probability(noisy_linear_imputation(x, rank < count, fallback, noise, step_seed)).item<double>());
-    lerf.push_back(
-        probability(noisy_linear_imputation(x, rank >= pixels - count, fallback, noise, step_seed)).item<double>());
+    for (auto [curve, removed] : {std::make_pair(&morf, rank < count), std::make_pair(&lerf, rank >= pixels - count)}) {
+      curve->push_back(
+          mean_target_probability(network, noisy_linear_imputation(x, removed, fallback, noise, step_seed), targets));
+    }
   }
   RoadCurves c;
   c.most_relevant_first = torch::tensor(morf, torch::kDouble);

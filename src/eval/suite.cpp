@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 
+#include "eval/pixel_order.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/synthetic.h"
 #include "mipin/eval/faithfulness.h"
@@ -63,8 +64,6 @@ nlohmann::json curve_json(const at::Tensor& c) {
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
-double area(const at::Tensor& c) { return ((c.slice(0, 1) + c.slice(0, 0, -1)) / 2).mean().item<double>(); }
-
 // A perturbation curve of a method beside the random order's, summed over
 // batches weighted by their share of the examples.
 struct CurvePair {
@@ -74,8 +73,8 @@ struct CurvePair {
     random = random.defined() ? random + weight * r : weight * r;
   }
   nlohmann::json json() const {
-    return {{"area", area(method)}, {"curve", curve_json(method)},
-            {"random_area", area(random)}, {"random_curve", curve_json(random)}};
+    return {{"area", curve_area(method)}, {"curve", curve_json(method)},
+            {"random_area", curve_area(random)}, {"random_curve", curve_json(random)}};
   }
 };
 
