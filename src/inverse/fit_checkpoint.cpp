@@ -74,6 +74,7 @@ void check_state(const FitState& s, const Sums& sums, const Network& network,
     if (spread && t.scalar_type() == at::kDouble && t.dim() == 1 && t.size(0) == 3) fits = true;
     MIPIN_CHECK(fits, "its sums '", name, "' are ", t.scalar_type(), " ", t.sizes(), ", expected ",
                 it->second.scalar_type(), " ", it->second.sizes());
+    MIPIN_CHECK(t.isfinite().all().item<bool>(), "its sums '", name, "' hold NaN or infinite values");
   }
 }
 

@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
+#include "mipin/util/error.h"
+
 namespace mipin {
 
 void RSquared::add_targets(const at::Tensor& targets) {
@@ -35,10 +39,17 @@ at::Tensor RSquared::packed() const {
 
 RSquared RSquared::from_packed(const at::Tensor& packed) {
   const at::Tensor p = packed.to(torch::kDouble).contiguous();
+  MIPIN_CHECK(p.dim() == 1 && p.numel() >= 3, "packed R^2 sums: expected [3 + features] values, found shape ",
+              p.sizes());
   RSquared r;
   r.sum_sq_ = p[0].item<double>();
   r.sse_ = p[1].item<double>();
-  r.rows_ = int64_t(p[2].item<double>());
+  // A row count as a double: whole, and within what a double counts exactly
+  // (anything else is no count, and converting it would be undefined).
+  const double rows = p[2].item<double>();
+  MIPIN_CHECK(rows >= 0 && rows <= 9007199254740992.0 && rows == std::floor(rows),
+              "packed R^2 sums: a row count of ", rows);
+  r.rows_ = int64_t(rows);
   if (p.numel() > 3) r.sum_ = p.slice(0, 3).clone();
   return r;
 }
