@@ -5,7 +5,9 @@
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/versions.h>
 #include <minizip/unzip.h>
+#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/frontend/error_report.h>
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/script.h>
 
@@ -14,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <set>
 #include <iterator>
 #include <memory>
 #include <sstream>
@@ -168,24 +172,91 @@ std::optional<std::string> problem(unzFile opened, uint64_t archive_size) {
   return std::nullopt;
 }
 
+// Where each read of the archive went and how many bytes it brought: a
+// storage LibTorch reads from a stored record (every record of the copy it
+// imports is stored) is one read into the storage's own new buffer.
+using Reads = std::map<const void*, size_t>;
+
 // An archive in memory, read by LibTorch without a copy: a view of bytes
-// that outlive it, or bytes of its own.
+// that outlive it, or bytes of its own; `reads`, when given, receives every
+// read.
 class MemoryAdapter final : public caffe2::serialize::ReadAdapterInterface {
  public:
   explicit MemoryAdapter(const std::string& view) : bytes_(&view) {}
-  explicit MemoryAdapter(std::string&& owned) : owned_(std::move(owned)), bytes_(&owned_) {}
+  MemoryAdapter(std::string&& owned, Reads* reads) : owned_(std::move(owned)), bytes_(&owned_), reads_(reads) {}
   size_t size() const override { return bytes_->size(); }
   size_t read(uint64_t position, void* buffer, size_t n, const char*) const override {
     if (position >= bytes_->size()) return 0;
     n = std::min<size_t>(n, bytes_->size() - position);
     std::memcpy(buffer, bytes_->data() + position, n);
+    if (reads_ != nullptr) {
+      size_t& most = (*reads_)[buffer];
+      most = std::max(most, n);
+    }
     return n;
   }
 
  private:
   std::string owned_;
   const std::string* bytes_;
+  Reads* reads_ = nullptr;
 };
+
+// Every tensor an imported value holds, through lists, tuples, dicts and
+// objects (a module is one: its parameters, buffers, attributes and
+// submodules are its slots).
+void each_tensor(const c10::IValue& v, const std::function<void(const at::Tensor&)>& f,
+                 std::set<const void*>& seen) {
+  if (v.isTensor()) {
+    f(v.toTensor());
+  } else if (v.isList()) {
+    for (const c10::IValue& e : v.toListRef()) each_tensor(e, f, seen);
+  } else if (v.isTuple()) {
+    for (const c10::IValue& e : v.toTupleRef().elements()) each_tensor(e, f, seen);
+  } else if (v.isGenericDict()) {
+    for (const auto& entry : v.toGenericDict()) {
+      each_tensor(entry.key(), f, seen);
+      each_tensor(entry.value(), f, seen);
+    }
+  } else if (v.isObject()) {
+    const auto object = v.toObject();
+    if (!seen.insert(object.get()).second) return;
+    for (size_t i = 0; i < object->slots().size(); ++i) each_tensor(object->getSlot(i), f, seen);
+  }
+}
+
+// LibTorch sizes a storage by the element count its pickle declares and
+// fills it from the storage's record, which may hold less: the rest of the
+// buffer is memory past what it read (a crafted checkpoint made saving it
+// read past the buffer, found by fuzz_checkpoint). Each storage must lie
+// within what was read into it. The tensors of the code's constants come
+// from the same records.
+std::optional<std::string> storages_problem(const torch::jit::Module& module, const torch::jit::CompilationUnit& unit,
+                                            const Reads& reads) {
+  std::optional<std::string> problem;
+  auto check = [&](const at::Tensor& t) {
+    if (problem || !t.defined() || !t.has_storage() || t.storage().nbytes() == 0) return;
+    const auto read = reads.find(t.storage().data());
+    if (read != reads.end() && t.storage().nbytes() > read->second) {
+      problem = "a tensor's storage declares " + std::to_string(t.storage().nbytes()) + " bytes, and its record holds " +
+                std::to_string(read->second);
+    }
+  };
+  std::set<const void*> seen;
+  each_tensor(module._ivalue(), check, seen);
+  std::function<void(const torch::jit::Block*)> constants = [&](const torch::jit::Block* block) {
+    for (const torch::jit::Node* node : block->nodes()) {
+      if (node->kind() == c10::prim::Constant && node->output()->type()->kind() == c10::TypeKind::TensorType) {
+        if (auto value = torch::jit::toIValue(node->output())) each_tensor(*value, check, seen);
+      }
+      for (const torch::jit::Block* inner : node->blocks()) constants(inner);
+    }
+  };
+  for (torch::jit::Function* function : unit.get_functions()) {
+    if (auto* graph = dynamic_cast<torch::jit::GraphFunction*>(function)) constants(graph->graph()->block());
+  }
+  return problem;
+}
 
 // The archive rewritten without its debug records (code/...debug_pkl, which
 // map the serialized code back to the Python source). LibTorch reads them
@@ -212,13 +283,15 @@ std::string without_debug_records(caffe2::serialize::PyTorchStreamReader& reader
 // Imports an archive into a compilation unit of its own, emptied when
 // LibTorch fails part way (its cycles would outlive the error); LibTorch's
 // exceptions pass through.
-torch::jit::Module import_archive(std::string archive, std::string& metadata_json) {
+torch::jit::Module import_archive(std::string archive, std::string& metadata_json, const std::string& what) {
   torch::jit::ExtraFilesMap extra{{"mipin.json", ""}};
   auto unit = std::make_shared<torch::jit::CompilationUnit>();
   try {
+    Reads reads;
     std::shared_ptr<caffe2::serialize::ReadAdapterInterface> source =
-        std::make_shared<MemoryAdapter>(std::move(archive));
+        std::make_shared<MemoryAdapter>(std::move(archive), &reads);
     torch::jit::Module module = torch::jit::import_ir_module(unit, source, torch::kCPU, extra);
+    if (auto problem = storages_problem(module, *unit, reads)) MIPIN_FAIL(what, "the file is corrupt: ", *problem);
     metadata_json = extra["mipin.json"];
     return module;
   } catch (...) {
@@ -248,7 +321,7 @@ torch::jit::Module read_checked(const std::shared_ptr<caffe2::serialize::ReadAda
       stripped = without_debug_records(reader);
     }
     std::string metadata;
-    torch::jit::Module module = import_archive(std::move(stripped), metadata);
+    torch::jit::Module module = import_archive(std::move(stripped), metadata, what);
     if (metadata_json != nullptr) *metadata_json = metadata;
     return module;
   } catch (const Error&) {

@@ -93,5 +93,40 @@ TEST(LibTorchArchive, RecordDeclaringMoreThanItCanHoldIsRefused) {
   EXPECT_NE(problem->find("record 'a/data/0' declares 4294967280 bytes"), std::string::npos) << *problem;
 }
 
+// A storage whose pickle declares more elements than its record holds:
+// LibTorch would make a buffer of the record's size and a storage of the
+// declared one, and what reads it reads past the buffer.
+TEST(LibTorchArchive, AStorageLargerThanItsRecordIsRefused) {
+  test::TempDir dir;
+  const std::string plain = dir.file("plain.pt"), crafted = dir.file("crafted.pt");
+  const auto made = test::run_python(
+      "import torch, zipfile\n"
+      "class M(torch.nn.Module):\n"
+      "    def __init__(self):\n"
+      "        super().__init__()\n"
+      "        self.w = torch.nn.Parameter(torch.ones(4))\n"
+      "    def forward(self, x):\n"
+      "        return x * self.w\n"
+      "torch.jit.save(torch.jit.script(M()), '" + plain + "')\n"
+      "src = zipfile.ZipFile('" + plain + "')\n"
+      "dst = zipfile.ZipFile('" + crafted + "', 'w')\n"
+      "changed = 0\n"
+      "for n in src.namelist():\n"
+      "    d = src.read(n)\n"
+      "    if n.endswith('/data.pkl'):\n"
+      "        # ('storage', FloatStorage, '0', 'cpu', 4): 4 elements become 1,000,000.\n"
+      "        # the count, then TUPLE and BINPERSID\n"
+      "        changed = d.count(b'K\\x04tQ')\n"
+      "        d = d.replace(b'K\\x04tQ', b'J\\x40\\x42\\x0f\\x00tQ')\n"
+      "    dst.writestr(n, d)\n"
+      "dst.close()\n"
+      "assert changed == 1, changed\n");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_NO_THROW(read_libtorch_archive(plain, LibTorchArchiveKind{"plain.pt", "not an archive"}, nullptr));
+  const std::string message = test::error_of([&] { read_libtorch_archive(crafted, LibTorchArchiveKind{"crafted.pt", "not an archive"}, nullptr); });
+  EXPECT_NE(message.find("a tensor's storage declares 4000000 bytes, and its record holds 16"), std::string::npos)
+      << message;
+}
+
 }  // namespace
 }  // namespace mipin
