@@ -162,16 +162,22 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   if (!o.patterns.empty()) {
     patterns = std::make_unique<Patterns>(load_patterns_for(o.patterns, m.network, o.model));
   }
-  if (o.methods == "all") {
+  // "all" stands for every method that can run; variants and others may
+  // follow it (all,mipin:readout=contrast).
+  for (const std::string& item : split_list(o.methods)) {
+    if (item != "all") {
+      suite.methods.push_back(item);
+      continue;
+    }
     std::vector<std::string> skipped;
-    suite.methods = suite_methods(inverse != nullptr, patterns != nullptr, &skipped);
+    for (const std::string& name : suite_methods(inverse != nullptr, patterns != nullptr, &skipped)) {
+      suite.methods.push_back(name);
+    }
     for (const std::string& name : skipped) {
       if (quiet) continue;
       std::cerr << "note: skipping " << name << " (no --"
                 << (method_entry(name).fitted == FittedPart::inverse ? "inverse" : "patterns") << " given)\n";
     }
-  } else {
-    suite.methods = split_list(o.methods);
   }
   MIPIN_CHECK(!suite.methods.empty(), "--methods is empty");
   const auto data = open_dataset(o.data, parse_split(o.split));
