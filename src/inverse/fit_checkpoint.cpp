@@ -8,6 +8,7 @@
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 #include "util/artifact_file.h"
+#include "util/text.h"
 
 namespace mipin {
 namespace {
@@ -70,7 +71,7 @@ void check_state(const FitState& s, const Sums& sums, const Network& network,
     MIPIN_CHECK(it != expected.end(), "it holds sums '", name, "', which the pass under way does not make");
     bool fits = t.scalar_type() == at::kDouble && t.sizes() == it->second.sizes();
     // A spread with no rows yet has only its three totals.
-    const bool spread = name.size() >= 6 && name.compare(name.size() - 6, 6, "spread") == 0;
+    const bool spread = ends_with(name, "spread");
     if (spread && t.scalar_type() == at::kDouble && t.dim() == 1 && t.size(0) == 3) fits = true;
     MIPIN_CHECK(fits, "its sums '", name, "' are ", t.scalar_type(), " ", t.sizes(), ", expected ",
                 it->second.scalar_type(), " ", it->second.sizes());
