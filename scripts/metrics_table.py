@@ -26,10 +26,14 @@ COLUMNS = [
     ("minimality", ("minimality", "accuracy"), "{:.3f}"),
     ("deletion", ("deletion", "area"), "{:.3f}"),
     ("insertion", ("insertion", "area"), "{:.3f}"),
+    ("ROAD MoRF", ("road_most_relevant_first", "area"), "{:.3f}"),
+    ("ROAD LeRF", ("road_least_relevant_first", "area"), "{:.3f}"),
     ("pointing game", ("localization", "pointing_game"), "{:.3f}"),
     ("mass in box", ("localization", "mass_in_box"), "{:.3f}"),
     ("ground truth", ("ground_truth", "cosine"), "{:.3f}"),
     ("SSIM top random", ("randomization", 0, "ssim"), "{:.3f}"),
+    ("signed Spearman top random", ("randomization", 0, "spearman_signed"), "{:.3f}"),
+    ("abs Spearman top random", ("randomization", 0, "spearman_abs"), "{:.3f}"),
     ("SSIM all random", ("randomization", -1, "ssim"), "{:.3f}"),
     ("signed Spearman all random", ("randomization", -1, "spearman_signed"), "{:.3f}"),
     ("abs Spearman all random", ("randomization", -1, "spearman_abs"), "{:.3f}"),
@@ -46,7 +50,7 @@ def main():
     order = sorted(methods, key=lambda n: (n != "mipin", n == "random", n))
     print(f"{j['data']}, {j['examples']} {j.get('split', '')} examples, model accuracy {j['model_accuracy']:.4f}, "
           f"chance {j['chance']:.2f}")
-    for key in ("deletion", "insertion"):
+    for key in ("deletion", "insertion", "road_most_relevant_first", "road_least_relevant_first"):
         for m in methods.values():
             if key in m:
                 print(f"random pixel order: {key} area {m[key]['random_area']:.3f}")

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 
 #include "eval/pixel_order.h"
@@ -39,22 +40,78 @@ bool needs_patterns(const std::string& m) { return method_entry(m).fitted == Fit
 // belong to another model).
 struct FittedSettings {
   MethodSettings settings;
-  std::unique_ptr<Inverse> inverse;
-  std::unique_ptr<Patterns> patterns;
+  std::shared_ptr<const Inverse> inverse;
+  std::shared_ptr<const Patterns> patterns;
 };
 
-FittedSettings refit(const Network& network, const std::string& method, const SuiteOptions& o) {
+int64_t tensor_bytes(const std::map<size_t, at::Tensor>& tensors) {
+  int64_t bytes = 0;
+  for (const auto& [index, t] : tensors) bytes += int64_t(t.nbytes());
+  return bytes;
+}
+
+// The parts refitted on each randomized model are the same for every method
+// that needs them: kept after the first such method, by what was
+// randomized, up to a budget (a large model's refits are not worth their
+// memory).
+class RefitCache {
+ public:
+  explicit RefitCache(int64_t budget_bytes) : budget_bytes_(budget_bytes) {}
+  std::shared_ptr<const Inverse> inverse(size_t key, const std::function<Inverse()>& fit) {
+    return find_or_fit(inverses_, key, fit, [](const Inverse& i) {
+      return tensor_bytes(i.operators()) + tensor_bytes(i.forks());
+    });
+  }
+  std::shared_ptr<const Patterns> patterns(size_t key, const std::function<Patterns()>& fit) {
+    return find_or_fit(patterns_, key, fit, [](const Patterns& p) { return tensor_bytes(p.patterns); });
+  }
+
+ private:
+  template <class T, class Bytes>
+  std::shared_ptr<const T> find_or_fit(std::map<size_t, std::shared_ptr<const T>>& kept, size_t key,
+                                       const std::function<T()>& fit, Bytes bytes) {
+    if (auto found = kept.find(key); found != kept.end()) return found->second;
+    auto fitted = std::make_shared<const T>(fit());
+    const int64_t size = bytes(*fitted);
+    if (held_bytes_ + size <= budget_bytes_) {
+      held_bytes_ += size;
+      kept.emplace(key, fitted);
+    }
+    return fitted;
+  }
+  std::map<size_t, std::shared_ptr<const Inverse>> inverses_;
+  std::map<size_t, std::shared_ptr<const Patterns>> patterns_;
+  int64_t budget_bytes_;
+  int64_t held_bytes_ = 0;
+};
+
+// The linear signal/distractor toy: a linear model trained on it, and test
+// examples whose true signal is known.
+struct GroundTruthToy {
+  LinearToy train = make_linear_toy(4000);
+  LinearToy test = make_linear_toy(500, [] {
+    LinearToyOptions o;
+    o.sample_seed = 2;
+    return o;
+  }());
+  Network model = train_linear_classifier(*train.data);
+};
+
+// `key` names the randomized model among those the cache has seen.
+FittedSettings refit(const Network& network, const std::string& method, const SuiteOptions& o,
+                     RefitCache& cache, size_t key) {
   FittedSettings f;
   f.settings = o.settings;
   if (needs_inverse(method)) {
     MIPIN_CHECK(o.fit_data != nullptr, "refitting MIP-IN needs training data");
-    f.inverse = std::make_unique<Inverse>(fit_inverse(
-        network, *o.fit_data, InverseOptions{}.with_examples(o.refit_examples)));
+    f.inverse = cache.inverse(key, [&] {
+      return fit_inverse(network, *o.fit_data, InverseOptions{}.with_examples(o.refit_examples));
+    });
     f.settings.inverse = f.inverse.get();
   }
   if (needs_patterns(method)) {
     MIPIN_CHECK(o.fit_data != nullptr, "refitting patterns needs training data");
-    f.patterns = std::make_unique<Patterns>(fit_patterns(network, *o.fit_data, o.refit_examples, 128));
+    f.patterns = cache.patterns(key, [&] { return fit_patterns(network, *o.fit_data, o.refit_examples, 128); });
     f.settings.patterns = f.patterns.get();
   }
   return f;
@@ -188,9 +245,14 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     }
     return fill.expand_as(x);
   };
-  // The random order's ROAD curves, the same for every method: computed with
-  // the first and kept, per batch.
+  // The random order's curves, the same for every method: computed with the
+  // first and kept, per batch.
+  std::map<int64_t, PerturbationCurves> perturbation_of_random_order;
   std::map<int64_t, RoadCurves> road_of_random_order;
+  // Keys: k for the model with its top k parametric layers re-initialised;
+  // the linear toy's is 0.
+  RefitCache refits(o.shared_refit_bytes);
+  std::unique_ptr<GroundTruthToy> toy;
   for (const std::string& name : o.methods) {
     ProgressStage bar(o.progress, name, 4);
     nlohmann::json m;
@@ -226,10 +288,15 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
         const at::Tensor filled = fill_for(batch.inputs);
         const PerturbationCurves c =
             perturbation_curves(network, batch.inputs, predicted, maps, filled, o.deletion_steps);
-        const PerturbationCurves r =
-            perturbation_curves(network, batch.inputs, predicted, random_order, filled, o.deletion_steps);
-        del.add(c.deletion, r.deletion, w);
-        ins.add(c.insertion, r.insertion, w);
+        auto r = perturbation_of_random_order.find(begin);
+        if (r == perturbation_of_random_order.end()) {
+          r = perturbation_of_random_order
+                  .emplace(begin, perturbation_curves(network, batch.inputs, predicted, random_order, filled,
+                                                      o.deletion_steps))
+                  .first;
+        }
+        del.add(c.deletion, r->second.deletion, w);
+        ins.add(c.insertion, r->second.insertion, w);
       }
       if (has("road")) {
         // The noise is seeded per batch, so every method's maps meet the same noise.
@@ -330,7 +397,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
         stage("randomization: " + std::to_string(k) + " of " + std::to_string(order.size()) +
               " layers re-initialised");
         const Network randomized = randomize_top_layers(network, k, o.seed + 17);
-        const FittedSettings f = refit(randomized, name, o);
+        const FittedSettings f = refit(randomized, name, o, refits, k);
         const at::Tensor a =
             make_method(name, f.settings, /*ignore_undeclared=*/true)->attribute(randomized, x, t);
         steps.push_back({{"randomized_down_to", order[k - 1]},
@@ -346,20 +413,17 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       stage("ground truth on the linear toy");
       // The linear signal/distractor toy: a linear model trained here, the
       // method (refitted where it learns) compared with the true signal.
-      const LinearToy train_toy = make_linear_toy(4000);
-      LinearToyOptions test_options;
-      test_options.sample_seed = 2;
-      const LinearToy test_toy = make_linear_toy(500, test_options);
-      const Network toy = train_linear_classifier(*train_toy.data);
+      // Made once and shared by every method, as the refits on it are.
+      if (!toy) toy = std::make_unique<GroundTruthToy>();
       SuiteOptions toy_options = o;
-      toy_options.fit_data = train_toy.data.get();
-      const FittedSettings f = refit(toy, name, toy_options);
-      const Batch b = test_toy.data->get(0, 500);
+      toy_options.fit_data = toy->train.data.get();
+      const FittedSettings f = refit(toy->model, name, toy_options, refits, 0);
+      const Batch b = toy->test.data->get(0, 500);
       // The toy's inputs are vectors, not images.
       if (!method_entry(name).images_only) {
         const at::Tensor a = make_method(name, f.settings, /*ignore_undeclared=*/true)
-                                 ->attribute(toy, b.inputs, toy.forward(b.inputs).argmax(1));
-        m["ground_truth"] = {{"cosine", mean_cosine(a, test_toy.signal)}};
+                                 ->attribute(toy->model, b.inputs, toy->model.forward(b.inputs).argmax(1));
+        m["ground_truth"] = {{"cosine", mean_cosine(a, toy->test.signal)}};
       }
     }
     bar.advance();

@@ -109,6 +109,31 @@ TEST(Determinism, AnEvaluationGivesTheSameMetricsTwice) {
   EXPECT_EQ(first.dump(), second.dump());
 }
 
+// The suite refits learned parts once per randomized model and shares them
+// between the methods that need them: every method must score as it does
+// with refits of its own.
+TEST(Determinism, SharedRefitsGiveTheNumbersOfRefitsOfTheirOwn) {
+  const Fitted& f = fitted();
+  const auto test_data = open_dataset("fashion-mnist", Split::Test);
+  const auto fit_data = open_dataset("fashion-mnist", Split::Train);
+  SuiteOptions o;
+  o.metrics = {"randomization", "ground-truth"};
+  o.examples = 6;
+  o.randomization_examples = 2;
+  o.refit_examples = 128;
+  o.settings.inverse = &f.inverse;
+  o.settings.patterns = &f.patterns;
+  o.fit_data = fit_data.get();
+  o.methods = {"patternattribution", "mipin:readout=contrast", "patternnet", "mipin"};
+  const nlohmann::json shared = run_suite(f.model.network, *test_data, o)["methods"];
+  o.shared_refit_bytes = 0;
+  const nlohmann::json own = run_suite(f.model.network, *test_data, o)["methods"];
+  for (const std::string& name : o.methods) {
+    ASSERT_EQ(own[name]["randomization"].size(), 4u) << name;
+    EXPECT_EQ(own[name].dump(), shared[name].dump()) << name;
+  }
+}
+
 TEST(Threads, SeveralThreadsExplainingAtOnceGetTheSequentialResults) {
   const Fitted& f = fitted();
   constexpr int kThreads = 4;

@@ -34,6 +34,10 @@ struct SuiteOptions {
   PerturbationFill fill = PerturbationFill::mean;
   double road_noise = 0.01;              // ROAD's imputation noise, in input units
   int64_t refit_examples = 2000;         // MIP-IN / patterns refits on randomized models
+  // Refits are the same for every method that needs them (MIP-IN's readouts,
+  // PatternNet and PatternAttribution): kept for the next such method up to
+  // this many bytes (0: every method refits its own).
+  int64_t shared_refit_bytes = int64_t(1) << 30;
   int64_t batch_size = 100;
   // Method options (each method takes those it declares), inverse and
   // patterns of the original model.
