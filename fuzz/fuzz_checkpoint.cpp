@@ -1,9 +1,7 @@
 // A fit's checkpoint: the fit resumes from it and runs to its end.
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 
 #include "fixed_model.h"
@@ -14,8 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::optional<std::string> archive = mipin::fuzz::archive_bytes(data, size);
   if (!archive) return 0;
   static const std::string dir = [] {
-    const char* tmp = std::getenv("TMPDIR");
-    const std::string d = std::string(tmp && *tmp ? tmp : "/tmp") + "/mipin-fuzz-checkpoint-" + std::to_string(getpid());
+    const std::string d = mipin::fuzz::scratch_path("-checkpoint");
     std::filesystem::create_directories(d);
     return d;
   }();

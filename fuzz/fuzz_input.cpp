@@ -5,14 +5,38 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
 namespace mipin::fuzz {
 
-std::string scratch_file(const uint8_t* data, size_t size, const std::string& suffix) {
+namespace {
+
+// libFuzzer's -fork mode starts a process per job: without this each one
+// would leave its scratch files behind in /tmp.
+struct RemovedAtExit {
+  std::set<std::string> paths;
+  ~RemovedAtExit() {
+    for (const std::string& path : paths) {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  }
+};
+
+}  // namespace
+
+std::string scratch_path(const std::string& suffix) {
+  static RemovedAtExit removed;
   const char* dir = std::getenv("TMPDIR");
   const std::string path = std::string(dir && *dir ? dir : "/tmp") + "/mipin-fuzz-" + std::to_string(getpid()) + suffix;
+  removed.paths.insert(path);
+  return path;
+}
+
+std::string scratch_file(const uint8_t* data, size_t size, const std::string& suffix) {
+  const std::string path = scratch_path(suffix);
   std::FILE* file = std::fopen(path.c_str(), "wb");
   if (!file) std::abort();
   if (size > 0 && std::fwrite(data, 1, size, file) != size) std::abort();

@@ -10,6 +10,11 @@
 
 namespace mipin::fuzz {
 
+// This process's scratch path ending in `suffix` (under $TMPDIR or /tmp):
+// the same one every call, removed with everything in it when the process
+// exits.
+std::string scratch_path(const std::string& suffix);
+
 // Writes the input to this process's scratch file (under $TMPDIR or /tmp)
 // and returns its path, the same one every call; `suffix` ends the name.
 std::string scratch_file(const uint8_t* data, size_t size, const std::string& suffix = "");
