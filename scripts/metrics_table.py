@@ -47,7 +47,8 @@ def main():
     j = json.load(open(sys.argv[1]))
     methods = j["methods"]
     cols = [c for c in COLUMNS if any(get(m, *c[1]) is not None for m in methods.values())]
-    order = sorted(methods, key=lambda n: (n != "mipin", n == "random", n))
+    # MIP-IN and its variants first, the floor last.
+    order = sorted(methods, key=lambda n: (n.split(":")[0] != "mipin", n == "random", n != "mipin", n))
     print(f"{j['data']}, {j['examples']} {j.get('split', '')} examples, model accuracy {j['model_accuracy']:.4f}, "
           f"chance {j['chance']:.2f}")
     for key in ("deletion", "insertion", "road_most_relevant_first", "road_least_relevant_first"):
