@@ -23,7 +23,10 @@ if dist.get_rank() == 0:
     inverse.save(sys.argv[2] + "/torchrun.mipin")
     patterns.save(sys.argv[2] + "/torchrun.patterns")
     json.dump(metrics, open(sys.argv[2] + "/torchrun.json", "w"))
-print("rank", dist.get_rank(), "of", dist.get_world_size(), "done")
+# One write: torchrun's children share the pipe unbuffered, and print's
+# pieces from two ranks interleave ("rankrank 0 of 2 done\\n 1 of 2 done").
+sys.stdout.write(f"rank {dist.get_rank()} of {dist.get_world_size()} done\\n")
+sys.stdout.flush()
 """
 
 
