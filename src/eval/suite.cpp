@@ -44,6 +44,14 @@ struct FittedSettings {
   std::shared_ptr<const Patterns> patterns;
 };
 
+// What `kept` holds at `key`, made by `make` the first time it is asked for.
+template <class Key, class Value, class Make>
+const Value& kept(std::map<Key, Value>& kept, const Key& key, Make&& make) {
+  auto found = kept.find(key);
+  if (found == kept.end()) found = kept.emplace(key, make()).first;
+  return found->second;
+}
+
 int64_t tensor_bytes(const std::map<size_t, at::Tensor>& tensors) {
   int64_t bytes = 0;
   for (const auto& [index, t] : tensors) bytes += int64_t(t.nbytes());
@@ -281,37 +289,33 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
         decisions.add(network, batch.inputs, method->evidence(network, batch.inputs, maps), predicted,
                       batch.labels, has("completeness"), has("minimality"));
       }
-      const at::Tensor random_order = (has("deletion") || has("road"))
-                                          ? random->attribute(network, batch.inputs, predicted)
-                                          : at::Tensor();
+      // The random order's maps, drawn only by the method that fills the caches.
+      at::Tensor random_order;
+      auto random_maps = [&] {
+        if (!random_order.defined()) random_order = random->attribute(network, batch.inputs, predicted);
+        return random_order;
+      };
       if (has("deletion")) {
         const at::Tensor filled = fill_for(batch.inputs);
         const PerturbationCurves c =
             perturbation_curves(network, batch.inputs, predicted, maps, filled, o.deletion_steps);
-        auto r = perturbation_of_random_order.find(begin);
-        if (r == perturbation_of_random_order.end()) {
-          r = perturbation_of_random_order
-                  .emplace(begin, perturbation_curves(network, batch.inputs, predicted, random_order, filled,
-                                                      o.deletion_steps))
-                  .first;
-        }
-        del.add(c.deletion, r->second.deletion, w);
-        ins.add(c.insertion, r->second.insertion, w);
+        const PerturbationCurves& r = kept(perturbation_of_random_order, begin, [&] {
+          return perturbation_curves(network, batch.inputs, predicted, random_maps(), filled, o.deletion_steps);
+        });
+        del.add(c.deletion, r.deletion, w);
+        ins.add(c.insertion, r.insertion, w);
       }
       if (has("road")) {
         // The noise is seeded per batch, so every method's maps meet the same noise.
         const uint64_t seed = o.seed + 0x20ad + uint64_t(begin);
         const RoadCurves c =
             road_curves(network, batch.inputs, predicted, maps, fill, o.deletion_steps, o.road_noise, seed);
-        auto cached = road_of_random_order.find(begin);
-        if (cached == road_of_random_order.end()) {
-          cached = road_of_random_order
-                       .emplace(begin, road_curves(network, batch.inputs, predicted, random_order, fill,
-                                                   o.deletion_steps, o.road_noise, seed))
-                       .first;
-        }
-        morf.add(c.most_relevant_first, cached->second.most_relevant_first, w);
-        lerf.add(c.least_relevant_first, cached->second.least_relevant_first, w);
+        const RoadCurves& r = kept(road_of_random_order, begin, [&] {
+          return road_curves(network, batch.inputs, predicted, random_maps(), fill, o.deletion_steps,
+                             o.road_noise, seed);
+        });
+        morf.add(c.most_relevant_first, r.most_relevant_first, w);
+        lerf.add(c.least_relevant_first, r.least_relevant_first, w);
       }
       if (has("localization") && o.boxes.defined()) {
         const Localization l = localization(maps, o.boxes.slice(0, begin, begin + batch.inputs.size(0)));
@@ -411,9 +415,8 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
     bar.advance();
     if (has("ground-truth") && lead) {
       stage("ground truth on the linear toy");
-      // The linear signal/distractor toy: a linear model trained here, the
-      // method (refitted where it learns) compared with the true signal.
-      // Made once and shared by every method, as the refits on it are.
+      // The method (refitted where it learns) against the toy's true signal;
+      // the toy is made once and shared by every method, as the refits on it are.
       if (!toy) toy = std::make_unique<GroundTruthToy>();
       SuiteOptions toy_options = o;
       toy_options.fit_data = toy->train.data.get();
