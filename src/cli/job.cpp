@@ -1,10 +1,7 @@
 #include "job.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +9,7 @@
 #include <cstring>
 
 #include "mipin/util/error.h"
+#include "mipin/util/free_port.h"
 
 namespace mipin::cli {
 namespace {
@@ -19,22 +17,6 @@ namespace {
 std::vector<std::string>& command_line() {
   static std::vector<std::string> args;
   return args;
-}
-
-// A port no one listens on now (the kernel's pick).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  MIPIN_CHECK(fd >= 0, "cannot open a socket: ", std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t length = sizeof(addr);
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
-  close(fd);
-  MIPIN_CHECK(ok, "cannot find a free port: ", std::strerror(errno));
-  return ntohs(addr.sin_port);
 }
 
 // The command line again, without --processes (the workers are one each).

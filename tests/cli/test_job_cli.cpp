@@ -12,6 +12,7 @@
 
 #include "mipin/attribution/patterns.h"
 #include "mipin/inverse/inverse.h"
+#include "mipin/util/free_port.h"
 #include "support/test_support.h"
 
 namespace mipin {
@@ -74,11 +75,16 @@ TEST(JobCli, TorchrunLaunchesTheToolAsItLaunchesTraining) {
   const std::string fit = " fit --model " + test::test_model("zoo_cnn.pt") +
                           " --examples 512 --batch-size 64 --threads 1 --out ";
   ASSERT_EQ(test::run_cli(fit + dir.file("one.mipin")).exit_code, 0);
-  // The README's command (Debian's torchrun needs -r 2 -t 2), on a free port.
-  const auto r = test::run_command(std::string(MIPIN_PYTHON) +
-                                   " -m torch.distributed.run --nproc_per_node 2 --no_python -r 2 -t 2 "
-                                   "--master_port $(( 20000 + $$ % 20000 )) " + MIPIN_CLI + fit +
-                                   dir.file("torchrun.mipin"));
+  // The README's command (Debian's torchrun needs -r 2 -t 2), on a port the
+  // kernel says is free; another program may take it before torchrun binds
+  // it, so a port lost that way is tried again with a fresh one.
+  test::CommandResult r;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    r = test::run_command(std::string(MIPIN_PYTHON) +
+                          " -m torch.distributed.run --nproc_per_node 2 --no_python -r 2 -t 2 --master_port " +
+                          std::to_string(free_port()) + " " + MIPIN_CLI + fit + dir.file("torchrun.mipin"));
+    if (r.exit_code == 0 || (r.out + r.err).find("Address already in use") == std::string::npos) break;
+  }
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   expect_same_inverse(Inverse::load(dir.file("torchrun.mipin")), Inverse::load(dir.file("one.mipin")), 1e-6,
                       "torchrun, 2 processes");
@@ -214,7 +220,7 @@ TEST(JobCli, ACheckpointOfAnotherFitIsRefused) {
 
 TEST(JobCli, ProcessesWithDifferentModelsAreAnError) {
   test::TempDir dir;
-  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=$(( 20000 + $$ % 20000 )) WORLD_SIZE=2 ";
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 ";
   const std::string fit = std::string(MIPIN_CLI) + " fit --examples 256 --threads 1 --timeout 20 --out " +
                           dir.file("x.mipin") + " --model ";
   const auto r = test::run_command("{ " + env + "RANK=0 " + fit + test::test_model("zoo_cnn.pt") + " & " + env +
