@@ -144,5 +144,36 @@ TEST(Road, TheTrueSignalBeatsARandomOrderOnTheLinearToy) {
   EXPECT_GT(truth.least_relevant_first_area, random.least_relevant_first_area + 0.02);
 }
 
+// What ROAD most-relevant-first rewards, on the toy where the truth is known:
+// the probability falls with the model's use of each pixel, w_i x_i, and not
+// with where the signal is (a_s s, what a perfect source signal returns).
+// The two differ because the filter w also cancels the distractor: a pixel
+// where a_s is small can still carry much of w x. So even the exact signal,
+// read as |a_s s| or as a_s s times x, removes the evidence more slowly than
+// the gradient times the input.
+TEST(Road, OnTheLinearToyTheFiltersContributionRemovesTheEvidenceFasterThanTheTrueSignal) {
+  const LinearToy train = make_linear_toy(4000);
+  LinearToyOptions test_options;
+  test_options.sample_seed = 2;
+  const LinearToy toy = make_linear_toy(1000, test_options);
+  const Network flat = train_linear_classifier(*train.data);
+  Network image;
+  image.add(Flatten{});
+  image.add(static_cast<const Linear&>(flat.layer(0)));
+  image.set_input_shape({1, 4, 4});
+  const at::Tensor x = toy.data->get(0, 1000).inputs.view({-1, 1, 4, 4});
+  const at::Tensor t = image.forward(x).argmax(1);
+  const at::Tensor signal = toy.signal.view({-1, 1, 4, 4});
+  const at::Tensor fallback = torch::zeros({1, 1, 4, 4});
+  MethodSettings s;
+  const at::Tensor contribution = make_method("input-x-gradient", s)->attribute(image, x, t);
+  const double filter = road_curves(image, x, t, contribution, fallback, 8).most_relevant_first_area;
+  const double magnitude = road_curves(image, x, t, signal.abs(), fallback, 8).most_relevant_first_area;
+  const double times_input = road_curves(image, x, t, signal * x, fallback, 8).most_relevant_first_area;
+  std::printf("linear toy ROAD MoRF areas: w x %.4f, |a_s s| %.4f, a_s s x %.4f\n", filter, magnitude, times_input);
+  EXPECT_LT(filter, magnitude - 0.02);
+  EXPECT_LT(filter, times_input - 0.02);
+}
+
 }  // namespace
 }  // namespace mipin
