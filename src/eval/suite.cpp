@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <type_traits>
+#include <variant>
 
 #include "eval/pixel_order.h"
 #include "mipin/attribution/patterns.h"
@@ -50,6 +52,32 @@ const Value& kept(std::map<Key, Value>& kept, const Key& key, Make&& make) {
   auto found = kept.find(key);
   if (found == kept.end()) found = kept.emplace(key, make()).first;
   return found->second;
+}
+
+// The options a method (or variant) runs with, its defaults where none was
+// given, so that a reader of metrics.json knows what a row measured (the
+// readout behind "mipin", say). The merge is make_method's.
+nlohmann::json options_json(const std::string& name, const MethodSettings& settings) {
+  const MethodVariant variant = parse_method_variant(name);
+  MethodOptions given = settings.options;
+  for (const auto& [option, value] : variant.options.values()) given.set(option, value);
+  const MethodOptions options =
+      check_options(variant.name, method_entry(variant.name).options, given, /*ignore_undeclared=*/true);
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [option, value] : options.values()) {
+    std::visit(
+        [&, key = option](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, at::Tensor>) {
+            // A reference: zero (held as no tensor) or a given input.
+            j[key] = v.defined() && v.numel() > 0 ? "a tensor of shape " + c10::str(v.sizes()) : "zero";
+          } else {
+            j[key] = v;
+          }
+        },
+        value);
+  }
+  return j;
 }
 
 int64_t tensor_bytes(const std::map<size_t, at::Tensor>& tensors) {
@@ -430,6 +458,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       }
     }
     bar.advance();
+    m["options"] = options_json(name, o.settings);
     result["methods"][name] = m;
   }
   return result;

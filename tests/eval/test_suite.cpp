@@ -6,6 +6,7 @@
 
 #include "mipin/eval/map_metrics.h"
 #include "mipin/eval/suite.h"
+#include "mipin/inverse/inverse.h"
 #include "mipin/util/error.h"
 #include "support/trained_models.h"
 
@@ -110,6 +111,36 @@ TEST(Suite, DeletionEndsOnTheFillItWasGiven) {
   EXPECT_NE(ends[1], ends[2]);
   EXPECT_EQ(parse_perturbation_fill("blur"), PerturbationFill::blur);
   EXPECT_THROW(parse_perturbation_fill("grey"), Error);
+}
+
+// metrics.json says what each row ran with: its variant's options over the
+// caller's, the declared defaults for the rest, so that a bare "mipin" row
+// names the readout the default gave it.
+TEST(Suite, EachRowNamesTheOptionsItRanWith) {
+  const test::TrainedModel& m = test::trained_model("cnn");
+  const auto test_data = open_dataset("fashion-mnist", Split::Test);
+  const Batch fit = m.train_data->get(0, 256);
+  const auto fit_data = make_tensor_dataset("subset", fit.inputs, fit.labels, Normalization{{1.0}, {}, {}}, 10);
+  const Inverse inverse = fit_inverse(m.network, *fit_data, InverseOptions{});
+  SuiteOptions o;
+  o.methods = {"mipin", "mipin:readout=abs", "smoothgrad:samples=3", "integrated-gradients"};
+  o.metrics = {"completeness"};
+  o.examples = 4;
+  o.settings.inverse = &inverse;
+  o.settings.options.set("steps", "8");
+  const auto j = run_suite(m.network, *test_data, o)["methods"];
+  std::string default_readout;
+  for (const OptionSpec& spec : method_entry("mipin").options) {
+    if (spec.name == "readout") default_readout = spec.default_text;
+  }
+  ASSERT_FALSE(default_readout.empty());
+  EXPECT_EQ(j["mipin"]["options"]["readout"], default_readout);
+  EXPECT_EQ(j["mipin:readout=abs"]["options"]["readout"], "abs");
+  EXPECT_EQ(j["smoothgrad:samples=3"]["options"]["samples"], 3);
+  EXPECT_EQ(j["integrated-gradients"]["options"]["steps"], 8);
+  EXPECT_EQ(j["integrated-gradients"]["options"]["baseline"], "zero");
+  // The caller's options reach only the methods that declare them.
+  EXPECT_FALSE(j["smoothgrad:samples=3"]["options"].contains("steps"));
 }
 
 }  // namespace
