@@ -28,7 +28,7 @@ else
   echo "reusing demo/cnn.mipin"
 fi
 
-echo "== 3. explain 16 test images (source signals of the predicted class)"
+echo "== 3. explain 16 test images (the predicted class's source signal times the input)"
 $mipin explain --model demo/cnn.pt --method mipin --inverse demo/cnn.mipin \
   --data fashion-mnist --split test --index 0:16 --out demo/maps
 $mipin explain --model demo/cnn.pt --method gradient \

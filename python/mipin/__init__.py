@@ -8,7 +8,8 @@ The same C++ core as the ``mipin`` command, on your ``torch.nn.Module`` and
     x = torch.rand(4, 3, 224, 224)
     maps = mipin.IntegratedGradients(model, steps=32).attribute(x, target="predicted")
     inv = mipin.fit_inverse(model, loader, examples=2000)        # MIP-IN's inverse
-    signal = mipin.MipIn(model, inv).attribute(x, target=3)
+    mip = mipin.MipIn(model, inv).attribute(x, target=3)           # source signal times x
+    signal = mipin.MipIn(model, inv, readout="signal").attribute(x, target=3)
 
 Every method is a class (``mipin.Gradient``, ``mipin.LRPEpsilon``, ...) and
 ``mipin.method(name, **options)`` makes one by name; their keyword arguments

@@ -94,7 +94,8 @@ TEST(MethodOptions, EveryMethodDeclaresConsistentOptions) {
   EXPECT_GE(declared, 15u);
   EXPECT_EQ(method_entry("integrated-gradients").options.size(), 5u);  // baseline, steps, integration, internal_batch, of
   EXPECT_TRUE(method_entry("integrated-gradients").multiplies_by_input);
-  EXPECT_TRUE(method_entry("mipin").output_in_input_units);
+  EXPECT_TRUE(method_entry("mipin").multiplies_by_input);  // its default readout, s_c times x
+  EXPECT_TRUE(method_entry("patternnet").output_in_input_units);
   EXPECT_FALSE(method_entry("gradient").multiplies_by_input);
 }
 
