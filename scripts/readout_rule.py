@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Applies the README's rule for MIP-IN's default readout to the metrics.json
-files of `mipin evaluate --methods all,mipin:readout=contrast,mipin:readout=abs,
-mipin:readout=times-input --metrics all` (one file per model).
+files of `mipin evaluate --methods all,mipin:readout=signal,mipin:readout=contrast,
+mipin:readout=abs --metrics all` (one file per model: the default row and the
+three variants give the four readouts).
 
 Each readout is ranked among the four on every (model, number) pair the files
 hold: ROAD most-relevant-first area (lower is better), ROAD
@@ -52,13 +53,17 @@ def main(paths):
         sys.exit(__doc__)
     ranks = {r: [] for r in READOUTS}
     for path in paths:
-        rows = readout_rows(json.load(open(path))["methods"])
+        with open(path) as f:
+            rows = readout_rows(json.load(f)["methods"])
         for label, get, sign in NUMBERS:
             try:
                 values = {r: get(rows[r]) for r in READOUTS}
             except (KeyError, IndexError, TypeError):
-                continue
-            if any(v is None for v in values.values()):
+                values = None
+            if values is None or any(v is None for v in values.values()):
+                # The pointing game needs boxes; anything else missing is said.
+                if label != "pointing game":
+                    print(f"{path}: {label}: not in every readout's row, left out")
                 continue
             order = sorted(READOUTS, key=lambda r: sign * values[r])
             for r in READOUTS:

@@ -57,7 +57,7 @@ const Value& kept(std::map<Key, Value>& kept, const Key& key, Make&& make) {
 // The options a method (or variant) runs with, its defaults where none was
 // given, so that a reader of metrics.json knows what a row measured (the
 // readout behind "mipin", say). The merge is make_method's.
-nlohmann::json options_json(const std::string& name, const MethodSettings& settings) {
+nlohmann::json options_ran_with(const std::string& name, const MethodSettings& settings) {
   const MethodVariant variant = parse_method_variant(name);
   MethodOptions given = settings.options;
   for (const auto& [option, value] : variant.options.values()) given.set(option, value);
@@ -70,7 +70,10 @@ nlohmann::json options_json(const std::string& name, const MethodSettings& setti
           using V = std::decay_t<decltype(v)>;
           if constexpr (std::is_same_v<V, at::Tensor>) {
             // A reference: zero (held as no tensor) or a given input.
-            j[key] = v.defined() && v.numel() > 0 ? "a tensor of shape " + c10::str(v.sizes()) : "zero";
+            j[key] = v.defined() ? "a tensor of shape " + c10::str(v.sizes()) : "zero";
+          } else if constexpr (std::is_same_v<V, std::string>) {
+            // An option without a default that was not given ("the method decides").
+            j[key] = v.empty() ? nlohmann::json(nullptr) : nlohmann::json(v);
           } else {
             j[key] = v;
           }
@@ -458,7 +461,7 @@ nlohmann::json run_suite(const Network& network, const Dataset& data, const Suit
       }
     }
     bar.advance();
-    m["options"] = options_json(name, o.settings);
+    m["options"] = options_ran_with(name, o.settings);
     result["methods"][name] = m;
   }
   return result;

@@ -12,22 +12,11 @@
 
 #include "mipin/distributed/gloo.h"
 #include "mipin/util/error.h"
+#include "mipin/util/free_port.h"
 #include "support/test_support.h"
 
 namespace mipin {
 namespace {
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Runs `work` as every rank of a job of `world`, one thread each; returns
 // each rank's error message ("" when it had none).

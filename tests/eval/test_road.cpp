@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
+
 #include "mipin/attribution/registry.h"
 #include "mipin/data/synthetic.h"
 #include "mipin/eval/road.h"
@@ -114,30 +116,46 @@ TEST(Road, ARandomOrderScoresAtTheFloorAndTheCnnsMapsAboveIt) {
   EXPECT_LT(good.most_relevant_first_area, random.most_relevant_first_area - 0.05);
 }
 
-// The linear toy laid out as a 4x4 image: removing the pixels that carry
-// most of its known signal first takes the evidence away sooner than a random
-// order, and removing those that carry least of it later. The signal's sign
-// is not evidence for or against the class (a negative entry of a_s carries
-// the class as much as a positive one): the order is by its magnitude.
-TEST(Road, TheTrueSignalBeatsARandomOrderOnTheLinearToy) {
-  const LinearToy train = make_linear_toy(4000);
-  LinearToyOptions test_options;
-  test_options.sample_seed = 2;
-  const LinearToy toy = make_linear_toy(1000, test_options);
-  const Network flat = train_linear_classifier(*train.data);
+// The linear signal/distractor toy laid out as 4x4 images: a linear model
+// trained on 4,000 examples, seen through a Flatten, and 1,000 test examples
+// with their true signal a_s s.
+struct ToyImages {
+  LinearToy train = make_linear_toy(4000);
+  LinearToy test = make_linear_toy(1000, [] {
+    LinearToyOptions o;
+    o.sample_seed = 2;
+    return o;
+  }());
   Network image;
-  image.add(Flatten{});
-  image.add(static_cast<const Linear&>(flat.layer(0)));
-  image.set_input_shape({1, 4, 4});
-  const Batch b = toy.data->get(0, 1000);
-  const at::Tensor x = b.inputs.view({-1, 1, 4, 4});
-  const at::Tensor t = image.forward(x).argmax(1);
-  const at::Tensor signal = toy.signal.view({-1, 1, 4, 4}).abs();
+  at::Tensor x, targets, signal;
   const at::Tensor fallback = torch::zeros({1, 1, 4, 4});
-  const RoadCurves truth = road_curves(image, x, t, signal, fallback, 8);
+  ToyImages() {
+    const Network flat = train_linear_classifier(*train.data);
+    image.add(Flatten{});
+    image.add(static_cast<const Linear&>(flat.layer(0)));
+    image.set_input_shape({1, 4, 4});
+    x = test.data->get(0, 1000).inputs.view({-1, 1, 4, 4});
+    targets = image.forward(x).argmax(1);
+    signal = test.signal.view({-1, 1, 4, 4});
+  }
+  RoadCurves road(const at::Tensor& attribution) const {
+    return road_curves(image, x, targets, attribution, fallback, 8);
+  }
+  double most_relevant_first(const at::Tensor& attribution) const {
+    return road(attribution).most_relevant_first_area;
+  }
+};
+
+// Removing the pixels that carry most of the toy's known signal first takes
+// the evidence away sooner than a random order, and removing those that
+// carry least of it later. The signal's sign is not evidence for or against
+// the class (a negative entry of a_s carries the class as much as a positive
+// one): the order is by its magnitude.
+TEST(Road, TheTrueSignalBeatsARandomOrderOnTheLinearToy) {
+  const ToyImages toy;
+  const RoadCurves truth = toy.road(toy.signal.abs());
   MethodSettings s;
-  const RoadCurves random =
-      road_curves(image, x, t, make_method("random", s)->attribute(image, x, t), fallback, 8);
+  const RoadCurves random = toy.road(make_method("random", s)->attribute(toy.image, toy.x, toy.targets));
   std::printf("linear toy ROAD areas: true signal MoRF %.4f LeRF %.4f, random MoRF %.4f LeRF %.4f\n",
               truth.most_relevant_first_area, truth.least_relevant_first_area, random.most_relevant_first_area,
               random.least_relevant_first_area);
@@ -151,45 +169,39 @@ TEST(Road, TheTrueSignalBeatsARandomOrderOnTheLinearToy) {
 // The two differ because the filter w also cancels the distractor: a pixel
 // where a_s is small can still carry much of w x. So even the exact signal,
 // read as |a_s s| or as a_s s times x, removes the evidence more slowly than
-// the gradient times the input. MIP-IN, whose inverse recovers that signal
-// on the toy, meets the same floor with every readout.
+// the gradient times the input, and so does MIP-IN, whose inverse recovers
+// that signal on the toy, with every readout.
 TEST(Road, OnTheLinearToyTheFiltersContributionRemovesTheEvidenceFasterThanTheTrueSignal) {
-  const LinearToy train = make_linear_toy(4000);
-  LinearToyOptions test_options;
-  test_options.sample_seed = 2;
-  const LinearToy toy = make_linear_toy(1000, test_options);
-  const Network flat = train_linear_classifier(*train.data);
-  Network image;
-  image.add(Flatten{});
-  image.add(static_cast<const Linear&>(flat.layer(0)));
-  image.set_input_shape({1, 4, 4});
-  const at::Tensor x = toy.data->get(0, 1000).inputs.view({-1, 1, 4, 4});
-  const at::Tensor t = image.forward(x).argmax(1);
-  const at::Tensor signal = toy.signal.view({-1, 1, 4, 4});
-  const at::Tensor fallback = torch::zeros({1, 1, 4, 4});
+  const ToyImages toy;
   MethodSettings s;
-  const at::Tensor contribution = make_method("input-x-gradient", s)->attribute(image, x, t);
-  const double filter = road_curves(image, x, t, contribution, fallback, 8).most_relevant_first_area;
-  const double magnitude = road_curves(image, x, t, signal.abs(), fallback, 8).most_relevant_first_area;
-  const double times_input = road_curves(image, x, t, signal * x, fallback, 8).most_relevant_first_area;
-  // MIP-IN fitted on the toy recovers that signal, and its readouts land with it.
-  const Batch fit = train.data->get(0, 4000);
+  const double filter =
+      toy.most_relevant_first(make_method("input-x-gradient", s)->attribute(toy.image, toy.x, toy.targets));
+  const double magnitude = toy.most_relevant_first(toy.signal.abs());
+  const double times_input = toy.most_relevant_first(toy.signal * toy.x);
+  const double random = toy.most_relevant_first(make_method("random", s)->attribute(toy.image, toy.x, toy.targets));
+  const Batch fit = toy.train.data->get(0, 4000);
   const auto fit_images = make_tensor_dataset("toy", fit.inputs.view({-1, 1, 4, 4}), fit.labels,
                                               Normalization{{1.0}, {}, {}}, 2);
-  const Inverse inverse = fit_inverse(image, *fit_images, InverseOptions{});
+  const Inverse inverse = fit_inverse(toy.image, *fit_images, InverseOptions{});
   s.inverse = &inverse;
-  std::printf("linear toy ROAD MoRF areas: w x %.4f; true signal: |a_s s| %.4f, a_s s x %.4f; MIP-IN:", filter,
-              magnitude, times_input);
+  std::map<std::string, double> mipin;
   for (const char* readout : {"times-input", "signal", "contrast", "abs"}) {
-    const double mipin = road_curves(image, x, t, make_method(std::string("mipin:readout=") + readout, s)
-                                                      ->attribute(image, x, t), fallback, 8)
-                             .most_relevant_first_area;
-    std::printf(" %s %.4f", readout, mipin);
-    EXPECT_LT(filter, mipin - 0.02) << readout;
+    mipin[readout] = toy.most_relevant_first(
+        make_method(std::string("mipin:readout=") + readout, s)->attribute(toy.image, toy.x, toy.targets));
   }
-  std::printf("\n");
+  std::printf("linear toy ROAD MoRF areas: w x %.4f; true signal: |a_s s| %.4f, a_s s x %.4f; random %.4f; MIP-IN: "
+              "times-input %.4f signal %.4f contrast %.4f abs %.4f\n",
+              filter, magnitude, times_input, random, mipin["times-input"], mipin["signal"], mipin["contrast"],
+              mipin["abs"]);
   EXPECT_LT(filter, magnitude - 0.02);
   EXPECT_LT(filter, times_input - 0.02);
+  for (const auto& [readout, area] : mipin) EXPECT_LT(filter, area - 0.02) << readout;
+  // MIP-IN's readouts of the signal land with the exact signal's, well ahead
+  // of a random order (contrast, s_c minus the other class's signal, is not
+  // a reading of where the signal is on a two-class toy).
+  EXPECT_NEAR(mipin["times-input"], times_input, 0.05);
+  EXPECT_NEAR(mipin["abs"], magnitude, 0.05);
+  for (const char* readout : {"times-input", "signal", "abs"}) EXPECT_LT(mipin[readout], random - 0.05) << readout;
 }
 
 }  // namespace

@@ -161,16 +161,18 @@ std::string fit_checkpoint_file(const std::string& directory);
 //   times-input  s_c * x
 // signal, contrast and times-input are linear in the top signal: the maps
 // of all classes add up to the map of the whole output (for contrast, to 0).
-// abs is not. times-input is the default (the README says how it was
-// chosen); signal is the paper's reading.
+// abs is not.
 enum class MipInReadout { signal, contrast, abs, times_input };
+// What a MipIn (and the registered `mipin` method) reads out unless told:
+// the README says how it was chosen; signal is the paper's reading.
+inline constexpr MipInReadout kDefaultMipInReadout = MipInReadout::times_input;
 std::string to_string(MipInReadout readout);
 MipInReadout parse_mipin_readout(const std::string& text);
 
 // MIP-IN as an AttributionMethod (the inverse must outlive it).
 class MipIn final : public AttributionMethod {
  public:
-  explicit MipIn(const Inverse& inverse, MipInReadout readout = MipInReadout::times_input)
+  explicit MipIn(const Inverse& inverse, MipInReadout readout = kDefaultMipInReadout)
       : inverse_(inverse), readout_(readout) {}
   std::string name() const override { return "mipin"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x, const at::Tensor& targets) const override;
