@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "attribution/resolved_options.h"
 #include "mipin/util/error.h"
 
 namespace mipin {
@@ -59,8 +60,7 @@ const MethodEntry& method_entry(const std::string& text) {
   return it->second;
 }
 
-std::unique_ptr<AttributionMethod> make_method(const std::string& name, const MethodSettings& settings,
-                                               bool ignore_undeclared) {
+MethodOptions resolved_options(const std::string& name, const MethodSettings& settings, bool ignore_undeclared) {
   const MethodVariant variant = parse_method_variant(name);
   const MethodEntry& entry = method_entry(variant.name);
   MethodOptions given = settings.options;
@@ -68,9 +68,14 @@ std::unique_ptr<AttributionMethod> make_method(const std::string& name, const Me
     check_options(variant.name, entry.options, variant.options);  // a variant's options are its method's
     for (const auto& [option, value] : variant.options.values()) given.set(option, value);
   }
+  return check_options(variant.name, entry.options, given, ignore_undeclared);
+}
+
+std::unique_ptr<AttributionMethod> make_method(const std::string& name, const MethodSettings& settings,
+                                               bool ignore_undeclared) {
   MethodSettings checked = settings;
-  checked.options = check_options(variant.name, entry.options, given, ignore_undeclared);
-  return entry.make(checked);
+  checked.options = resolved_options(name, settings, ignore_undeclared);
+  return method_entry(parse_method_variant(name).name).make(checked);
 }
 
 OptionSpec inner_method_option(const std::string& help) {

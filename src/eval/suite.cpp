@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "attribution/resolved_options.h"
 #include "eval/pixel_order.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/synthetic.h"
@@ -56,13 +57,9 @@ const Value& kept(std::map<Key, Value>& kept, const Key& key, Make&& make) {
 
 // The options a method (or variant) runs with, its defaults where none was
 // given, so that a reader of metrics.json knows what a row measured (the
-// readout behind "mipin", say). The merge is make_method's.
+// readout behind "mipin", say).
 nlohmann::json options_ran_with(const std::string& name, const MethodSettings& settings) {
-  const MethodVariant variant = parse_method_variant(name);
-  MethodOptions given = settings.options;
-  for (const auto& [option, value] : variant.options.values()) given.set(option, value);
-  const MethodOptions options =
-      check_options(variant.name, method_entry(variant.name).options, given, /*ignore_undeclared=*/true);
+  const MethodOptions options = resolved_options(name, settings, /*ignore_undeclared=*/true);
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [option, value] : options.values()) {
     std::visit(

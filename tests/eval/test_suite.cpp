@@ -129,12 +129,7 @@ TEST(Suite, EachRowNamesTheOptionsItRanWith) {
   o.settings.inverse = &inverse;
   o.settings.options.set("steps", "8");
   const auto j = run_suite(m.network, *test_data, o)["methods"];
-  std::string default_readout;
-  for (const OptionSpec& spec : method_entry("mipin").options) {
-    if (spec.name == "readout") default_readout = spec.default_text;
-  }
-  ASSERT_FALSE(default_readout.empty());
-  EXPECT_EQ(j["mipin"]["options"]["readout"], default_readout);
+  EXPECT_EQ(j["mipin"]["options"]["readout"], to_string(kDefaultMipInReadout));
   EXPECT_EQ(j["mipin:readout=abs"]["options"]["readout"], "abs");
   EXPECT_EQ(j["smoothgrad:samples=3"]["options"]["samples"], 3);
   EXPECT_EQ(j["integrated-gradients"]["options"]["steps"], 8);
