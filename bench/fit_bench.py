@@ -76,7 +76,9 @@ def main():
             j, sec, mib = run_fit_measured(a.mipin, ["--method", method, "--model", a.model, "--data", a.data,
                                                      "--examples", str(n), "--out", artifact])
             # Passes over the data: the fit's layers say which pass fitted them.
-            passes = max([l["pass"] for l in j.get("layers", []) if "pass" in l] or [None], key=lambda v: v or 0)
+            # (A pattern fit's JSON gives only its count of layers: one pass.)
+            layers = j.get("layers") if isinstance(j.get("layers"), list) else []
+            passes = max([l["pass"] for l in layers if "pass" in l] or [None], key=lambda v: v or 0)
             results["scaling"].append({"method": method, "examples": n, "seconds": sec, "passes": passes,
                                        "peak_rss_mib": mib})
             print(f"{method:8} {n:9d} {sec:9.1f} {passes if passes else '-':>7} {mib:9.0f}", flush=True)
