@@ -154,8 +154,67 @@ def randomize_batchnorm(model):
     return model
 
 
+class SequenceClassifier(nn.Module):
+    """An LSTM or GRU over [time, features], classified from its last step."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.rnn = cell(input_size=6, hidden_size=12, num_layers=2, batch_first=True)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+class TransformerClassifier(nn.Module):
+    """nn.TransformerEncoder over [tokens, features]: embedding, two
+    encoder layers, the mean over tokens, a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(10, 16)
+        layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.1,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
+def conv1d_net():
+    return nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(), nn.MaxPool1d(2),
+                         nn.Conv1d(8, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                         nn.Linear(16, 4))
+
+
+def layernorm_mlp():
+    return nn.Sequential(nn.Linear(20, 32), nn.LayerNorm(32), nn.GELU(), nn.Linear(32, 32),
+                         nn.LayerNorm(32), nn.GELU(), nn.Linear(32, 4))
+
+
+def small_vit():
+    # torchvision's VisionTransformer (vit_b_16's class) at a size tests can afford.
+    return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
+                                                hidden_dim=32, mlp_dim=64, num_classes=10)
+
+
+def small_swin(v2=False):
+    from torchvision.models import swin_transformer as swin
+    extra = dict(block=swin.SwinTransformerBlockV2, downsample_layer=swin.PatchMergingV2) if v2 else {}
+    return swin.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+                                window_size=[4, 4], num_classes=10, **extra)
+
+
+def small_convnext():
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    return ConvNeXt([CNBlockConfig(16, 32, 1), CNBlockConfig(32, None, 1)], num_classes=10)
+
+
 def models():
-    """name -> (builder, input shape, 'trace' | 'script')."""
+    """name -> (builder, input shape, 'trace' | 'trace_grad' | 'trace_f64' | 'script'); 'trace'
+    traces under torch.no_grad(), 'trace_grad' without it, 'trace_f64' in float64."""
     return {
         "vgg16.pt": (lambda: torchvision.models.vgg16(weights=None), [3, 224, 224], "trace"),
         "vgg11_bn.pt": (lambda: randomize_batchnorm(torchvision.models.vgg11_bn(weights=None)),
@@ -184,10 +243,28 @@ def models():
         "squeeze_excite_scripted.pt": (SqueezeExcite, [3, 12, 12], "script"),
         **{f"act_{name}.pt": (activation_mlp(make), [20], "trace")
            for name, make in ACTIVATIONS.items()},
-        # Models mipin must refuse, naming the op.
-        "unsupported_mish.pt": (lambda: nn.Sequential(nn.Linear(6, 4), nn.Mish(),
-                                                      nn.Linear(4, 2)), [6], "trace"),
-        "unsupported_product.pt": (Product, [6], "script"),
+        # Ops mipin has no layer for, run as TorchScript runs them:
+        # transformers and sequence models, traced with and without no_grad
+        # (under it PyTorch records the fused fast paths of attention).
+        "lstm.pt": (lambda: SequenceClassifier(nn.LSTM), [10, 6], "trace"),
+        "gru.pt": (lambda: SequenceClassifier(nn.GRU), [10, 6], "trace"),
+        # The same weights in float64 (the trace fixes the initial state's
+        # dtype): the tests' float64 autograd reference.
+        "lstm_f64.pt": (lambda: SequenceClassifier(nn.LSTM), [10, 6], "trace_f64"),
+        "gru_f64.pt": (lambda: SequenceClassifier(nn.GRU), [10, 6], "trace_f64"),
+        "transformer_encoder.pt": (TransformerClassifier, [8, 10], "trace"),
+        "transformer_encoder_grad.pt": (TransformerClassifier, [8, 10], "trace_grad"),
+        "conv1d.pt": (lambda: randomize_batchnorm(conv1d_net()), [3, 32], "trace"),
+        "layernorm_mlp.pt": (layernorm_mlp, [20], "trace"),
+        "vit_small.pt": (small_vit, [3, 32, 32], "trace"),
+        "vit_small_grad.pt": (small_vit, [3, 32, 32], "trace_grad"),
+        "swin_small.pt": (small_swin, [3, 32, 32], "trace"),
+        "swin_v2_small.pt": (lambda: small_swin(v2=True), [3, 32, 32], "trace"),
+        "convnext_small.pt": (small_convnext, [3, 32, 32], "trace"),
+        "shufflenet_v2_x0_5.pt": (lambda: randomize_batchnorm(
+            torchvision.models.shufflenet_v2_x0_5(weights=None)), [3, 64, 64], "trace"),
+        "mish_mlp.pt": (lambda: nn.Sequential(nn.Linear(6, 4), nn.Mish(), nn.Linear(4, 2)), [6], "trace"),
+        "product_scripted.pt": (Product, [6], "script"),
     }
 
 
@@ -195,8 +272,16 @@ def export(name, builder, shape, how, out_dir):
     torch.manual_seed(0)
     model = builder().eval()
     example = torch.randn(2, *shape)
-    with torch.no_grad():
-        module = torch.jit.trace(model, example) if how == "trace" else torch.jit.script(model)
+    if how == "trace_f64":
+        with torch.no_grad():
+            module = torch.jit.trace(model.double(), example.double())
+    elif how == "trace_grad":
+        # Its check re-traces and compares graph text, which differs by
+        # mangled module names alone for some modules.
+        module = torch.jit.trace(model, example, check_trace=False)
+    else:
+        with torch.no_grad():
+            module = torch.jit.trace(model, example) if how == "trace" else torch.jit.script(model)
     path = os.path.join(out_dir, name)
     tmp = path + ".tmp"
     torch.jit.save(module, tmp, _extra_files={"mipin.json": json.dumps({"input_shape": shape})})

@@ -243,6 +243,20 @@ class Method:
             return self._core.attribute(core_model, x, one=int(each))
         return self._core.attribute(core_model, x, each=each.to(_torch.int64))
 
+    def fallback_nodes(self, model=None):
+        """The model's nodes where this method has no rule of its own and takes
+        the gradient's (autograd's vector-Jacobian product of the node) instead,
+        as (index, layer) pairs; empty where every node has the method's rule.
+        Ops mipin runs as TorchScript does (an LSTM, a layer norm) are such
+        nodes for the rule-based methods; the gradient family has none."""
+        if model is None:
+            model = self._model
+        elif not isinstance(model, Model):
+            model = self._cached_model(model)
+        if model is None:
+            raise TypeError("fallback_nodes(model): this method was made without a model")
+        return self._core.fallback_nodes(model._ready())
+
     def _cached_model(self, m):
         # The same nn.Module explained again is not traced again.
         cached = getattr(self, "_models", None)

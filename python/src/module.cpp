@@ -471,7 +471,18 @@ PYBIND11_MODULE(_core, m) {
            py::arg("patterns") = nullptr)
       .def_readonly("name", &Method::name)
       .def("attribute", &attribute, py::arg("model"), py::arg("x"), py::arg("one") = py::none(),
-           py::arg("each") = py::none(), Release());
+           py::arg("each") = py::none(), Release())
+      .def(
+          "fallback_nodes",
+          [](Method& method, const std::shared_ptr<const Model>& model) {
+            std::vector<std::pair<size_t, std::string>> nodes;
+            const Network& network = model->network();
+            for (size_t i : method.for_bounds(std::nullopt).fallback_nodes(network)) {
+              nodes.emplace_back(i, network.layer(i).describe());
+            }
+            return nodes;
+          },
+          py::arg("model"));
 
   m.def(
       "cpp_attribute_seconds",

@@ -38,6 +38,7 @@ std::shared_ptr<const PairRule> relu_under_max_pool(fused::ReluBackward rule) {
 
 Composite gradient_composite() {
   Composite c("gradient");
+  c.fallback_is_exact();
   c.with_affine(rule([](const RuleContext& ctx, const at::Tensor& s) {
      const auto& layer = as<AffineLayer>(ctx);
      return layer.transposed_map(layer.weight, s, ctx.record.input, TransposeKernels::fastest);

@@ -119,4 +119,10 @@ void check_data_fits_model(const Dataset& data, const Network& network,
               data.num_classes(), " classes but the model '", model_path, "' outputs ", classes);
 }
 
+nlohmann::json fallback_json(const AttributionMethod& method, const Network& network) {
+  nlohmann::json nodes = nlohmann::json::array();
+  for (size_t i : method.fallback_nodes(network)) nodes.push_back({{"node", i}, {"layer", network.layer(i).describe()}});
+  return nodes;
+}
+
 }  // namespace mipin::cli

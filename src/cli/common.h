@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mipin/attribution/method.h"
 #include "mipin/attribution/patterns.h"
 #include "mipin/data/dataset.h"
 #include "mipin/inverse/inverse.h"
@@ -51,6 +52,10 @@ void check_data_fits_model(const Dataset& data, const Network& network,
 // as --baseline gives it: mean (of `data`'s training split) or a .npy of
 // one input of the network's shape.
 at::Tensor read_reference(const std::string& text, const std::string& data, const Network& network);
+
+// The nodes where `method` has no rule of its own and took the gradient's
+// (autograd's vector-Jacobian product): [{"node": i, "layer": "..."}].
+nlohmann::json fallback_json(const AttributionMethod& method, const Network& network);
 
 // Each subcommand registers itself; main() calls these in order.
 void register_train_command(CLI::App& app);

@@ -234,6 +234,15 @@ void run_evaluate(const EvaluateCommandOptions& o) {
                                      {"alpha", inverse->options().alpha}};
   }
   for (auto& [name, entry] : j["methods"].items()) entry["examples"] = j["examples"];
+  // Where a method took the gradient's rule for want of its own.
+  for (const std::string& name : suite.methods) {
+    if (!j["methods"].contains(name)) continue;
+    try {
+      j["methods"][name]["fallback_nodes"] = fallback_json(*make_method(name, suite.settings, true), m.network);
+    } catch (const Error&) {
+      // A method that cannot be made here made no row either.
+    }
+  }
   if (!o.out.empty()) {
     const ReportGallery gallery = make_gallery(m.network, *data, suite.methods, suite.settings, o.gallery);
     fs::create_directories(o.out);

@@ -301,7 +301,11 @@ void run_explain(const ExplainCommandOptions& o) {
         bar.advance();
       }
       write_png(written.add(grid), grid_picture({row_inputs, row_heatmaps, row_overlays}));
-      nlohmann::json rest = {{"model", o.model}, {"method", o.method}, {"out", o.out}, {"grid", grid}};
+      nlohmann::json rest = {{"model", o.model},
+                             {"method", o.method},
+                             {"out", o.out},
+                             {"grid", grid},
+                             {"fallback_nodes", fallback_json(*method, net)}};
       if (inverse) rest["inverse"] = o.inverse;
       summary << "\n  ]";
       for (const auto& [key, value] : rest.items()) summary << ",\n  \"" << key << "\": " << value.dump();

@@ -1,7 +1,9 @@
 // mipin info: the layer list mipin imported from a TorchScript file.
+#include <algorithm>
 #include <iostream>
 
 #include "common.h"
+#include "mipin/attribution/registry.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 
@@ -13,6 +15,29 @@ struct InfoOptions {
   std::string input_shape;
   CommonOptions common;
 };
+
+// For each node, the methods that have no rule of their own for it and
+// take the gradient's (autograd's vector-Jacobian product) there. Methods
+// with a fitted part are asked with an empty one: which nodes they fit is
+// known from the graph alone.
+std::map<size_t, std::vector<std::string>> fallback_methods(const Network& net) {
+  std::map<size_t, std::vector<std::string>> out;
+  const Inverse inverse(InverseOptions{}, net.fingerprint());
+  const Patterns patterns;
+  MethodSettings settings;
+  settings.inverse = &inverse;
+  settings.patterns = &patterns;
+  for (const MethodEntry& entry : registered_methods()) {
+    std::unique_ptr<AttributionMethod> method;
+    try {
+      method = make_method(entry.name, settings);
+    } catch (const Error&) {
+      continue;  // needs what only a caller can give (a reference input)
+    }
+    for (size_t i : method->fallback_nodes(net)) out[i].push_back(entry.name);
+  }
+  return out;
+}
 
 void run_info(const InfoOptions& o) {
   apply_common_options(o.common);
@@ -38,15 +63,26 @@ void run_info(const InfoOptions& o) {
 
   nlohmann::json layers = nlohmann::json::array();
   std::map<std::string, int> counts;
+  const auto fallback = fallback_methods(net);
+  std::vector<std::string> all_methods;
+  for (const MethodEntry& entry : registered_methods()) all_methods.push_back(entry.name);
   for (size_t i = 0; i < net.size(); ++i) {
     const Layer& layer = net.layer(i);
     counts[to_string(layer.kind())]++;
+    const auto it = fallback.find(i);
+    const std::vector<std::string> without = it == fallback.end() ? std::vector<std::string>{} : it->second;
+    std::vector<std::string> with;
+    for (const auto& name : all_methods) {
+      if (std::find(without.begin(), without.end(), name) == without.end()) with.push_back(name);
+    }
     layers.push_back({{"index", i},
                       {"type", to_string(layer.kind())},
                       {"description", layer.describe()},
                       {"inputs", net.inputs(i)},
                       {"output_shape", shaped ? nlohmann::json(shapes[i + 1]) : nlohmann::json(nullptr)},
-                      {"parameters", layer.parameter_count()}});
+                      {"parameters", layer.parameter_count()},
+                      {"methods_with_rule", with},
+                      {"methods_with_fallback", without}});
   }
   if (o.common.json) {
     print_json({{"model", o.model},
@@ -88,6 +124,15 @@ void run_info(const InfoOptions& o) {
     first = false;
   }
   std::cout << "\nfingerprint " << net.fingerprint() << "\n";
+  if (!fallback.empty()) {
+    std::cout << "\nNodes where a method has no rule of its own and takes the gradient's (autograd's\n"
+                 "vector-Jacobian product of the node); every other method has a rule for them:\n";
+    for (const auto& [i, names] : fallback) {
+      std::string list;
+      for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
+      std::cout << "  " << i << " " << net.layer(i).describe() << ": " << list << "\n";
+    }
+  }
 }
 
 }  // namespace
@@ -100,7 +145,10 @@ void register_info_command(CLI::App& app) {
       "parameter counts. BatchNorm is folded into the convolution before it and a final\n"
       "softmax is dropped, exactly as every other command sees the model. For a graph\n"
       "(residual adds, concatenations, gates) each layer also shows which layers' outputs\n"
-      "it reads where that is not the layer just before it.\n\n"
+      "it reads where that is not the layer just before it. Ops mipin has no layer for\n"
+      "(an LSTM, a layer norm, attention) run as TorchScript runs them; the list at the\n"
+      "end says which methods have no rule of their own for such a node and take the\n"
+      "gradient's there (the gradient family is exact on every node).\n\n"
       "Example: mipin info cnn.pt\n"
       "         mipin info vgg16.pt --input-shape 3,224,224 --json");
   cmd->add_option("model", options->model, "TorchScript file (torch.jit.trace/script + save)")

@@ -338,6 +338,16 @@ at::Tensor MipIn::attribute(const Network& network, const at::Tensor& x, const a
   return inverse_.explain(network, x, targets);
 }
 
+std::vector<size_t> MipIn::fallback_nodes(const Network& network) const {
+  // A node the inverse fits has its fitted operator for a rule (an inverse
+  // not fitted yet has none to show).
+  std::vector<size_t> out;
+  for (size_t i : inverse_.composite_for(network).fallback_nodes(network)) {
+    if (!has_fitted_inverse(network.layer(i), inverse_.options())) out.push_back(i);
+  }
+  return out;
+}
+
 namespace {
 const RegisterMethod registration(MethodEntry{
     "mipin",

@@ -74,6 +74,7 @@ std::string to_string(LayerKind kind) {
     case LayerKind::Mul: return "Mul";
     case LayerKind::Activation: return "Activation";
     case LayerKind::Reshape: return "Reshape";
+    case LayerKind::Op: return "Op";
   }
   return "?";
 }

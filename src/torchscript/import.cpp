@@ -9,10 +9,17 @@
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/inliner.h>
+#include <torch/csrc/jit/passes/remove_mutation.h>
+#include <torch/csrc/jit/runtime/interpreter.h>
 #include <torch/script.h>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -21,6 +28,7 @@
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 #include "model/activations.h"
+#include "torchscript/torch_op.h"
 #include "util/libtorch_archive.h"
 #include "util/stored_tensor.h"
 #include "util/text.h"
@@ -31,13 +39,22 @@ namespace {
 using torch::jit::Node;
 using torch::jit::Value;
 
-std::string supported_ops() {
-  std::string activations;
-  for (const auto& spec : activation_specs()) activations += spec.name + ", ";
-  return "supported ops: conv2d/_convolution, linear/addmm/matmul(+add), relu, " + activations +
-         "max_pool2d, avg_pool2d, adaptive_avg_pool2d, mean over H and W, flatten/view/reshape, "
-         "batch_norm, dropout, add of two activations (residual), cat, mul by a gate, in-place "
-         "variants, and a final softmax/log_softmax";
+// An op the first-class layers do not take as it is written: it is run as
+// TorchScript runs it instead (a TorchOp node).
+struct NoEntry {
+  std::string why;
+};
+
+// Ops that read only an activation's shape, type or device: what they
+// compute does not depend on the input's values (the batch size, a token
+// count, zeros of the input's shape).
+bool reads_metadata_only(const std::string& op) {
+  static const std::set<std::string> ops{
+      "aten::size",       "aten::dim",       "aten::numel",     "prim::shape",     "aten::sym_size",
+      "prim::dtype",      "prim::device",    "prim::layout",    "aten::zeros_like", "aten::ones_like",
+      "aten::empty_like", "aten::new_zeros", "aten::new_ones",  "aten::new_empty", "aten::new_full",
+      "aten::full_like",  "aten::rand_like", "aten::randn_like"};
+  return ops.count(op) > 0;
 }
 
 LibTorchArchiveKind model_archive(const std::string& name) {
@@ -48,8 +65,9 @@ bool is_inplace(const std::string& op) { return !op.empty() && op.back() == '_' 
 
 class GraphReader {
  public:
-  GraphReader(std::string path, std::shared_ptr<torch::jit::Graph> graph)
-      : path_(std::move(path)), graph_(std::move(graph)) {}
+  // input_shape, when known, decides what the graph's types do not say.
+  GraphReader(std::string path, std::shared_ptr<torch::jit::Graph> graph, std::vector<int64_t> input_shape)
+      : path_(std::move(path)), graph_(std::move(graph)), input_shape_(std::move(input_shape)) {}
 
   Network read(std::vector<std::string>& notices) {
     const auto inputs = graph_->inputs();
@@ -57,6 +75,7 @@ class GraphReader {
     MIPIN_CHECK(inputs.size() == 2, "the model in '", path_, "' takes ", inputs.size() - 1,
                 " inputs; mipin explains models with exactly one input tensor");
     values_[inputs[1]] = 0;
+    sources_.push_back(inputs[1]);
     for (Node* node : graph_->nodes()) visit(node);
     MIPIN_CHECK(!network_.empty(), "the model in '", path_, "' has no layers that mipin can explain");
     const auto outputs = graph_->outputs();
@@ -70,21 +89,27 @@ class GraphReader {
       notices.push_back("dropped the final " + dropped_ +
                         ": attributions explain the logits, not probabilities");
     }
+    if (!run_by_torchscript_.empty()) {
+      std::string ops;
+      for (const auto& [op, count] : run_by_torchscript_) {
+        ops += (ops.empty() ? "" : ", ") + op + (count > 1 ? " (x" + std::to_string(count) + ")" : "");
+      }
+      notices.push_back("ran as TorchScript runs them, with autograd's gradient as the rule of methods that have "
+                        "none of their own (mipin info lists them): " + ops);
+    }
     return std::move(network_);
   }
+
+  // The graph value each network value was read from (null where a node
+  // stands for part of an op, as the pooling of a mean).
+  const std::vector<Value*>& sources() const { return sources_; }
 
  private:
   bool is_activation(Value* v) const { return values_.count(v) > 0; }
 
-  // An activation, or a list built of some (cat's argument).
-  bool reads_activation(Value* v) const {
-    if (is_activation(v)) return true;
-    if (v->node()->kind() != c10::prim::ListConstruct) return false;
-    for (Value* in : v->node()->inputs()) {
-      if (is_activation(in)) return true;
-    }
-    return false;
-  }
+  // An activation, or something computed from one's values that is not a
+  // tensor (a list of them, an op's list or tuple of results).
+  bool reads_activation(Value* v) const { return is_activation(v) || derived_.count(v) > 0; }
 
   bool uses_any_activation(Node* node) const {
     for (Value* in : node->inputs()) {
@@ -101,10 +126,12 @@ class GraphReader {
     return false;
   }
 
-  [[noreturn]] void unsupported(Node* node, const std::string& why) const {
-    MIPIN_FAIL_AS(unsupported, "unsupported op '", node->kind().toQualString(), "' in '", path_, "' ",
-               why.empty() ? std::string() : "(" + why + ") ", "after ", network_.size(),
-               " mapped layers; ", supported_ops());
+  // The op as written has no first-class layer: it runs as TorchScript runs it.
+  [[noreturn]] void unsupported(Node*, const std::string& why) const { throw NoEntry{why}; }
+  // What mipin cannot explain at all.
+  [[noreturn]] void refuse(Node* node, const std::string& why) const {
+    MIPIN_FAIL_AS(unsupported, "cannot import op '", node->kind().toQualString(), "' in '", path_, "' (", why,
+                  ") after ", network_.size(), " mapped layers");
   }
 
   c10::IValue constant(Node* node, size_t i) const {
@@ -145,17 +172,51 @@ class GraphReader {
     return it->second;
   }
 
+  // Adds a node and, while the input shape is known, its output's shape.
+  size_t add_node(std::unique_ptr<Layer> layer, std::vector<size_t> inputs) {
+    const size_t v = network_.add(std::move(layer), std::move(inputs));
+    if (shapes_known_) {
+      std::vector<Shape> in;
+      for (size_t u : network_.inputs(v - 1)) in.push_back(shapes_.at(u));
+      try {
+        shapes_.resize(v + 1);
+        shapes_[v] = network_.layer(v - 1).output_shape_of(in);
+      } catch (const Error&) {
+        shapes_known_ = false;  // set_input_shape names the layer
+      }
+    }
+    return v;
+  }
+
+  // The rank of an activation with its batch axis, where known: from the
+  // shapes so far, or from the sizes a trace recorded.
+  std::optional<int64_t> rank(Value* v) const {
+    if (shapes_known_ && is_activation(v)) return int64_t(shapes_.at(values_.at(v)).size()) + 1;
+    if (const auto t = v->type()->cast<c10::TensorType>()) {
+      if (const auto d = t->dim()) return int64_t(*d);
+    }
+    return std::nullopt;
+  }
+  // The layers below read inputs of one rank ([N, F], [N, C, H, W]); at
+  // another (tokens, sequences) the op runs as TorchScript runs it.
+  void require_rank(Node* node, size_t argument, int64_t expected) const {
+    const auto r = rank(node->input(argument));
+    if (r && *r != expected) unsupported(node, "a " + std::to_string(*r) + "-D input");
+  }
+
   // The node's output is value v. An in-place op also rebinds its first
   // argument: later readers of it see the changed tensor.
   void bind(Node* node, size_t v) {
     values_[node->output(0)] = v;
+    if (sources_.size() <= v) sources_.resize(v + 1, nullptr);
+    sources_[v] = node->output(0);
     if (is_inplace(node->kind().toQualString()) && is_activation(node->input(0))) values_[node->input(0)] = v;
   }
   void append(Node* node, std::unique_ptr<Layer> layer, std::vector<size_t> inputs) {
     MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ",
                 node->kind().toQualString(), " after ", dropped_,
                 "; only a softmax at the very end can be dropped");
-    bind(node, network_.add(std::move(layer), std::move(inputs)));
+    bind(node, add_node(std::move(layer), std::move(inputs)));
   }
   // A node reading the op's first argument.
   void append(Node* node, std::unique_ptr<Layer> layer) {
@@ -166,21 +227,141 @@ class GraphReader {
   void visit(Node* node) {
     const std::string op = node->kind().toQualString();
     if (!uses_any_activation(node)) return;  // constants and shape arithmetic
-    if (!node->blocks().empty()) unsupported(node, "control flow that depends on the input");
-    // A list of activations is read by the op that takes it (cat).
-    if (op == "prim::ListConstruct") return;
+    if (!node->blocks().empty()) refuse(node, "control flow that depends on the input");
+    if (reads_metadata_only(op)) return;  // read again by the op that uses it (a TorchOp's graph)
+    // A list or tuple of activations is read by the op that takes it (cat,
+    // or a TorchOp's graph).
+    if (op == "prim::ListConstruct" || op == "prim::TupleConstruct") {
+      derived_.insert(node->output());
+      return;
+    }
+    const size_t before = network_.size();
     try {
       dispatch(node, op);
-    } catch (const c10::Error& e) {
+      return;
+    } catch (const NoEntry&) {
+    } catch (const c10::Error&) {
       // An argument of a kind the op's reader did not expect.
-      unsupported(node, first_line(e.what_without_backtrace()));
+    }
+    MIPIN_CHECK(network_.size() == before, "internal: a half-mapped ", op, " in '", path_, "'");
+    append_torch_op(node);
+  }
+
+  // Every output the graph reads becomes a node computing it (an op with
+  // several results, an LSTM's, runs once per result read); results that
+  // are not tensors (a chunk's list) are read through the ops that unpack
+  // them.
+  void append_torch_op(Node* node) {
+    const std::string op = node->kind().toQualString();
+    for (Value* out : node->outputs()) {
+      if (out->uses().empty()) continue;
+      if (!out->type()->isSubtypeOf(*c10::TensorType::get())) {
+        derived_.insert(out);
+        continue;
+      }
+      MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ", op, " after ", dropped_,
+                  "; only a softmax at the very end can be dropped");
+      OpGraph g(*this);
+      Value* result = g.copy(out);
+      g.graph->registerOutput(result);
+      std::string arguments;
+      for (Value* in : node->inputs()) {
+        if (!arguments.empty()) arguments += ", ";
+        arguments += describe_argument(in);
+      }
+      if (node->outputs().size() > 1) arguments += (arguments.empty() ? "" : "; ") + std::string("result ") +
+                                                     std::to_string(out->offset());
+      auto layer = std::make_unique<TorchOp>(g.graph, g.slots, g.activations.size(), g.constants, op, arguments);
+      if (shapes_known_) {
+        // A value of the network has the batch on its first axis; one that
+        // does not (attention's [tokens, batch, features]) stays inside the
+        // graphs of the ops that read it.
+        std::vector<Shape> in;
+        for (size_t a : g.activations) in.push_back(shapes_.at(a));
+        try {
+          layer->output_shape_of(in);
+        } catch (const Error&) {
+          derived_.insert(out);
+          continue;
+        }
+      }
+      const size_t v = add_node(std::move(layer), g.activations);
+      values_[out] = v;
+      if (sources_.size() <= v) sources_.resize(v + 1, nullptr);
+      sources_[v] = out;
+      ++run_by_torchscript_[op];
     }
   }
 
-  void dispatch(Node* node, const std::string& op) {
-    if (op == "aten::size" || op == "aten::dim" || op == "aten::numel" || op == "prim::shape") {
-      return;  // shape queries do not change the activation
+  std::string describe_argument(Value* v) const {
+    if (is_activation(v)) return "%" + std::to_string(values_.at(v));
+    if (auto c = torch::jit::toIValue(v)) {
+      if (c->isTensor()) return "tensor" + shape_string(c->toTensor().sizes().vec());
+      std::ostringstream text;
+      text << *c;
+      return text.str();
     }
+    return "(computed)";
+  }
+
+  // The graph a TorchOp runs: the op, and everything it reads that is
+  // neither an activation (the graph's inputs) nor a constant, copied
+  // recursively (shape arithmetic; an unpacked op's own node).
+  struct OpGraph {
+    explicit OpGraph(const GraphReader& reader) : reader(reader) {}
+    const GraphReader& reader;
+    std::shared_ptr<torch::jit::Graph> graph = std::make_shared<torch::jit::Graph>();
+    std::unordered_map<Value*, Value*> copies;
+    std::unordered_map<size_t, Value*> activation_inputs;  // network value -> graph input
+    std::vector<size_t> activations;
+    std::vector<NamedTensor> constants;
+    std::vector<TorchOp::Slot> slots;
+
+    Value* copy(Value* u) {
+      if (auto it = copies.find(u); it != copies.end()) return it->second;
+      Value* result = nullptr;
+      if (auto a = reader.values_.find(u); a != reader.values_.end()) {
+        auto known = activation_inputs.find(a->second);
+        if (known != activation_inputs.end()) {
+          result = known->second;
+        } else {
+          result = graph->addInput()->setType(c10::TensorType::get());
+          slots.push_back({false, activations.size()});
+          activations.push_back(a->second);
+          activation_inputs[a->second] = result;
+        }
+      } else if (u->node()->kind() == c10::prim::Constant) {
+        const auto value = torch::jit::toIValue(u);
+        if (value && value->isTensor()) {
+          // A tensor constant is the node's own, converted with the
+          // network (to float64) and part of its fingerprint.
+          result = graph->addInput()->setType(c10::TensorType::get());
+          slots.push_back({true, constants.size()});
+          constants.push_back({"constant" + std::to_string(constants.size()), value->toTensor().detach().clone(),
+                               false});
+        } else {
+          Node* c = graph->createClone(u->node(), [](Value*) -> Value* { return nullptr; });
+          graph->insertNode(c);
+          result = c->output();
+        }
+      } else {
+        Node* n = u->node();
+        if (n->kind() == c10::prim::Param) {
+          MIPIN_FAIL("internal: an op in '", reader.path_, "' reads the module itself");
+        }
+        if (!n->blocks().empty()) reader.refuse(n, "control flow that depends on the input");
+        for (Value* in : n->inputs()) copy(in);
+        Node* c = graph->createClone(n, [this](Value* v) { return copies.at(v); });
+        graph->insertNode(c);
+        for (size_t k = 0; k < n->outputs().size(); ++k) copies[n->output(k)] = c->output(k);
+        result = copies.at(u);
+      }
+      copies[u] = result;
+      return result;
+    }
+  };
+
+  void dispatch(Node* node, const std::string& op) {
     if (op != "aten::addmm" && op != "aten::add" && op != "aten::add_" && op != "aten::mul" &&
         op != "aten::mul_" && op != "aten::cat" && !is_activation(node->input(0))) {
       // e.g. sub(1, x): the activation is not the first argument.
@@ -190,6 +371,13 @@ class GraphReader {
       bind(node, value_of(node, 0));
       return;
     }
+    if (op == "aten::_convolution" || op == "aten::conv2d" || op == "aten::max_pool2d" ||
+        op == "aten::avg_pool2d" || op == "aten::adaptive_avg_pool2d" || op == "aten::batch_norm") {
+      require_rank(node, 0, 4);
+    }
+    if (op == "aten::linear" || op == "aten::matmul" || op == "aten::mm") require_rank(node, 0, 2);
+    if (op == "aten::addmm") require_rank(node, 1, 2);
+    if (op == "aten::mean") require_rank(node, 0, 4);
     if (op == "aten::_convolution") {
       if (bool_arg(node, 6)) unsupported(node, "transposed convolution");
       auto conv = std::make_unique<Conv2d>();
@@ -278,7 +466,7 @@ class GraphReader {
       return append_view(node);
     }
     if (op == "aten::batch_norm") {
-      if (bool_arg(node, 5)) unsupported(node, "batch norm in training mode");
+      if (bool_arg(node, 5)) refuse(node, "batch norm in training mode: export the model after model.eval()");
       auto bn = std::make_unique<BatchNorm2d>();
       bn->running_mean = tensor_arg(node, 3);
       bn->running_var = tensor_arg(node, 4);
@@ -293,17 +481,20 @@ class GraphReader {
     }
     if (op == "aten::dropout" || op == "aten::dropout_" || op == "aten::feature_dropout" ||
         op == "aten::feature_dropout_" || op == "aten::alpha_dropout") {
-      if (bool_arg(node, 2)) unsupported(node, "dropout in training mode");
+      // With p = 0 it is the identity in either mode (torchvision's Swin
+      // calls it so).
+      if (bool_arg(node, 2) && double_arg(node, 1) != 0.0) {
+        refuse(node, "dropout in training mode: export the model after model.eval()");
+      }
       auto dropout = std::make_unique<Dropout>();
       dropout->p = double_arg(node, 1);
       return append(node, std::move(dropout));
     }
-    if (op == "aten::softmax" || op == "aten::log_softmax") {
+    if ((op == "aten::softmax" || op == "aten::log_softmax") && is_graph_output(node->output()) &&
+        value_of(node, 0) == network_.size()) {
       MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ", op, " twice");
-      MIPIN_CHECK(value_of(node, 0) == network_.size(), "the model in '", path_, "' applies ", op,
-                  " to an activation other than its last: only a softmax at the very end can be dropped");
       dropped_ = op;
-      bind(node, value_of(node, 0));
+      values_[node->output(0)] = value_of(node, 0);  // its source stays the logits
       return;
     }
     unsupported(node, "");
@@ -375,7 +566,12 @@ class GraphReader {
         gates.push_back(k);
       }
     }
-    if (gates.size() == 1) mul->gate = gates[0];
+    if (gates.size() == 1) {
+      mul->gate = gates[0];
+    } else if (same_shape(node->input(0), node->input(1))) {
+      // Neither operand is a gate: a product of two computed tensors.
+      unsupported(node, "a product of two activations of one shape");
+    }
     append(node, std::move(mul), {value_of(node, 0), value_of(node, 1)});
   }
 
@@ -428,7 +624,7 @@ class GraphReader {
     auto pool = std::make_unique<AdaptiveAvgPool2d>();
     pool->output_size = {1, 1};
     if (bool_arg(node, 2)) return append(node, std::move(pool));
-    const size_t pooled = network_.add(std::move(pool), {value_of(node, 0)});
+    const size_t pooled = add_node(std::move(pool), {value_of(node, 0)});
     append(node, std::make_unique<Flatten>(), {pooled});
   }
 
@@ -481,10 +677,40 @@ class GraphReader {
     append(node, std::move(reshape));
   }
 
+  // Two activations have one shape: as a trace recorded it, or as the
+  // network computes it from the model's input shape.
+  bool same_shape(Value* a, Value* b) const {
+    const auto ta = a->type()->cast<c10::TensorType>(), tb = b->type()->cast<c10::TensorType>();
+    if (ta && tb) {
+      const auto sa = ta->sizes().concrete_sizes(), sb = tb->sizes().concrete_sizes();
+      if (sa && sb) return *sa == *sb;
+    }
+    if (input_shape_.empty()) return false;
+    try {
+      const auto shapes = network_.shapes(input_shape_);
+      return shapes.at(values_.at(a)) == shapes.at(values_.at(b));
+    } catch (const Error&) {
+      return false;  // set_input_shape reports it
+    }
+  }
+
+  bool is_graph_output(Value* v) const {
+    for (const auto& use : v->uses()) {
+      if (use.user != graph_->return_node()) return false;
+    }
+    return !v->uses().empty();
+  }
+
   std::string path_;
   std::shared_ptr<torch::jit::Graph> graph_;
+  std::vector<int64_t> input_shape_;
+  bool shapes_known_ = !input_shape_.empty();
+  std::vector<Shape> shapes_{input_shape_};  // per network value, while known
   Network network_;
   std::unordered_map<Value*, size_t> values_;  // activations: graph value -> network value
+  std::vector<Value*> sources_;                // network value -> graph value
+  std::set<Value*> derived_;                   // non-tensors computed from activations
+  std::map<std::string, int> run_by_torchscript_;
   std::string dropped_;
 };
 
@@ -519,6 +745,85 @@ void check_module_tensors(const torch::jit::Module& module, const std::string& p
   }
 }
 
+// Where the network and the module part: the largest difference of the
+// values, and both at the element where it lies. Empty where they agree
+// to float32's rounding.
+std::string difference(const at::Tensor& ours, const at::Tensor& theirs) {
+  if (ours.sizes() != theirs.sizes()) {
+    return "mipin computes shape " + shape_string(ours.sizes().vec()) + ", TorchScript " +
+           shape_string(theirs.sizes().vec());
+  }
+  if (ours.numel() == 0) return "";
+  const at::Tensor a = ours.to(at::kDouble), b = theirs.to(at::kDouble);
+  const at::Tensor finite = b.isfinite();
+  const double scale = b.numel() ? torch::where(finite, b.abs(), torch::zeros_like(b)).max().item<double>() : 0.0;
+  // Relative to the values' own scale: kernels may sum in another order.
+  const double tolerance = 1e-3 * scale + 1e-6;
+  const at::Tensor gap = torch::where(a.isfinite() == finite, (a - b).abs().nan_to_num(0.0, 0.0, 0.0),
+                                      torch::full_like(a, std::numeric_limits<double>::infinity()));
+  const int64_t at = gap.flatten().argmax().item<int64_t>();
+  const double worst = gap.flatten()[at].item<double>();
+  if (worst <= tolerance) return "";
+  std::ostringstream text;
+  text << "largest difference " << worst << " where the module's values reach " << scale << ": at element " << at
+       << " mipin computes " << a.flatten()[at].item<double>() << ", TorchScript " << b.flatten()[at].item<double>();
+  return text.str();
+}
+
+// A fixed probe, drawn from its own generator: loading a model leaves the
+// caller's random stream alone.
+at::Tensor probe_input(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> batched{2};
+  batched.insert(batched.end(), shape.begin(), shape.end());
+  auto generator = at::detail::createCPUGenerator(20261207);
+  return at::randn(batched, generator);
+}
+
+// Runs the module's graph on the probe with every mapped value as an extra
+// output (copied where it is computed, so that no later in-place op changes
+// it), and compares each with the network's, in the network's order: the
+// first node that differs is named with both values. Returns the module's
+// value of the network's output.
+at::Tensor verify_nodes(const std::shared_ptr<torch::jit::Graph>& graph, const c10::IValue& self,
+                        const Network& network, const std::vector<Value*>& sources, const at::Tensor& probe,
+                        const std::string& path) {
+  const size_t outputs = graph->outputs().size();
+  std::vector<size_t> checked;
+  for (size_t v = 1; v < sources.size() && v <= network.size(); ++v) {
+    Value* u = sources[v];
+    if (!u || !u->type()->isSubtypeOf(*c10::TensorType::get())) continue;
+    torch::jit::WithInsertPoint guard(u->node()->next());
+    Value* none = graph->insertConstant(c10::IValue());
+    Node* copy = graph->insertNode(graph->create(c10::aten::clone, {u, none}));
+    copy->output()->setType(u->type());
+    graph->registerOutput(copy->output());
+    checked.push_back(v);
+  }
+  torch::NoGradGuard no_grad;
+  torch::jit::Stack stack{self, probe};
+  try {
+    torch::jit::Code code(graph, "verify");
+    torch::jit::InterpreterState(code).run(stack);
+  } catch (const c10::Error& e) {
+    MIPIN_FAIL("the TorchScript model '", path, "' cannot run on a probe input of shape ",
+               shape_string(probe.sizes().vec()), ": ", first_line(e.what_without_backtrace()));
+  }
+  ForwardRecord record;
+  network.forward(probe, &record);
+  at::Tensor output;
+  for (size_t k = 0; k < checked.size(); ++k) {
+    const size_t v = checked[k];
+    const at::Tensor theirs = stack.at(outputs + k).toTensor();
+    if (v == network.size()) output = theirs;
+    const std::string gap = difference(record.value(v), theirs);
+    MIPIN_CHECK(gap.empty(), "the network mipin built from '", path, "' differs from the TorchScript module at node ",
+                v - 1, " (", network.layer(v - 1).describe(), ") on a probe input: ", gap,
+                ". This is a defect of mipin's import: please report it with the model");
+  }
+  MIPIN_CHECK(output.defined(), "internal: the output of '", path, "' was not verified");
+  return output;
+}
+
 // The module's graph as a Network; `path` names the model in messages.
 ImportedModel import_module(torch::jit::Module module, const std::string& metadata_json, const std::string& path,
                             const ImportOptions& options) {
@@ -527,30 +832,30 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
   result.metadata = metadata_from_json(metadata_json, path);
 
   std::shared_ptr<torch::jit::Graph> graph;
+  c10::IValue self;
   try {
     check_module_tensors(module, path);
     module.eval();
     torch::jit::Module frozen = torch::jit::freeze_module(module);
+    self = frozen._ivalue();
     graph = frozen.get_method("forward").graph()->copy();
     torch::jit::Inline(*graph);
     torch::jit::ConstantPropagation(graph);
+    // In-place ops made functional where that is safe: a value then means
+    // one tensor's contents wherever it is read.
+    torch::jit::RemoveListMutation(graph);
+    torch::jit::RemoveTensorMutation(graph);
     torch::jit::EliminateDeadCode(graph);
   } catch (const c10::Error& e) {
     MIPIN_FAIL("cannot prepare the TorchScript model '", path, "' for import: ",
                first_line(e.what_without_backtrace()));
   }
-  result.network = GraphReader(path, graph).read(result.notices);
-
-  if (options.fold_batchnorm) {
-    const int folded = fold_batchnorm(result.network);
-    if (folded > 0) {
-      result.notices.push_back("folded " + std::to_string(folded) +
-                               " BatchNorm2d layer(s) into the preceding Conv2d");
-    }
-  }
 
   std::vector<int64_t> shape = options.input_shape;
   if (shape.empty()) shape = result.metadata.input_shape;
+  GraphReader reader(path, graph, shape);
+  result.network = reader.read(result.notices);
+
   if (shape.empty() && result.network.inputs(0) == std::vector<size_t>{0} &&
       result.network.readers(0) == 1 && result.network.layer(0).kind() == LayerKind::Linear) {
     shape = {static_cast<const Linear&>(result.network.layer(0)).in_features()};
@@ -562,6 +867,30 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
     } catch (const Error& e) {
       MIPIN_FAIL("the model in '", path, "' cannot take inputs of shape ", shape_string(shape),
                  ": ", e.what());
+    }
+  }
+  if (options.after_mapping) options.after_mapping(result.network);
+
+  // Every node against the module, then the canonized network's output.
+  at::Tensor probe, expected;
+  if (options.verify && !shape.empty()) {
+    probe = probe_input(shape);
+    expected = verify_nodes(graph, self, result.network, reader.sources(), probe, path);
+  } else if (options.verify) {
+    result.notices.push_back("not verified against the TorchScript module: its input shape is unknown "
+                             "(give --input-shape)");
+  }
+  if (options.fold_batchnorm) {
+    const int folded = fold_batchnorm(result.network);
+    if (folded > 0) {
+      result.notices.push_back("folded " + std::to_string(folded) +
+                               " BatchNorm2d layer(s) into the preceding Conv2d");
+      if (probe.defined()) {
+        torch::NoGradGuard no_grad;
+        const std::string gap = difference(result.network.forward(probe), expected);
+        MIPIN_CHECK(gap.empty(), "folding BatchNorm into the convolutions of '", path,
+                    "' changed its output on a probe input: ", gap);
+      }
     }
   }
   result.metadata.input_shape = result.network.input_shape();

@@ -15,16 +15,32 @@ def test_a_missing_file_is_file_not_found(tmp_path):
         mipin.load_inverse(tmp_path / "missing.mipin", mipin.Model(os.path.join(os.environ["MIPIN_TEST_MODELS_DIR"], "zoo_mlp.pt")))
 
 
-def test_an_unsupported_op_is_not_implemented_and_named(models_dir):
-    with pytest.raises(NotImplementedError, match="aten::mish"):
-        mipin.Model(os.path.join(models_dir, "unsupported_mish.pt"))
+def test_an_op_without_a_layer_runs_and_rule_based_methods_name_it(models_dir):
+    model = mipin.Model(os.path.join(models_dir, "mish_mlp.pt"))
+    x = torch.randn(3, 6)
+    assert mipin.Gradient(model).fallback_nodes() == []
+    nodes = mipin.LRPEpsilon(model).fallback_nodes()
+    assert len(nodes) == 1 and "aten::mish" in nodes[0][1]
 
     class Mish(torch.nn.Module):
         def forward(self, x):
             return torch.nn.functional.mish(x).flatten(1)
 
-    with pytest.raises(NotImplementedError, match="aten::mish"):
-        mipin.Gradient(Mish()).attribute(torch.rand(1, 4))
+    x = torch.rand(2, 4, requires_grad=True)
+    ours = mipin.Gradient(Mish()).attribute(x.detach(), target=1)
+    torch.nn.functional.mish(x)[:, 1].sum().backward()
+    assert torch.allclose(ours, x.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_control_flow_on_the_input_is_not_implemented_and_named():
+    class Branching(torch.nn.Module):
+        def forward(self, x):
+            if bool(x.sum() > 0):
+                return x * 2.0
+            return x
+
+    with pytest.raises(NotImplementedError, match="control flow"):
+        mipin.Model(torch.jit.script(Branching()), input_shape=[4])
 
 
 def test_a_target_out_of_range_is_an_index_error(models_dir):

@@ -122,20 +122,14 @@ TEST(Import, HandWrittenForwardMapsEveryLayerType) {
   EXPECT_EQ(conv1.stride, (Pair{2, 2}));
 }
 
-TEST(Import, UnsupportedOpIsNamed) {
-  try {
-    load_torchscript(test::test_model("unsupported_mish.pt"));
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("aten::mish"), std::string::npos) << e.what();
-  }
-  // Two activations of one shape multiplied: neither is a gate.
-  try {
-    load_torchscript(test::test_model("unsupported_product.pt"));
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("neither of which is a gate"), std::string::npos) << e.what();
-  }
+// An op with no layer of mipin's is run as TorchScript runs it, and the
+// import names it; a product of two computed tensors (neither a gate) too.
+TEST(Import, OpWithoutALayerRunsAsTorchScriptAndIsNamed) {
+  const ImportedModel mish = load_torchscript(test::test_model("mish_mlp.pt"));
+  EXPECT_EQ(count_kinds(mish.network)[LayerKind::Op], 1);
+  const ImportedModel product = load_torchscript(test::test_model("product_scripted.pt"));
+  EXPECT_EQ(count_kinds(product.network)[LayerKind::Mul], 0);
+  EXPECT_EQ(count_kinds(product.network)[LayerKind::Op], 1);
 }
 
 // TorchScript code that does not compile is reported with the compiler's

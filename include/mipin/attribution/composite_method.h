@@ -22,6 +22,9 @@ class CompositeMethod final : public AttributionMethod {
   std::string name() const override { return name_; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override;
+  std::vector<size_t> fallback_nodes(const Network& network) const override {
+    return composite_(network).fallback_nodes(network);
+  }
 
  private:
   std::string name_;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mipin/model/network.h"
 
@@ -27,6 +28,13 @@ class AttributionMethod {
     (void)network;
     (void)x;
     return attribution;
+  }
+  // The nodes of `network` this method has no rule for, where it took the
+  // gradient's (autograd's vector-Jacobian product) instead: reported
+  // with every result, since there the map is not the method's own.
+  virtual std::vector<size_t> fallback_nodes(const Network& network) const {
+    (void)network;
+    return {};
   }
 };
 

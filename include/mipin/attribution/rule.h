@@ -81,7 +81,16 @@ class FunctionPairRule final : public PairRule {
 // down). Unset, they sum: the gradient's rule at a fork.
 using ForkRule = std::function<at::Tensor(size_t value, const std::vector<at::Tensor>& parts)>;
 
-// Maps layer types to rules; a rule for one layer position overrides its type's.
+class Network;
+
+// autograd's vector-Jacobian product of a node's own forward pass at its
+// recorded inputs: the gradient of any layer, whatever it computes. It is
+// the rule of a node whose kind a composite names no rule for (the
+// fallback), so every method runs on every op LibTorch can differentiate.
+std::shared_ptr<const Rule> autograd_rule();
+
+// Maps layer types to rules; a rule for one layer position overrides its
+// type's, and a node with neither takes autograd_rule().
 class Composite {
  public:
   explicit Composite(std::string name) : name_(std::move(name)) {}
@@ -95,8 +104,20 @@ class Composite {
   // another (guided backprop from the gradient) never keeps a stale pair.
   Composite& with_pair(LayerKind lower, LayerKind upper, std::shared_ptr<const PairRule> rule);
 
-  // Throws mipin::Error naming the method and the layer when no rule applies.
+  // The node's rule: its position's, its kind's, or the fallback.
   const Rule& rule_for(const Layer& layer, size_t index) const;
+  // The node has no rule of this composite and takes the fallback.
+  bool falls_back(const Layer& layer, size_t index) const;
+  // The nodes of `network` where this method's answer is the gradient's
+  // for want of a rule of its own, for every result to report. Empty for
+  // the gradient's own composite, whose rule the fallback is.
+  std::vector<size_t> fallback_nodes(const Network& network) const;
+  // The fallback is this composite's own rule (the gradient's), not a
+  // stand-in; rename() clears it, a derived composite being another method.
+  Composite& fallback_is_exact() {
+    fallback_exact_ = true;
+    return *this;
+  }
   // The pair rule for layers lower and upper = lower + 1, or null where there
   // is none or either position has a rule of its own.
   const PairRule* pair_rule_for(const Layer& lower, const Layer& upper, size_t upper_index) const;
@@ -109,6 +130,7 @@ class Composite {
   // A composite derived from another (e.g. the gradient's) under its own name.
   Composite& rename(std::string name) {
     name_ = std::move(name);
+    fallback_exact_ = false;
     return *this;
   }
 
@@ -118,6 +140,7 @@ class Composite {
   std::map<size_t, std::shared_ptr<const Rule>> by_index_;
   std::map<std::pair<LayerKind, LayerKind>, std::shared_ptr<const PairRule>> by_pair_;
   ForkRule fork_;
+  bool fallback_exact_ = false;
 };
 
 }  // namespace mipin

@@ -176,6 +176,7 @@ class MipIn final : public AttributionMethod {
       : inverse_(inverse), readout_(readout) {}
   std::string name() const override { return "mipin"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x, const at::Tensor& targets) const override;
+  std::vector<size_t> fallback_nodes(const Network& network) const override;
   // Completeness and minimality read the source signal of the whole output
   // whatever the readout: it is the part of x the output carries.
   at::Tensor evidence(const Network& network, const at::Tensor& x, const at::Tensor&) const override {

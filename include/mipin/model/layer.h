@@ -27,6 +27,10 @@ enum class LayerKind {
   Mul,         // v = a * g, g a gate computed in the network (squeeze-and-excitation)
   Activation,  // an element-wise function other than ReLU (model/activations.h)
   Reshape,     // a view to another per-example shape
+  // Any other op of a TorchScript graph, run as TorchScript runs it
+  // (torchscript/torch_op.h); methods without a rule for it take
+  // autograd's vector-Jacobian product of it (the fallback).
+  Op,
 };
 
 std::string to_string(LayerKind kind);

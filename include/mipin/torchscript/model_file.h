@@ -3,6 +3,7 @@
 // (torch.jit.trace or torch.jit.script, then .save), and the one `mipin train`
 // writes.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,12 @@ struct ImportOptions {
   // Fold BatchNorm2d into the preceding Conv2d (on by default; attribution
   // rules assume folded networks).
   bool fold_batchnorm = true;
+  // Compare the network's forward pass, node by node, with the TorchScript
+  // module's on a probe input, and refuse the model on a difference.
+  bool verify = true;
+  // Called on the mapped network before it is verified: tests change a
+  // node here to check that the verification catches a wrong mapping.
+  std::function<void(Network&)> after_mapping;
 
   ImportOptions& with_input_shape(std::vector<int64_t> shape) {
     input_shape = std::move(shape);
@@ -32,6 +39,10 @@ struct ImportOptions {
   }
   ImportOptions& with_fold_batchnorm(bool fold) {
     fold_batchnorm = fold;
+    return *this;
+  }
+  ImportOptions& with_verify(bool on) {
+    verify = on;
     return *this;
   }
 };
@@ -46,8 +57,10 @@ struct ImportedModel {
 };
 
 // Loads a TorchScript file and maps its inlined graph's aten ops onto a
-// Network. Throws mipin::Error naming the file and, for an op that has no
-// layer, the op (e.g. "aten::sigmoid").
+// Network. An op mipin has no layer for becomes an Op node that runs it as
+// TorchScript does (notices name them). Throws mipin::Error naming the file
+// and what it cannot read (control flow that depends on the input, several
+// inputs), or the first node whose value differs from the module's.
 ImportedModel load_torchscript(const std::string& path, const ImportOptions& options = {});
 // The same from the archive's bytes in memory (torch.jit.save into a
 // buffer: a model that never touches the disk); `name` stands for the file

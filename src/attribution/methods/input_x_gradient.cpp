@@ -16,6 +16,10 @@ class InputTimes final : public AttributionMethod {
     return x * inner_->attribute(network, x, targets);
   }
 
+  std::vector<size_t> fallback_nodes(const Network& network) const override {
+    return inner_->fallback_nodes(network);
+  }
+
  private:
   std::unique_ptr<AttributionMethod> inner_;
 };

@@ -67,6 +67,10 @@ class IntegratedGradients final : public AttributionMethod {
     return (x - x0) * sum;
   }
 
+  std::vector<size_t> fallback_nodes(const Network& network) const override {
+    return inner_->fallback_nodes(network);
+  }
+
  private:
   at::Tensor baseline_;
   int64_t steps_;

@@ -42,6 +42,10 @@ class SmoothGrad final : public AttributionMethod {
     return sum / double(samples_);
   }
 
+  std::vector<size_t> fallback_nodes(const Network& network) const override {
+    return inner_->fallback_nodes(network);
+  }
+
  private:
   int64_t samples_;
   double noise_;

@@ -1,0 +1,102 @@
+#include "torchscript/torch_op.h"
+
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/runtime/interpreter.h>
+#include <torch/torch.h>
+
+#include <map>
+
+#include "mipin/model/network.h"
+#include "mipin/util/error.h"
+
+namespace mipin {
+
+struct TorchOp::ShapeCache {
+  std::mutex mutex;
+  std::map<std::vector<Shape>, Shape> known;
+};
+
+TorchOp::TorchOp(std::shared_ptr<torch::jit::Graph> graph, std::vector<Slot> slots, size_t activations,
+                 std::vector<NamedTensor> constants, std::string op, std::string arguments)
+    : graph_(std::move(graph)),
+      code_(std::make_shared<torch::jit::Code>(graph_, "mipin_op")),
+      slots_(std::move(slots)),
+      activations_(activations),
+      constants_(std::move(constants)),
+      op_(std::move(op)),
+      arguments_(std::move(arguments)),
+      shapes_(std::make_shared<ShapeCache>()) {}
+
+at::Tensor TorchOp::forward(const at::Tensor& x, LayerRecord* record) const { return forward_of({x}, record); }
+
+at::Tensor TorchOp::forward_of(const std::vector<at::Tensor>& inputs, LayerRecord*) const {
+  MIPIN_CHECK(inputs.size() == activations_, describe(), " reads ", activations_, " value(s), found ", inputs.size());
+  torch::jit::Stack stack;
+  stack.reserve(slots_.size());
+  for (const Slot& slot : slots_) {
+    // Contiguous, as the module's own ops had them: a view in the graph
+    // cannot read a transposed or channels-last value.
+    stack.emplace_back(slot.constant ? constants_.at(slot.index).tensor : inputs.at(slot.index).contiguous());
+  }
+  try {
+    torch::jit::InterpreterState(*code_).run(stack);
+  } catch (const c10::Error& e) {
+    const std::string what = e.what_without_backtrace();
+    MIPIN_FAIL(describe(), " failed: ", what.substr(0, what.find('\n')));
+  }
+  MIPIN_CHECK(stack.size() == 1 && stack.back().isTensor(), describe(), " did not compute one tensor");
+  return stack.back().toTensor();
+}
+
+Shape TorchOp::output_shape(const Shape& input_shape) const { return output_shape_of({input_shape}); }
+
+// Run on zeros at batch sizes 2 and 3: a batch of one would let squeeze()
+// and the like take the batch axis for an example's, and two sizes tell the
+// batch axis from an axis that happens to have its size.
+Shape TorchOp::output_shape_of(const std::vector<Shape>& input_shapes) const {
+  {
+    std::lock_guard<std::mutex> lock(shapes_->mutex);
+    if (auto it = shapes_->known.find(input_shapes); it != shapes_->known.end()) return it->second;
+  }
+  torch::NoGradGuard no_grad;
+  Shape shape;
+  for (int64_t batch : {2, 3}) {
+    std::vector<at::Tensor> zeros;
+    for (const Shape& s : input_shapes) {
+      Shape batched{batch};
+      batched.insert(batched.end(), s.begin(), s.end());
+      zeros.push_back(torch::zeros(batched));
+    }
+    const at::Tensor out = forward_of(zeros, nullptr);
+    MIPIN_CHECK(out.dim() >= 1 && out.size(0) == batch, describe(),
+                " does not keep the batch axis first: inputs of shape ", shape_string(zeros[0].sizes().vec()),
+                " give ", shape_string(out.sizes().vec()));
+    const Shape example(out.sizes().begin() + 1, out.sizes().end());
+    MIPIN_CHECK(batch == 2 || example == shape, describe(), " gives examples of another shape at another batch size");
+    shape = example;
+  }
+  std::lock_guard<std::mutex> lock(shapes_->mutex);
+  shapes_->known[input_shapes] = shape;
+  return shape;
+}
+
+std::string TorchOp::describe() const { return op_ + "(" + arguments_ + ")"; }
+
+std::string TorchOp::torchscript(const std::string& x, const std::string& prefix) const {
+  return torchscript_of({x}, prefix);
+}
+
+std::string TorchOp::torchscript_of(const std::vector<std::string>&, const std::string&) const {
+  MIPIN_FAIL("mipin cannot write ", describe(),
+             " as TorchScript: a network with ops run by TorchScript is saved by the program that exported it");
+}
+
+std::unique_ptr<Layer> TorchOp::clone() const {
+  auto copy = std::make_unique<TorchOp>(*this);
+  for (auto& c : copy->constants_) c.tensor = c.tensor.detach().clone();
+  return copy;
+}
+
+std::string TorchOp::graph_text() const { return graph_->toString(); }
+
+}  // namespace mipin

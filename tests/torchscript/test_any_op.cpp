@@ -1,0 +1,246 @@
+// Any op a PyTorch user's model holds loads: ops with no layer of mipin's run
+// as TorchScript runs them, the gradient family takes autograd's gradient
+// through them, rule-based methods name them, and the import verifies every
+// node against the module.
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "mipin/attribution/registry.h"
+#include "mipin/model/layers.h"
+#include "mipin/torchscript/model_file.h"
+#include "mipin/util/error.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+
+double relative(const at::Tensor& a, const at::Tensor& reference) {
+  const at::Tensor r = reference.to(at::kDouble);
+  return (a.to(at::kDouble) - r).abs().max().item<double>() / std::max(1e-30, r.abs().max().item<double>());
+}
+
+at::Tensor input_for(const Network& network, int64_t batch, uint64_t seed) {
+  std::vector<int64_t> shape{batch};
+  for (auto d : network.input_shape()) shape.push_back(d);
+  torch::manual_seed(seed);
+  return torch::randn(shape);
+}
+
+// The gradient of each example's target logit, by autograd through the
+// TorchScript module itself, in the given precision.
+at::Tensor module_gradient(const std::string& path, const at::Tensor& x, const at::Tensor& targets,
+                           at::ScalarType type) {
+  // A recurrent model's trace fixes its initial state's dtype: its float64
+  // twin was exported as such.
+  const std::string twin = path.substr(0, path.size() - 3) + "_f64.pt";
+  const bool has_twin = type == at::kDouble && std::ifstream(twin).good();
+  torch::jit::Module module = torch::jit::load(has_twin ? twin : path);
+  module.eval();
+  module.to(type);
+  const at::Tensor input = x.to(type).detach().requires_grad_(true);
+  const at::Tensor logits = module.forward({input}).toTensor();
+  const at::Tensor picked = logits.gather(1, targets.reshape({-1, 1})).sum();
+  return torch::autograd::grad({picked}, {input})[0];
+}
+
+at::Tensor module_logits(const std::string& path, const at::Tensor& x) {
+  torch::jit::Module module = torch::jit::load(path);
+  module.eval();
+  torch::NoGradGuard no_grad;
+  return module.forward({x}).toTensor();
+}
+
+bool has_op_nodes(const Network& network) {
+  for (size_t i = 0; i < network.size(); ++i) {
+    if (network.layer(i).kind() == LayerKind::Op) return true;
+  }
+  return false;
+}
+
+struct AnyOpCase {
+  std::string file;
+  bool runs_ops;  // holds ops with no layer of mipin's
+  // Traced under no_grad: PyTorch recorded a fused inference op that
+  // autograd cannot differentiate (neither through the module).
+  bool fused = false;
+  // Refused by the verification: the op reads a value that in-place writes
+  // through an alias fill (Swin's attention mask), which its graph does not
+  // copy yet. The refusal is the point: no wrong mapping passes silently.
+  bool refused = false;
+};
+void PrintTo(const AnyOpCase& c, std::ostream* os) { *os << c.file; }
+
+class AnyOp : public ::testing::TestWithParam<AnyOpCase> {};
+
+// mipin's float32 gradient lies within max(3 x float32 autograd's own
+// error, 1e-4) of float64 autograd, relative to the gradient's scale.
+TEST_P(AnyOp, LoadsAndItsGradientIsAutogradsInFloat64) {
+  const AnyOpCase c = GetParam();
+  const std::string path = test::test_model(c.file);
+  if (c.refused) {
+    try {
+      load_torchscript(path);
+      FAIL() << c.file << ": expected the verification to refuse it";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("differs from the TorchScript module at node"), std::string::npos)
+          << e.what();
+    }
+    return;
+  }
+  const ImportedModel model = load_torchscript(path);
+  EXPECT_EQ(has_op_nodes(model.network), c.runs_ops) << c.file;
+  const at::Tensor x = input_for(model.network, 3, 7);
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor ours = model.network.forward(x);
+    EXPECT_LE(relative(ours, module_logits(path, x)), 1e-4) << c.file;
+  }
+  const at::Tensor targets = std::get<1>(module_logits(path, x).max(1));
+  if (c.fused) {
+    try {
+      make_method("gradient", {})->attribute(model.network, x, targets);
+      FAIL() << c.file << ": expected autograd to refuse the fused op";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("without no_grad"), std::string::npos) << e.what();
+    }
+    return;
+  }
+  const at::Tensor reference = module_gradient(path, x, targets, at::kDouble);
+  const double autograd_error = relative(module_gradient(path, x, targets, at::kFloat), reference);
+  const at::Tensor ours = make_method("gradient", {})->attribute(model.network, x, targets);
+  const double error = relative(ours, reference);
+  EXPECT_LE(error, std::max(3 * autograd_error, 1e-4))
+      << c.file << ": float32 autograd is " << autograd_error << " from float64";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, AnyOp,
+    ::testing::Values(AnyOpCase{"lstm.pt", true}, AnyOpCase{"gru.pt", true},
+                      AnyOpCase{"transformer_encoder.pt", true, true}, AnyOpCase{"transformer_encoder_grad.pt", true},
+                      AnyOpCase{"conv1d.pt", true}, AnyOpCase{"layernorm_mlp.pt", true},
+                      AnyOpCase{"vit_small.pt", true, true}, AnyOpCase{"vit_small_grad.pt", true},
+                      AnyOpCase{"swin_small.pt", true, false, true}, AnyOpCase{"swin_v2_small.pt", true, false, true},
+                      AnyOpCase{"convnext_small.pt", true}, AnyOpCase{"shufflenet_v2_x0_5.pt", true},
+                      AnyOpCase{"mish_mlp.pt", true}, AnyOpCase{"product_scripted.pt", true},
+                      AnyOpCase{"resnet18.pt", false}),
+    [](const auto& info) { return info.param.file.substr(0, info.param.file.find('.')); });
+
+// On the recurrent models every gradient-family method is its definition
+// computed with autograd through the module.
+TEST(AnyOp, GradientFamilyOnRecurrentModelsIsItsAutogradDefinition) {
+  for (const std::string file : {"lstm.pt", "gru.pt"}) {
+    const std::string path = test::test_model(file);
+    const ImportedModel model = load_torchscript(path);
+    const at::Tensor x = input_for(model.network, 4, 11);
+    const at::Tensor targets = torch::tensor({0, 1, 2, 1}, torch::kLong);
+    const at::Tensor g = module_gradient(path, x, targets, at::kFloat);
+    EXPECT_LE(relative(make_method("gradient", {})->attribute(model.network, x, targets), g), 1e-5) << file;
+    EXPECT_LE(relative(make_method("input-x-gradient", {})->attribute(model.network, x, targets), x * g), 1e-5)
+        << file;
+    EXPECT_LE(relative(make_method("gradient-x-sign", {})->attribute(model.network, x, targets), torch::sign(x) * g),
+              1e-5)
+        << file;
+    // Integrated gradients, 8 midpoints from a zero baseline.
+    MethodSettings settings;
+    settings.options.set("steps", int64_t{8});
+    at::Tensor sum = torch::zeros_like(x);
+    for (int i = 0; i < 8; ++i) sum += module_gradient(path, (i + 0.5) / 8.0 * x, targets, at::kFloat) / 8.0;
+    EXPECT_LE(relative(make_method("integrated-gradients", settings)->attribute(model.network, x, targets), x * sum),
+              1e-5)
+        << file;
+    // The gradient needs no fallback: autograd's product is its rule.
+    EXPECT_TRUE(make_method("gradient", {})->fallback_nodes(model.network).empty());
+    EXPECT_TRUE(make_method("integrated-gradients", {})->fallback_nodes(model.network).empty());
+  }
+}
+
+// Rule-based methods take the gradient's rule at the recurrent node and say so.
+TEST(AnyOp, RuleBasedMethodsNameTheNodesThatTookTheFallback) {
+  const ImportedModel model = load_torchscript(test::test_model("lstm.pt"));
+  std::vector<size_t> op_nodes;
+  for (size_t i = 0; i < model.network.size(); ++i) {
+    if (model.network.layer(i).kind() == LayerKind::Op) op_nodes.push_back(i);
+  }
+  ASSERT_FALSE(op_nodes.empty());
+  const at::Tensor x = input_for(model.network, 2, 3);
+  const at::Tensor targets = torch::tensor({0, 2}, torch::kLong);
+  for (const std::string method : {"lrp-epsilon", "deeplift", "guided-backprop", "deconvnet"}) {
+    const auto m = make_method(method, {});
+    const std::vector<size_t> fallback = m->fallback_nodes(model.network);
+    for (size_t i : op_nodes) {
+      EXPECT_NE(std::find(fallback.begin(), fallback.end(), i), fallback.end()) << method << " node " << i;
+    }
+    const at::Tensor map = m->attribute(model.network, x, targets);
+    EXPECT_EQ(map.sizes(), x.sizes()) << method;
+    EXPECT_TRUE(map.isfinite().all().item<bool>()) << method;
+  }
+  const ImportedModel folded_cnn = load_torchscript(test::test_model("zoo_cnn.pt"));
+  EXPECT_TRUE(make_method("lrp-epsilon", {})->fallback_nodes(folded_cnn.network).empty());
+}
+
+// The import's notices name the ops run as TorchScript runs them.
+TEST(AnyOp, ImportNoticesNameTheOpsRunByTorchScript) {
+  const ImportedModel model = load_torchscript(test::test_model("mish_mlp.pt"));
+  bool named = false;
+  for (const auto& n : model.notices) named = named || n.find("aten::mish") != std::string::npos;
+  EXPECT_TRUE(named);
+}
+
+// A wrong mapping is caught: one node's weight changed after the mapping
+// makes the import fail, naming that node with both values.
+TEST(AnyOp, VerifiedImportCatchesAWrongMapping) {
+  for (const std::string file : {"zoo_cnn.pt", "vit_small.pt"}) {
+    size_t changed = 0;
+    ImportOptions options;
+    options.after_mapping = [&changed](Network& network) {
+      for (size_t i = 0; i < network.size(); ++i) {
+        if (AffineLayer* affine = as_affine(network.layer(i))) {
+          torch::NoGradGuard no_grad;
+          affine->weight.mul_(1.5);
+          changed = i;
+          return;
+        }
+      }
+    };
+    try {
+      load_torchscript(test::test_model(file), options);
+      ADD_FAILURE() << file << ": a changed node was not caught";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("differs from the TorchScript module at node " + std::to_string(changed) + " "),
+                std::string::npos)
+          << what;
+      EXPECT_NE(what.find("mipin computes"), std::string::npos) << what;
+      EXPECT_NE(what.find("TorchScript"), std::string::npos) << what;
+    }
+    // Unchanged, the same model loads.
+    EXPECT_NO_THROW(load_torchscript(test::test_model(file)));
+  }
+}
+
+// What mipin still refuses: control flow decided by the input's values.
+TEST(AnyOp, ControlFlowOnTheInputIsRefusedByName) {
+  test::TempDir dir;
+  const std::string path = dir.file("branching.pt");
+  torch::jit::Module module("Branching");
+  module.define(R"(
+def forward(self, x):
+    if bool(x.sum() > 0):
+        return x * 2.0
+    return x
+)");
+  module.save(path);
+  try {
+    load_torchscript(path, ImportOptions().with_input_shape({4}));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("control flow"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mipin
