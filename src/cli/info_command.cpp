@@ -16,13 +16,18 @@ struct InfoOptions {
   CommonOptions common;
 };
 
-// For each node, the methods that have no rule of their own for it and
-// take the gradient's (autograd's vector-Jacobian product) there. Methods
-// with a fitted part are asked with an empty one: which nodes they fit is
-// known from the graph alone.
-std::map<size_t, std::vector<std::string>> fallback_methods(const Network& net) {
-  std::map<size_t, std::vector<std::string>> out;
-  const Inverse inverse(InverseOptions{}, net.fingerprint());
+// The methods asked, and for each node those that have no rule of their
+// own for it and take the gradient's (autograd's vector-Jacobian product)
+// there. Methods with a fitted part are asked with an empty one: which
+// nodes they fit is known from the graph alone.
+struct MethodRules {
+  std::vector<std::string> asked;
+  std::map<size_t, std::vector<std::string>> fallback;
+};
+
+MethodRules method_rules(const Network& net, const std::string& fingerprint) {
+  MethodRules out;
+  const Inverse inverse(InverseOptions{}, fingerprint);
   const Patterns patterns;
   MethodSettings settings;
   settings.inverse = &inverse;
@@ -34,7 +39,8 @@ std::map<size_t, std::vector<std::string>> fallback_methods(const Network& net) 
     } catch (const Error&) {
       continue;  // needs what only a caller can give (a reference input)
     }
-    for (size_t i : method->fallback_nodes(net)) out[i].push_back(entry.name);
+    out.asked.push_back(entry.name);
+    for (size_t i : method->fallback_nodes(net)) out.fallback[i].push_back(entry.name);
   }
   return out;
 }
@@ -63,16 +69,16 @@ void run_info(const InfoOptions& o) {
 
   nlohmann::json layers = nlohmann::json::array();
   std::map<std::string, int> counts;
-  const auto fallback = fallback_methods(net);
-  std::vector<std::string> all_methods;
-  for (const MethodEntry& entry : registered_methods()) all_methods.push_back(entry.name);
+  const std::string fingerprint = net.fingerprint();
+  const MethodRules rules = method_rules(net, fingerprint);
+  const auto& fallback = rules.fallback;
   for (size_t i = 0; i < net.size(); ++i) {
     const Layer& layer = net.layer(i);
     counts[to_string(layer.kind())]++;
     const auto it = fallback.find(i);
     const std::vector<std::string> without = it == fallback.end() ? std::vector<std::string>{} : it->second;
     std::vector<std::string> with;
-    for (const auto& name : all_methods) {
+    for (const auto& name : rules.asked) {
       if (std::find(without.begin(), without.end(), name) == without.end()) with.push_back(name);
     }
     layers.push_back({{"index", i},
@@ -89,7 +95,7 @@ void run_info(const InfoOptions& o) {
                 {"input_shape", shaped ? nlohmann::json(net.input_shape()) : nlohmann::json(nullptr)},
                 {"num_classes", classes},
                 {"parameters", net.parameter_count()},
-                {"fingerprint", net.fingerprint()},
+                {"fingerprint", fingerprint},
                 {"layer_counts", counts},
                 {"notices", m.notices},
                 {"layers", layers}});
@@ -123,7 +129,7 @@ void run_info(const InfoOptions& o) {
     std::cout << (first ? "" : ", ") << count << " " << kind;
     first = false;
   }
-  std::cout << "\nfingerprint " << net.fingerprint() << "\n";
+  std::cout << "\nfingerprint " << fingerprint << "\n";
   if (!fallback.empty()) {
     std::cout << "\nNodes where a method has no rule of its own and takes the gradient's (autograd's\n"
                  "vector-Jacobian product of the node); every other method has a rule for them:\n";

@@ -204,18 +204,27 @@ class GraphReader {
     if (r && *r != expected) unsupported(node, "a " + std::to_string(*r) + "-D input");
   }
 
+  // Graph value `out` is network value v, and v's source for the
+  // verification.
+  void bind_value(Value* out, size_t v) {
+    values_[out] = v;
+    if (sources_.size() <= v) sources_.resize(v + 1, nullptr);
+    sources_[v] = out;
+  }
+  // Nothing follows a dropped final softmax.
+  void check_before_softmax(Node* node) const {
+    MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ", node->kind().toQualString(), " after ",
+                dropped_, "; only a softmax at the very end can be dropped");
+  }
+
   // The node's output is value v. An in-place op also rebinds its first
   // argument: later readers of it see the changed tensor.
   void bind(Node* node, size_t v) {
-    values_[node->output(0)] = v;
-    if (sources_.size() <= v) sources_.resize(v + 1, nullptr);
-    sources_[v] = node->output(0);
+    bind_value(node->output(0), v);
     if (is_inplace(node->kind().toQualString()) && is_activation(node->input(0))) values_[node->input(0)] = v;
   }
   void append(Node* node, std::unique_ptr<Layer> layer, std::vector<size_t> inputs) {
-    MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ",
-                node->kind().toQualString(), " after ", dropped_,
-                "; only a softmax at the very end can be dropped");
+    check_before_softmax(node);
     bind(node, add_node(std::move(layer), std::move(inputs)));
   }
   // A node reading the op's first argument.
@@ -259,8 +268,7 @@ class GraphReader {
         derived_.insert(out);
         continue;
       }
-      MIPIN_CHECK(dropped_.empty(), "the model in '", path_, "' applies ", op, " after ", dropped_,
-                  "; only a softmax at the very end can be dropped");
+      check_before_softmax(node);
       OpGraph g(*this);
       Value* result = g.copy(out);
       g.graph->registerOutput(result);
@@ -285,10 +293,7 @@ class GraphReader {
           continue;
         }
       }
-      const size_t v = add_node(std::move(layer), g.activations);
-      values_[out] = v;
-      if (sources_.size() <= v) sources_.resize(v + 1, nullptr);
-      sources_[v] = out;
+      bind_value(out, add_node(std::move(layer), g.activations));
       ++run_by_torchscript_[op];
     }
   }
@@ -297,6 +302,7 @@ class GraphReader {
     if (is_activation(v)) return "%" + std::to_string(values_.at(v));
     if (auto c = torch::jit::toIValue(v)) {
       if (c->isTensor()) return "tensor" + shape_string(c->toTensor().sizes().vec());
+      if (c->isTensorList()) return std::to_string(c->toTensorList().size()) + " tensors";
       std::ostringstream text;
       text << *c;
       return text.str();
@@ -317,6 +323,15 @@ class GraphReader {
     std::vector<NamedTensor> constants;
     std::vector<TorchOp::Slot> slots;
 
+    // A tensor constant is the node's own, converted with the network (to
+    // float64) and part of its fingerprint: an input of the graph.
+    Value* lift(const at::Tensor& t) {
+      Value* input = graph->addInput()->setType(c10::TensorType::get());
+      slots.push_back({true, constants.size()});
+      constants.push_back({"constant" + std::to_string(constants.size()), t.detach().clone(), false});
+      return input;
+    }
+
     Value* copy(Value* u) {
       if (auto it = copies.find(u); it != copies.end()) return it->second;
       Value* result = nullptr;
@@ -333,12 +348,12 @@ class GraphReader {
       } else if (u->node()->kind() == c10::prim::Constant) {
         const auto value = torch::jit::toIValue(u);
         if (value && value->isTensor()) {
-          // A tensor constant is the node's own, converted with the
-          // network (to float64) and part of its fingerprint.
-          result = graph->addInput()->setType(c10::TensorType::get());
-          slots.push_back({true, constants.size()});
-          constants.push_back({"constant" + std::to_string(constants.size()), value->toTensor().detach().clone(),
-                               false});
+          result = lift(value->toTensor());
+        } else if (value && value->isTensorList()) {
+          // An LSTM's weights: each lifted, the list built in the graph.
+          std::vector<Value*> items;
+          for (const at::Tensor& t : value->toTensorVector()) items.push_back(lift(t));
+          result = graph->insertNode(graph->createList(c10::TensorType::get(), items))->output();
         } else {
           Node* c = graph->createClone(u->node(), [](Value*) -> Value* { return nullptr; });
           graph->insertNode(c);
@@ -372,12 +387,12 @@ class GraphReader {
       return;
     }
     if (op == "aten::_convolution" || op == "aten::conv2d" || op == "aten::max_pool2d" ||
-        op == "aten::avg_pool2d" || op == "aten::adaptive_avg_pool2d" || op == "aten::batch_norm") {
+        op == "aten::avg_pool2d" || op == "aten::adaptive_avg_pool2d" || op == "aten::batch_norm" ||
+        op == "aten::mean") {
       require_rank(node, 0, 4);
     }
     if (op == "aten::linear" || op == "aten::matmul" || op == "aten::mm") require_rank(node, 0, 2);
     if (op == "aten::addmm") require_rank(node, 1, 2);
-    if (op == "aten::mean") require_rank(node, 0, 4);
     if (op == "aten::_convolution") {
       if (bool_arg(node, 6)) unsupported(node, "transposed convolution");
       auto conv = std::make_unique<Conv2d>();
@@ -678,20 +693,14 @@ class GraphReader {
   }
 
   // Two activations have one shape: as a trace recorded it, or as the
-  // network computes it from the model's input shape.
+  // shapes tracked from the model's input shape say.
   bool same_shape(Value* a, Value* b) const {
     const auto ta = a->type()->cast<c10::TensorType>(), tb = b->type()->cast<c10::TensorType>();
     if (ta && tb) {
       const auto sa = ta->sizes().concrete_sizes(), sb = tb->sizes().concrete_sizes();
       if (sa && sb) return *sa == *sb;
     }
-    if (input_shape_.empty()) return false;
-    try {
-      const auto shapes = network_.shapes(input_shape_);
-      return shapes.at(values_.at(a)) == shapes.at(values_.at(b));
-    } catch (const Error&) {
-      return false;  // set_input_shape reports it
-    }
+    return shapes_known_ && shapes_.at(values_.at(a)) == shapes_.at(values_.at(b));
   }
 
   bool is_graph_output(Value* v) const {
@@ -756,7 +765,7 @@ std::string difference(const at::Tensor& ours, const at::Tensor& theirs) {
   if (ours.numel() == 0) return "";
   const at::Tensor a = ours.to(at::kDouble), b = theirs.to(at::kDouble);
   const at::Tensor finite = b.isfinite();
-  const double scale = b.numel() ? torch::where(finite, b.abs(), torch::zeros_like(b)).max().item<double>() : 0.0;
+  const double scale = torch::where(finite, b.abs(), torch::zeros_like(b)).max().item<double>();
   // Relative to the values' own scale: kernels may sum in another order.
   const double tolerance = 1e-3 * scale + 1e-6;
   const at::Tensor gap = torch::where(a.isfinite() == finite, (a - b).abs().nan_to_num(0.0, 0.0, 0.0),

@@ -182,6 +182,22 @@ TEST(AnyOp, RuleBasedMethodsNameTheNodesThatTookTheFallback) {
   EXPECT_TRUE(make_method("lrp-epsilon", {})->fallback_nodes(folded_cnn.network).empty());
 }
 
+// An op's weights (an LSTM's list of them) belong to its node: they are
+// in the fingerprint, and describe() names them without printing them.
+TEST(AnyOp, AnOpsWeightsAreTheNodesOwn) {
+  ImportedModel model = load_torchscript(test::test_model("lstm.pt"));
+  const Layer& lstm = model.network.layer(0);
+  ASSERT_EQ(lstm.kind(), LayerKind::Op);
+  EXPECT_EQ(lstm.tensors().size(), 8u);
+  EXPECT_NE(lstm.describe().find("8 tensors"), std::string::npos) << lstm.describe();
+  const std::string before = model.network.fingerprint();
+  {
+    torch::NoGradGuard no_grad;
+    model.network.layer(0).tensors()[0].tensor.add_(1.0);
+  }
+  EXPECT_NE(model.network.fingerprint(), before);
+}
+
 // The import's notices name the ops run as TorchScript runs them.
 TEST(AnyOp, ImportNoticesNameTheOpsRunByTorchScript) {
   const ImportedModel model = load_torchscript(test::test_model("mish_mlp.pt"));

@@ -24,15 +24,16 @@ class DeepLift final : public AttributionMethod {
   explicit DeepLift(at::Tensor reference) : reference_(std::move(reference)) {}
   std::string name() const override { return "deeplift"; }
 
-  at::Tensor attribute(const Network& network, const at::Tensor& x, const at::Tensor& targets) const override {
+  at::Tensor attribute(const Network& network, const at::Tensor& x,
+                       const at::Tensor& targets) const override {
     torch::NoGradGuard no_grad;
     // One reference for every example: its forward pass runs once, at batch
     // size 1, and the rules broadcast it.
-    const at::Tensor x0 = !reference_.defined()         ? torch::zeros_like(x[0]).unsqueeze(0)
+    const at::Tensor x0 = !reference_.defined() ? torch::zeros_like(x[0]).unsqueeze(0)
                           : reference_.dim() == x.dim() ? reference_
                                                         : reference_.unsqueeze(0);
-    MIPIN_CHECK(x0.size(0) == 1 && x0[0].sizes() == x[0].sizes(), "deeplift: the reference has shape ", x0.sizes(),
-                ", expected one input of shape ", x[0].sizes());
+    MIPIN_CHECK(x0.size(0) == 1 && x0[0].sizes() == x[0].sizes(), "deeplift: the reference has shape ",
+                x0.sizes(), ", expected one input of shape ", x[0].sizes());
     ForwardRecord ref;
     network.forward(x0.contiguous(), &ref);
     return backward_from_targets(network, x, targets, composite(&ref), TopValues::unit()) * (x - x0);
@@ -74,8 +75,7 @@ class DeepLift final : public AttributionMethod {
     c.with(LayerKind::Mul, std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
              const auto& mul = static_cast<const Mul&>(ctx.layer);
              const LayerRecord& rec0 = r0->layers[ctx.index];
-             // The gradient's map at the midpoint of x's and the
-             // reference's inputs.
+             // The gradient's map at the midpoint of x's and the reference's inputs.
              LayerRecord mean;
              mean.inputs = {(ctx.record.inputs[0] + rec0.inputs[0]) / 2, (ctx.record.inputs[1] + rec0.inputs[1]) / 2};
              return maps::mul_transpose(mul, mean, m);
