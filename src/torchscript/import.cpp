@@ -326,7 +326,7 @@ class GraphReader {
     // A tensor constant is the node's own, converted with the network (to
     // float64) and part of its fingerprint: an input of the graph.
     Value* lift(const at::Tensor& t) {
-      Value* input = graph->addInput()->setType(c10::TensorType::get());
+      Value* input = graph->addInput();  // a Tensor, of no fixed shape
       slots.push_back({true, constants.size()});
       constants.push_back({"constant" + std::to_string(constants.size()), t.detach().clone(), false});
       return input;
@@ -340,7 +340,7 @@ class GraphReader {
         if (known != activation_inputs.end()) {
           result = known->second;
         } else {
-          result = graph->addInput()->setType(c10::TensorType::get());
+          result = graph->addInput();
           slots.push_back({false, activations.size()});
           activations.push_back(a->second);
           activation_inputs[a->second] = result;
@@ -804,7 +804,6 @@ at::Tensor verify_nodes(const std::shared_ptr<torch::jit::Graph>& graph, const c
     torch::jit::WithInsertPoint guard(u->node()->next());
     Value* none = graph->insertConstant(c10::IValue());
     Node* copy = graph->insertNode(graph->create(c10::aten::clone, {u, none}));
-    copy->output()->setType(u->type());
     graph->registerOutput(copy->output());
     checked.push_back(v);
   }
