@@ -60,6 +60,7 @@ nlohmann::json fallback_json(const AttributionMethod& method, const Network& net
 // Each subcommand registers itself; main() calls these in order.
 void register_train_command(CLI::App& app);
 void register_info_command(CLI::App& app);
+void register_check_command(CLI::App& app);
 void register_fit_command(CLI::App& app);
 void register_explain_command(CLI::App& app);
 void register_evaluate_command(CLI::App& app);

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       "Typical session:\n"
       "  mipin train --arch cnn --data fashion-mnist --out cnn.pt   # or bring a TorchScript file\n"
       "  mipin info cnn.pt                                          # what mipin sees in it\n"
+      "  mipin check cnn.pt                                         # its gradient against autograd\n"
       "  mipin fit --model cnn.pt --data fashion-mnist --out cnn.mipin\n"
       "  mipin explain --model cnn.pt --inverse cnn.mipin --data fashion-mnist --index 0:16 --out maps\n"
       "  mipin evaluate --model cnn.pt --inverse cnn.mipin --data fashion-mnist\n\n"
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "mipin 0.1.0");
   mipin::cli::register_train_command(app);
   mipin::cli::register_info_command(app);
+  mipin::cli::register_check_command(app);
   mipin::cli::register_fit_command(app);
   mipin::cli::register_explain_command(app);
   mipin::cli::register_evaluate_command(app);

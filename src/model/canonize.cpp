@@ -21,10 +21,15 @@ int fold_batchnorm(Network& network) {
     if (!before) continue;
     const auto& bn = static_cast<const BatchNorm2d&>(network.layer(i));
     torch::NoGradGuard no_grad;
-    const at::Tensor scale = bn.weight / torch::sqrt(bn.running_var + bn.eps);
-    const at::Tensor b = before->bias.defined() ? before->bias : torch::zeros_like(bn.running_mean);
-    before->weight = (before->weight * before->per_unit(scale)).detach();
-    before->bias = ((b - bn.running_mean) * scale + bn.bias).detach();
+    // In float64, rounded once to the weights' type: each folded weight is
+    // then the nearest float32 to the true product, and the folded network
+    // differs from the module by no more than that rounding.
+    const auto type = before->weight.scalar_type();
+    auto wide = [](const at::Tensor& t) { return t.to(at::kDouble); };
+    const at::Tensor scale = wide(bn.weight) / torch::sqrt(wide(bn.running_var) + bn.eps);
+    const at::Tensor b = before->bias.defined() ? wide(before->bias) : torch::zeros_like(scale);
+    before->weight = (wide(before->weight) * before->per_unit(scale)).to(type).detach();
+    before->bias = ((b - wide(bn.running_mean)) * scale + wide(bn.bias)).to(type).detach();
     network.erase(i);
     --i;
     ++folded;

@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/runtime/interpreter.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 
 #include "mipin/model/network.h"
@@ -14,7 +15,40 @@ namespace mipin {
 struct TorchOp::ShapeCache {
   std::mutex mutex;
   std::map<std::vector<Shape>, Shape> known;
+  std::shared_ptr<torch::jit::Code> float64;
 };
+
+namespace {
+
+// The graph with every float32 `dtype` argument made float64. A trace
+// records the dtype of the tensors an op creates (an LSTM's zero initial
+// state) as a constant; with float64 weights and inputs the op would mix
+// the two, and LibTorch 1.13's LSTM kernel crashes on that. Only float64
+// runs (the reference checks) take this graph: in float32 the op runs
+// exactly as the module, a deliberate cast included.
+std::shared_ptr<torch::jit::Graph> in_float64(torch::jit::Graph& graph) {
+  std::shared_ptr<torch::jit::Graph> copy = graph.copy();
+  std::vector<torch::jit::Block*> blocks{copy->block()};
+  while (!blocks.empty()) {
+    torch::jit::Block* block = blocks.back();
+    blocks.pop_back();
+    for (torch::jit::Node* node : block->nodes()) {
+      for (torch::jit::Block* inner : node->blocks()) blocks.push_back(inner);
+      const c10::FunctionSchema* schema = node->maybeSchema();
+      if (!schema) continue;
+      for (size_t i = 0; i < node->inputs().size() && i < schema->arguments().size(); ++i) {
+        if (schema->arguments()[i].name() != "dtype") continue;
+        const auto value = torch::jit::toIValue(node->input(i));
+        if (!value || !value->isInt() || value->toInt() != static_cast<int64_t>(at::kFloat)) continue;
+        torch::jit::WithInsertPoint guard(node);
+        node->replaceInput(i, copy->insertConstant(static_cast<int64_t>(at::kDouble)));
+      }
+    }
+  }
+  return copy;
+}
+
+}  // namespace
 
 TorchOp::TorchOp(std::shared_ptr<torch::jit::Graph> graph, std::vector<Slot> slots, size_t activations,
                  std::vector<NamedTensor> constants, std::string op, std::string arguments)
@@ -39,13 +73,22 @@ at::Tensor TorchOp::forward_of(const std::vector<at::Tensor>& inputs, LayerRecor
     stack.emplace_back(slot.constant ? constants_.at(slot.index).tensor : inputs.at(slot.index).contiguous());
   }
   try {
-    torch::jit::InterpreterState(*code_).run(stack);
+    torch::jit::InterpreterState(code_for(inputs)).run(stack);
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();
     MIPIN_FAIL(describe(), " failed: ", what.substr(0, what.find('\n')));
   }
   MIPIN_CHECK(stack.size() == 1 && stack.back().isTensor(), describe(), " did not compute one tensor");
   return stack.back().toTensor();
+}
+
+const torch::jit::Code& TorchOp::code_for(const std::vector<at::Tensor>& inputs) const {
+  const bool float64 = std::any_of(inputs.begin(), inputs.end(),
+                                   [](const at::Tensor& t) { return t.scalar_type() == at::kDouble; });
+  if (!float64) return *code_;
+  std::lock_guard<std::mutex> lock(shapes_->mutex);
+  if (!shapes_->float64) shapes_->float64 = std::make_shared<torch::jit::Code>(in_float64(*graph_), "mipin_op");
+  return *shapes_->float64;
 }
 
 Shape TorchOp::output_shape(const Shape& input_shape) const { return output_shape_of({input_shape}); }

@@ -58,9 +58,12 @@ class TorchOp final : public Layer {
   size_t activations_;
   std::vector<NamedTensor> constants_;
   std::string op_, arguments_;
-  // Shapes found by running the op on zeros, per input shapes.
+  // Shapes found by running the op on zeros, per input shapes, and the
+  // graph compiled for float64 inputs.
   struct ShapeCache;
   std::shared_ptr<ShapeCache> shapes_;
+  // The code to run on inputs of this floating type.
+  const torch::jit::Code& code_for(const std::vector<at::Tensor>& inputs) const;
 };
 
 }  // namespace mipin

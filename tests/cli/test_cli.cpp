@@ -38,7 +38,7 @@ void write_npy_dataset(const std::string& dir, int64_t train_n, int64_t train_la
 TEST(Cli, HelpTeachesEveryCommand) {
   const auto top = test::run_cli("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* cmd : {"train", "info"}) {
+  for (const char* cmd : {"train", "info", "check"}) {
     EXPECT_NE(top.out.find(cmd), std::string::npos) << top.out;
     const auto sub = test::run_cli(std::string(cmd) + " --help");
     EXPECT_EQ(sub.exit_code, 0);
