@@ -87,7 +87,11 @@ Composite gradient_composite() {
 
 at::Tensor Gradient::attribute(const Network& network, const at::Tensor& x,
                                const at::Tensor& targets) const {
-  const at::Tensor g = backward_from_targets(network, x, targets, gradient_composite(), TopValues::unit());
+  // The gradient needs no canonical form: it is taken through the network
+  // as the module computes it, so it is float32 autograd's to rounding even
+  // where a ReLU input lies within rounding of its kink.
+  const at::Tensor g =
+      backward_from_targets(network.as_module(), x, targets, gradient_composite(), TopValues::unit());
   return absolute_ ? g.abs() : g;
 }
 

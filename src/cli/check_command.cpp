@@ -17,7 +17,6 @@ struct CheckOptions {
   std::string input_shape;
   int64_t examples = 2;
   uint64_t seed = 0;
-  bool keep_batchnorm = false;
   CommonOptions common;
 };
 
@@ -37,7 +36,6 @@ void run_check(const CheckOptions& o) {
   apply_common_options(o.common);
   ImportOptions import;
   if (!o.input_shape.empty()) import.with_input_shape(parse_shape(o.input_shape));
-  import.with_fold_batchnorm(!o.keep_batchnorm);
   const ModelCheck check = check_model(o.model, import, o.examples, o.seed);
   if (!o.common.json) {
     for (const auto& notice : check.notices) std::cerr << "note: " << notice << "\n";
@@ -81,6 +79,9 @@ void run_check(const CheckOptions& o) {
                  {{"gradient_float64", maybe(check.module_gradient_float64)},
                   {"gradient_float32", maybe(check.module_gradient_float32)},
                   {"autograd_float32", maybe(check.module_autograd_float32)}}},
+                {"folded",
+                 {{"gradient_float64", maybe(check.folded_gradient_float64)},
+                  {"gradient_float32", maybe(check.folded_gradient_float32)}}},
                 {"float64_agrees", float64_ok},
                 {"float32_within_allowance", float32_ok}});
   } else {
@@ -105,6 +106,12 @@ void run_check(const CheckOptions& o) {
     } else {
       std::snprintf(line, sizeof line, "mipin %.2e (float64), %.2e (float32); the module's float32 autograd %.2e\n",
                     check.module_gradient_float64, check.module_gradient_float32, check.module_autograd_float32);
+      std::cout << line;
+    }
+    if (check.folded_gradient_float64 >= 0) {
+      std::snprintf(line, sizeof line,
+                    "With BatchNorm folded (the network rule-based methods explain): %.2e (float64), %.2e (float32)\n",
+                    check.folded_gradient_float64, check.folded_gradient_float32);
       std::cout << line;
     }
     std::snprintf(line, sizeof line, "float32: %s (largest: %.2e at %s, where float32 autograd is %.2e)\n",
@@ -143,9 +150,6 @@ void register_check_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--seed", options->seed, "Seed of the random inputs")->capture_default_str();
-  cmd->add_flag("--keep-batchnorm", options->keep_batchnorm,
-                "Check the network with its BatchNorm layers as they are, not folded into the\n"
-                "convolutions before them (as every other command reads it)");
   add_common_options(*cmd, options->common);
   cmd->callback([options] { run_check(*options); });
 }

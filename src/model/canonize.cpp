@@ -2,13 +2,35 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 
 namespace mipin {
 
+namespace {
+
+// The network's copy whose tensors are the network's own (one storage each):
+// folding replaces the tensors of the layers it rewrites, so the copy keeps
+// the module's layers at no cost in memory.
+Network sharing_tensors(const Network& network) {
+  Network copy = network;
+  for (size_t i = 0; i < network.size(); ++i) {
+    const auto ours = network.layer(i).tensors();
+    auto theirs = copy.layer(i).tensors();
+    for (size_t k = 0; k < ours.size() && k < theirs.size(); ++k) {
+      if (ours[k].tensor.defined() && theirs[k].tensor.defined()) theirs[k].tensor.set_data(ours[k].tensor);
+    }
+  }
+  return copy;
+}
+
+}  // namespace
+
 int fold_batchnorm(Network& network) {
   int folded = 0;
+  std::optional<Network> original;
   for (size_t i = 0; i < network.size(); ++i) {
     if (network.layer(i).kind() != LayerKind::BatchNorm2d) continue;
     // Foldable where the layer before is the only reader of its output: a
@@ -19,6 +41,7 @@ int fold_batchnorm(Network& network) {
     if (v == 0 || network.readers(v) != 1) continue;
     AffineLayer* before = as_affine(network.layer(v - 1));
     if (!before) continue;
+    if (!original) original = sharing_tensors(network);
     const auto& bn = static_cast<const BatchNorm2d&>(network.layer(i));
     torch::NoGradGuard no_grad;
     // In float64, rounded once to the weights' type: each folded weight is
@@ -34,6 +57,7 @@ int fold_batchnorm(Network& network) {
     --i;
     ++folded;
   }
+  if (original) network.set_module_form(std::move(*original));
   return folded;
 }
 

@@ -28,11 +28,16 @@ bool onednn_applies(const at::Tensor& x, const at::Tensor& weight, const at::Ten
 
 onednn::Geometry geometry(const Conv2d& layer) { return {layer.stride, layer.padding, layer.dilation}; }
 
+thread_local bool module_convolutions = false;
+
 }  // namespace
+
+ModuleConvolutions::ModuleConvolutions() : previous_(module_convolutions) { module_convolutions = true; }
+ModuleConvolutions::~ModuleConvolutions() { module_convolutions = previous_; }
 
 at::Tensor convolve(const Conv2d& layer, const at::Tensor& x, const at::Tensor& weight,
                     const at::Tensor& bias) {
-  if (onednn_applies(x, weight, bias, layer.groups, false)) {
+  if (!module_convolutions && onednn_applies(x, weight, bias, layer.groups, false)) {
     at::Tensor y = onednn::convolve(x, weight, bias, geometry(layer));
     if (y.defined()) return y;
   }

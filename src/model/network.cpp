@@ -4,7 +4,9 @@
 
 #include <cstring>
 #include <iomanip>
+#include <optional>
 
+#include "mipin/model/convolution.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 
@@ -19,8 +21,19 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-Network::Network(const Network& other) : inputs_(other.inputs_), input_shape_(other.input_shape_) {
+Network::Network(const Network& other)
+    : inputs_(other.inputs_), input_shape_(other.input_shape_), module_kernels_(other.module_kernels_) {
   for (const auto& layer : other.layers_) layers_.push_back(layer->clone());
+  if (other.module_form_) module_form_ = std::make_shared<Network>(*other.module_form_);
+}
+
+void Network::set_module_form(Network original) {
+  if (original.module_form_) {
+    module_form_ = std::move(original.module_form_);  // the first form is the module's
+    return;
+  }
+  original.module_kernels_ = true;
+  module_form_ = std::make_shared<Network>(std::move(original));
 }
 
 Network& Network::operator=(const Network& other) {
@@ -44,6 +57,7 @@ size_t Network::add(std::unique_ptr<Layer> layer, std::vector<size_t> inputs) {
   }
   layers_.push_back(std::move(layer));
   inputs_.push_back(std::move(inputs));
+  module_form_.reset();
   return node + 1;
 }
 
@@ -54,6 +68,7 @@ void Network::erase(size_t position) {
               layers_[position]->describe(), "): it reads ", inputs_[position].size(), " values");
   const size_t replaced = position + 1, by = inputs_[position][0];
   layers_.erase(layers_.begin() + static_cast<std::ptrdiff_t>(position));
+  module_form_.reset();
   inputs_.erase(inputs_.begin() + static_cast<std::ptrdiff_t>(position));
   for (auto& node : inputs_) {
     for (size_t& v : node) v = v == replaced ? by : v > replaced ? v - 1 : v;
@@ -99,6 +114,8 @@ void Network::check_input(const at::Tensor& x) const {
 
 at::Tensor Network::forward(const at::Tensor& x, ForwardRecord* record) const {
   check_input(x);
+  std::optional<ModuleConvolutions> module_kernels;
+  if (module_kernels_) module_kernels.emplace();
   if (record) {
     record->layers.clear();
     record->layers.resize(layers_.size());
@@ -188,13 +205,16 @@ void Network::to(at::ScalarType type) {
       if (t.tensor.defined() && t.tensor.is_floating_point()) t.tensor.set_data(t.tensor.to(type));
     }
   }
+  if (module_form_) module_form_->to(type);
 }
 
 void Network::set_training(bool training) {
   for (auto& layer : layers_) layer->set_training(training);
+  if (module_form_) module_form_->set_training(training);
 }
 
 std::vector<at::Tensor> Network::trainable_parameters() {
+  module_form_.reset();  // the weights are about to change
   std::vector<at::Tensor> out;
   for (auto& layer : layers_) {
     for (auto& p : layer->trainable_parameters()) out.push_back(p);

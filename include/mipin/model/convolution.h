@@ -19,6 +19,20 @@ namespace mipin {
 at::Tensor convolve(const Conv2d& layer, const at::Tensor& x, const at::Tensor& weight,
                     const at::Tensor& bias);
 
+// While one is alive on this thread, convolve() runs LibTorch's conv2d,
+// the kernels a TorchScript module's forward pass runs: a module form's
+// forward pass (Network::as_module) is then the module's to the bit.
+class ModuleConvolutions {
+ public:
+  ModuleConvolutions();
+  ~ModuleConvolutions();
+  ModuleConvolutions(const ModuleConvolutions&) = delete;
+  ModuleConvolutions& operator=(const ModuleConvolutions&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // The transpose of x -> convolve(x, weight) applied to signal, sized
 // input_sizes (the input gradient of the convolution). Returns an undefined
 // tensor where the fast kernels do not apply; the caller then takes the

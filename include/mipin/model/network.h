@@ -82,7 +82,23 @@ class Network {
   // Hash of the layer list and every tensor's values: identifies a model.
   std::string fingerprint() const;
 
+  // The network as the TorchScript module computes it, where a canonizer
+  // rewrote this one (BatchNorm folded into the convolutions): the module's
+  // own layers, run on LibTorch's convolution kernels, so that its float32
+  // forward pass is the module's to the bit and a ReLU input within
+  // rounding of its kink falls on the module's side of it. Itself where
+  // nothing was rewritten. Methods that need no canonical form (the
+  // gradient and the methods built on it) explain this one, and so equal
+  // float32 autograd of the module (`mipin check` shows the difference).
+  const Network& as_module() const { return module_form_ ? *module_form_ : *this; }
+  // Keeps `original`, this network before a rewrite, as its module form.
+  void set_module_form(Network original);
+
  private:
+  // Deep-copied with the network; dropped when nodes are added or removed,
+  // or weights handed out for training.
+  std::shared_ptr<Network> module_form_;
+  bool module_kernels_ = false;  // this is a module form
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<std::vector<size_t>> inputs_;
   std::vector<int64_t> input_shape_;

@@ -33,6 +33,13 @@ struct ModelCheck {
   double module_gradient_float64 = -1;
   double module_gradient_float32 = -1;
   double module_autograd_float32 = -1;
+  // The nodes are those of the network as the module computes it (the
+  // gradient's: Network::as_module). Where BatchNorm was folded, the
+  // gradient through the folded network the rule-based methods explain,
+  // at the input against the same reference (negative where nothing was
+  // folded): a float32 fold is another function by its rounding.
+  double folded_gradient_float64 = -1;
+  double folded_gradient_float32 = -1;
   std::vector<int64_t> targets;  // the classes differentiated: mipin's float64 prediction
   std::vector<std::string> notices;  // the import's
 };
