@@ -6,7 +6,7 @@ Every model is saved with torch.jit.save, traced or scripted, together with a
 accepts --input-shape otherwise). Weights are random: the tests compare the
 imported network with the TorchScript module itself, so no training is needed.
 
-Usage: export_test_models.py --out DIR [--only NAME ...]
+Usage: export_test_models.py --out DIR [--only NAME ...] [--without-torchvision-zoo]
 """
 import argparse
 import json
@@ -265,7 +265,35 @@ def models():
             torchvision.models.shufflenet_v2_x0_5(weights=None)), [3, 64, 64], "trace"),
         "mish_mlp.pt": (lambda: nn.Sequential(nn.Linear(6, 4), nn.Mish(), nn.Linear(4, 2)), [6], "trace"),
         "product_scripted.pt": (Product, [6], "script"),
+        **torchvision_zoo(),
     }
+
+
+# One classifier of every torchvision family the files above do not hold
+# already (resnet18, densenet121, mobilenet_v2, shufflenet_v2_x0_5, vgg16,
+# vgg11_bn), full size, random weights and BatchNorm statistics, traced at
+# the smallest input the family takes comfortably (the layers are the same
+# at any size). Transformers are traced with and without no_grad: under it
+# PyTorch records the fused attention fast paths.
+TORCHVISION_ZOO = {
+    "alexnet": [3, 64, 64], "resnext50_32x4d": [3, 64, 64], "wide_resnet50_2": [3, 64, 64],
+    "squeezenet1_1": [3, 64, 64], "inception_v3": [3, 96, 96], "googlenet": [3, 64, 64],
+    "mobilenet_v3_small": [3, 64, 64], "mnasnet0_5": [3, 64, 64], "efficientnet_b0": [3, 64, 64],
+    "efficientnet_v2_s": [3, 64, 64], "regnet_x_400mf": [3, 64, 64], "regnet_y_400mf": [3, 64, 64],
+    "convnext_tiny": [3, 64, 64], "vit_b_16": [3, 224, 224], "swin_t": [3, 64, 64], "swin_v2_t": [3, 64, 64],
+}
+TRANSFORMERS = {"vit_b_16"}
+
+
+def torchvision_zoo():
+    def build(arch):
+        return lambda: randomize_batchnorm(getattr(torchvision.models, arch)(weights=None))
+    out = {}
+    for arch, shape in TORCHVISION_ZOO.items():
+        out[f"tv_{arch}.pt"] = (build(arch), shape, "trace")
+        if arch in TRANSFORMERS:
+            out[f"tv_{arch}_grad.pt"] = (build(arch), shape, "trace_grad")
+    return out
 
 
 def export(name, builder, shape, how, out_dir):
@@ -293,11 +321,15 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="directory for the .pt files")
     parser.add_argument("--only", nargs="*", help="export only these file names")
+    parser.add_argument("--without-torchvision-zoo", action="store_true",
+                        help="leave out the full-size torchvision classifiers (tv_*.pt)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     for name, (builder, shape, how) in models().items():
         if args.only and name not in args.only:
+            continue
+        if args.without_torchvision_zoo and name.startswith("tv_"):
             continue
         export(name, builder, shape, how, args.out)
         print(f"exported {name} ({how}, input {shape})", flush=True)

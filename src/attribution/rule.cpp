@@ -97,7 +97,8 @@ class AutogradRule final : public Rule {
       MIPIN_FAIL("autograd cannot differentiate node ", context.index, " (", context.layer.describe(),
                  "): ", what.substr(0, what.find('\n')),
                  ". Fused inference ops (_native_multi_head_attention, _transformer_encoder_layer_fwd) are what "
-                 "PyTorch records when a model is traced under torch.no_grad(): trace it without no_grad");
+                 "PyTorch records when a model is traced under torch.no_grad(); mipin rewrites them into their "
+                 "parts unless they read a mask or their attention weights are used: trace it without no_grad");
     }
     for (size_t j = 0; j < where.size(); ++j) result[where[j]] = grads[j];
     return result;

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -28,6 +29,7 @@
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
 #include "model/activations.h"
+#include "torchscript/fused_ops.h"
 #include "torchscript/torch_op.h"
 #include "util/libtorch_archive.h"
 #include "util/stored_tensor.h"
@@ -839,7 +841,8 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
   result.path = path;
   result.metadata = metadata_from_json(metadata_json, path);
 
-  std::shared_ptr<torch::jit::Graph> graph;
+  std::shared_ptr<torch::jit::Graph> graph, module_graph;
+  std::vector<std::string> fused;
   c10::IValue self;
   try {
     check_module_tensors(module, path);
@@ -848,6 +851,9 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
     self = frozen._ivalue();
     graph = frozen.get_method("forward").graph()->copy();
     torch::jit::Inline(*graph);
+    fused = decompose_fused_inference_ops(*graph);
+    // The module's own graph, kept to check the rewrite's output against.
+    if (!fused.empty()) module_graph = frozen.get_method("forward").graph()->copy();
     torch::jit::ConstantPropagation(graph);
     // In-place ops made functional where that is safe: a value then means
     // one tensor's contents wherever it is read.
@@ -877,6 +883,14 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
                  ": ", e.what());
     }
   }
+  if (!fused.empty()) {
+    std::map<std::string, int> counts;
+    for (const auto& op : fused) counts[op]++;
+    std::string list;
+    for (const auto& [op, n] : counts) list += (list.empty() ? "" : ", ") + std::to_string(n) + " " + op;
+    result.notices.push_back("rewrote the fused inference ops a trace under torch.no_grad() records into the ops "
+                             "they fuse (linear maps, the heads' products, softmax, layer norms): " + list);
+  }
   if (options.after_mapping) options.after_mapping(result.network);
 
   // Every node against the module, then the canonized network's output.
@@ -884,6 +898,17 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
   if (options.verify && !shape.empty()) {
     probe = probe_input(shape);
     expected = verify_nodes(graph, self, result.network, reader.sources(), probe, path);
+    if (module_graph) {
+      // The fused ops' rewrite against the fused ops themselves.
+      torch::NoGradGuard no_grad;
+      torch::jit::Stack stack{self, probe};
+      torch::jit::Code code(module_graph, "module");
+      torch::jit::InterpreterState(code).run(stack);
+      const std::string gap = difference(expected, stack.at(0).toTensor());
+      MIPIN_CHECK(gap.empty(), "the fused inference ops of '", path, "', rewritten into their parts, differ from "
+                  "the fused ops on a probe input: ", gap, ". This is a defect of mipin's import: please report it "
+                  "with the model");
+    }
   } else if (options.verify) {
     result.notices.push_back("not verified against the TorchScript module: its input shape is unknown "
                              "(give --input-shape)");
