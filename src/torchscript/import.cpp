@@ -15,6 +15,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -271,7 +272,7 @@ class GraphReader {
         continue;
       }
       check_before_softmax(node);
-      OpGraph g(*this);
+      OpGraph g(*this, node);
       Value* result = g.copy(out);
       g.graph->registerOutput(result);
       std::string arguments;
@@ -300,6 +301,33 @@ class GraphReader {
     }
   }
 
+  // The in-place ops that write into u, or into a view of it, before
+  // `before`, in the graph's order.
+  std::vector<Node*> writers_through_views(Value* u, Node* before) const {
+    static const std::set<std::string> views{"aten::slice",     "aten::select",   "aten::view",   "aten::narrow",
+                                             "aten::as_strided", "aten::transpose", "aten::permute", "aten::unsqueeze",
+                                             "aten::squeeze",   "aten::expand",   "aten::t",      "aten::diagonal",
+                                             "aten::unfold",    "aten::view_as",  "aten::alias"};
+    std::vector<Node*> out;
+    std::vector<Value*> pending{u};
+    while (!pending.empty()) {
+      Value* v = pending.back();
+      pending.pop_back();
+      for (const torch::jit::Use& use : v->uses()) {
+        if (use.offset != 0) continue;
+        const std::string kind = use.user->kind().toQualString();
+        if (views.count(kind)) {
+          pending.push_back(use.user->output(0));
+        } else if (is_inplace(kind) && use.user->isBefore(before)) {
+          out.push_back(use.user);
+        }
+      }
+    }
+    std::sort(out.begin(), out.end(), [](Node* a, Node* b) { return a->isBefore(b); });
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
   std::string describe_argument(Value* v) const {
     if (is_activation(v)) return "%" + std::to_string(values_.at(v));
     if (auto c = torch::jit::toIValue(v)) {
@@ -316,8 +344,10 @@ class GraphReader {
   // neither an activation (the graph's inputs) nor a constant, copied
   // recursively (shape arithmetic; an unpacked op's own node).
   struct OpGraph {
-    explicit OpGraph(const GraphReader& reader) : reader(reader) {}
+    OpGraph(const GraphReader& reader, Node* op) : reader(reader), op(op) {}
     const GraphReader& reader;
+    Node* op;  // the node the graph computes
+    std::set<Node*> writers;
     std::shared_ptr<torch::jit::Graph> graph = std::make_shared<torch::jit::Graph>();
     std::unordered_map<Value*, Value*> copies;
     std::unordered_map<size_t, Value*> activation_inputs;  // network value -> graph input
@@ -372,9 +402,26 @@ class GraphReader {
         graph->insertNode(c);
         for (size_t k = 0; k < n->outputs().size(); ++k) copies[n->output(k)] = c->output(k);
         result = copies.at(u);
+        copies[u] = result;
+        copy_writers_of(u);
       }
       copies[u] = result;
       return result;
+    }
+
+    // The in-place writes into u through views of it that the module makes
+    // before the op (Swin's attention mask: zeros, then each window's
+    // region filled through slices), copied right after u in the module's
+    // order. A reader that saw u before a write would now see it after:
+    // the verification refuses such a model rather than pass it.
+    void copy_writers_of(Value* u) {
+      for (Node* w : reader.writers_through_views(u, op)) {
+        if (!writers.insert(w).second) continue;
+        for (Value* in : w->inputs()) copy(in);
+        Node* c = graph->createClone(w, [this](Value* v) { return copies.at(v); });
+        graph->insertNode(c);
+        for (size_t k = 0; k < w->outputs().size(); ++k) copies[w->output(k)] = c->output(k);
+      }
     }
   };
 

@@ -67,7 +67,11 @@ std::vector<at::Tensor> propagated(const Network& net, const at::Tensor& x, cons
 at::Tensor module_gradient(torch::jit::Module module, const at::Tensor& x, const at::Tensor& targets) {
   try {
     torch::AutoGradMode enable(true);
-    module.to(x.scalar_type());
+    // Module::to would convert integer buffers too (Swin's position index).
+    for (const auto& t : module.parameters()) t.set_data(t.to(x.scalar_type()));
+    for (const auto& t : module.buffers()) {
+      if (t.is_floating_point()) t.set_data(t.to(x.scalar_type()));
+    }
     at::Tensor input = x.detach().clone().set_requires_grad(true);
     at::Tensor out = module.forward({input}).toTensor();
     out.gather(1, targets.unsqueeze(1)).sum().backward();
