@@ -281,6 +281,7 @@ TORCHVISION_ZOO = {
     "mobilenet_v3_small": [3, 64, 64], "mnasnet0_5": [3, 64, 64], "efficientnet_b0": [3, 64, 64],
     "efficientnet_v2_s": [3, 64, 64], "regnet_x_400mf": [3, 64, 64], "regnet_y_400mf": [3, 64, 64],
     "convnext_tiny": [3, 64, 64], "vit_b_16": [3, 224, 224], "swin_t": [3, 64, 64], "swin_v2_t": [3, 64, 64],
+    "maxvit_t": [3, 224, 224],
 }
 TRANSFORMERS = {"vit_b_16"}
 

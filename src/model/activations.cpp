@@ -43,7 +43,11 @@ const std::vector<ActivationSpec> kSpecs = {
     {"gelu", {"aten::gelu", "aten::gelu_"}, {"approximate"}, {0},
      [](const at::Tensor& z, const P& p) { return at::gelu(z, gelu_approximation(p)); },
      [](const at::Tensor& s, const at::Tensor& z, const at::Tensor&, const P& p) {
-       return at::gelu_backward(s, z, gelu_approximation(p));
+       // LibTorch 1.13's exact gelu_backward on the CPU is wrong when the
+       // signal and the input are in different memory formats (channels-last
+       // against contiguous: errors of the signal's size): one format for both.
+       const auto format = z.suggest_memory_format();
+       return at::gelu_backward(s.contiguous(format), z.contiguous(format), gelu_approximation(p));
      }},
     {"silu", {"aten::silu", "aten::silu_"}, {}, {},
      [](const at::Tensor& z, const P&) { return at::silu(z); },

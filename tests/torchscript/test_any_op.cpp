@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(
                       AnyOpCase{"tv_regnet_x_400mf.pt", false}, AnyOpCase{"tv_regnet_y_400mf.pt", false},
                       AnyOpCase{"tv_convnext_tiny.pt", true}, AnyOpCase{"tv_vit_b_16.pt", true, "tv_vit_b_16_grad.pt"},
                       AnyOpCase{"tv_vit_b_16_grad.pt", true}, AnyOpCase{"tv_swin_t.pt", true},
-                      AnyOpCase{"tv_swin_v2_t.pt", true}),
+                      AnyOpCase{"tv_swin_v2_t.pt", true}, AnyOpCase{"tv_maxvit_t.pt", true}),
     [](const auto& info) { return info.param.file.substr(0, info.param.file.find('.')); });
 
 // On the recurrent models every gradient-family method is its definition
