@@ -4,12 +4,15 @@
 // node against the module.
 #include <gtest/gtest.h>
 #include <torch/script.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <fstream>
 
 #include "mipin/attribution/registry.h"
+#include "mipin/data/dataset.h"
+#include "mipin/inverse/inverse.h"
 #include "mipin/model/layers.h"
 #include "mipin/torchscript/model_file.h"
 #include "mipin/util/error.h"
@@ -171,6 +174,24 @@ TEST(AnyOp, GradientFamilyOnRecurrentModelsIsItsAutogradDefinition) {
     EXPECT_LE(relative(make_method("integrated-gradients", settings)->attribute(model.network, x, targets), x * sum),
               1e-5)
         << file;
+    // SmoothGrad, 6 noisy copies in one pass, its noise drawn as it draws it.
+    MethodSettings smooth;
+    smooth.options.set("samples", int64_t{6});
+    smooth.options.set("noise", 0.2);
+    smooth.options.set("seed", int64_t{9});
+    smooth.options.set("internal_batch", int64_t{64});
+    {
+      auto gen = at::detail::createCPUGenerator(9);
+      const at::Tensor range = std::get<0>(x.flatten(1).max(1)) - std::get<0>(x.flatten(1).min(1));
+      const at::Tensor repeated = x.repeat_interleave(6, 0);
+      const at::Tensor noisy =
+          repeated + torch::randn(repeated.sizes(), gen) * (range * 0.2).view({-1, 1, 1}).repeat_interleave(6, 0);
+      const at::Tensor mean = module_gradient(path, noisy, targets.repeat_interleave(6, 0), at::kFloat)
+                                  .view({x.size(0), 6, x.size(1), x.size(2)})
+                                  .mean(1);
+      EXPECT_LE(relative(make_method("smoothgrad", smooth)->attribute(model.network, x, targets), mean), 1e-5)
+          << file;
+    }
     // The gradient needs no fallback: autograd's product is its rule.
     EXPECT_TRUE(make_method("gradient", {})->fallback_nodes(model.network).empty());
     EXPECT_TRUE(make_method("integrated-gradients", {})->fallback_nodes(model.network).empty());
@@ -197,6 +218,18 @@ TEST(AnyOp, RuleBasedMethodsNameTheNodesThatTookTheFallback) {
     EXPECT_EQ(map.sizes(), x.sizes()) << method;
     EXPECT_TRUE(map.isfinite().all().item<bool>()) << method;
   }
+  // MIP-IN fits the inverse around the recurrent node and takes the
+  // gradient's rule there.
+  torch::manual_seed(5);
+  const auto data = make_tensor_dataset("sequences", torch::randn({48, 10, 6}), torch::randint(0, 3, {48}),
+                                        Normalization{}, 3);
+  const Inverse inverse = fit_inverse(model.network, *data, InverseOptions{}.with_batch_size(16));
+  MethodSettings with_inverse;
+  with_inverse.inverse = &inverse;
+  const auto mipin = make_method("mipin", with_inverse);
+  const std::vector<size_t> fallback = mipin->fallback_nodes(model.network);
+  for (size_t i : op_nodes) EXPECT_NE(std::find(fallback.begin(), fallback.end(), i), fallback.end()) << i;
+  EXPECT_TRUE(mipin->attribute(model.network, x, targets).isfinite().all().item<bool>());
   const ImportedModel folded_cnn = load_torchscript(test::test_model("zoo_cnn.pt"));
   EXPECT_TRUE(make_method("lrp-epsilon", {})->fallback_nodes(folded_cnn.network).empty());
 }
