@@ -481,6 +481,32 @@ std::string reconstruction_section(const Json& methods) {
   return s.str();
 }
 
+// The nodes where a method had no rule of its own and took the gradient's
+// (autograd's vector-Jacobian product of the node): its map there is not the
+// method's own reading.
+std::string fallback_section(const Json& methods, const std::vector<std::string>& order) {
+  std::ostringstream rows;
+  for (const auto& name : order) {
+    const Json& m = methods.at(name);
+    if (!m.contains("fallback_nodes") || m["fallback_nodes"].empty()) continue;
+    rows << "<tr><th>" << html_escape(name) << "</th><td style=\"text-align:left\">";
+    bool first = true;
+    for (const auto& node : m["fallback_nodes"]) {
+      rows << (first ? "" : "; ") << node["node"].get<int64_t>() << " "
+           << html_escape(node["layer"].get<std::string>());
+      first = false;
+    }
+    rows << "</td></tr>";
+  }
+  if (rows.str().empty()) return "";
+  return "<h2 id=\"fallback\">Nodes without a rule of the method's own</h2><p>At these nodes (ops mipin "
+         "runs as TorchScript does) the method took the gradient's rule, autograd's vector-Jacobian product of "
+         "the node: its map passes through them as the gradient would. The gradient family is exact on every "
+         "node and is not listed.</p><table class=\"metrics narrow\"><thead><tr><th>method</th><th>nodes</th>"
+         "</tr></thead><tbody>" +
+         rows.str() + "</tbody></table>";
+}
+
 const char* kStyle = R"(
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1320px;padding:0 16px;color:#1d1d1f}
 h1{font-size:26px;margin-bottom:4px}h2{font-size:20px;margin-top:34px;border-bottom:1px solid #ddd;padding-bottom:4px}
@@ -573,7 +599,7 @@ std::string html_report(const Json& metrics, const ReportGallery& gallery) {
   const std::string perturbation = perturbation_section(methods, order);
   if (!randomization.empty() || !perturbation.empty()) s << legend(legend_entries);
   s << randomization << perturbation;
-  s << localization_section(methods, order) << reconstruction_section(methods);
+  s << localization_section(methods, order) << reconstruction_section(methods) << fallback_section(methods, order);
   s << kImageCheck << "</body></html>\n";
   return s.str();
 }

@@ -42,6 +42,21 @@ TEST(HtmlReport, EscapesText) {
   EXPECT_EQ(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
 }
 
+// A method that took the gradient's rule at some node says where, by name.
+TEST(HtmlReport, NamesTheNodesWhereAMethodTookTheGradientsRule) {
+  nlohmann::json metrics = {{"methods",
+                             {{"lrp-epsilon",
+                               {{"fallback_nodes", {{{"node", 3}, {"layer", "aten::lstm(<x>)"}}}}}},
+                              {"gradient", {{"fallback_nodes", nlohmann::json::array()}}}}}};
+  ReportGallery gallery;
+  gallery.rows = {{"lrp-epsilon", {}}, {"gradient", {}}};
+  const std::string html = html_report(metrics, gallery);
+  EXPECT_NE(html.find("id=\"fallback\""), std::string::npos);
+  EXPECT_NE(html.find("3 aten::lstm(&lt;x&gt;)"), std::string::npos) << html.substr(html.find("fallback"));
+  metrics["methods"]["lrp-epsilon"]["fallback_nodes"] = nlohmann::json::array();
+  EXPECT_EQ(html_report(metrics, gallery).find("id=\"fallback\""), std::string::npos);
+}
+
 // Browser, screenshot and the page's own image check, for one HTML file.
 struct Rendering {
   int images = -1;
