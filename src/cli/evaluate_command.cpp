@@ -70,15 +70,25 @@ std::set<std::string> parse_metrics(const std::string& text) {
 
 // Boxes of a `mipin data clutter` split, in the order the image folder reads
 // its files (sorted paths).
+// The boxes of `mipin data clutter` (keyed by file, in the folder's sorted
+// order) or the spans of `mipin data motifs` (keyed by index), as [N, 4].
 at::Tensor read_boxes(const std::string& path, const std::string& split) {
   const auto j = nlohmann::json::parse(read_file(path));
-  MIPIN_CHECK(j.value("format", "") == "mipin-clutter/1", "'", path, "' is not a boxes file of `mipin data clutter`");
-  auto entries = j.at(split);
+  const std::string format = j.value("format", "");
+  MIPIN_CHECK(format == "mipin-clutter/1" || format == "mipin-motifs/1", "'", path,
+              "' is not a boxes file of `mipin data clutter` or `mipin data motifs`");
+  MIPIN_CHECK(j.contains(split), "'", path, "' has no boxes for the ", split, " split");
   std::vector<std::pair<std::string, std::vector<int64_t>>> rows;
-  for (const auto& e : entries) rows.emplace_back(e.at("file"), e.at("box").get<std::vector<int64_t>>());
+  for (const auto& e : j.at(split)) {
+    char key[32];
+    if (format == "mipin-motifs/1") std::snprintf(key, sizeof key, "%020lld", static_cast<long long>(e.at("index").get<int64_t>()));
+    rows.emplace_back(format == "mipin-motifs/1" ? std::string(key) : e.at("file").get<std::string>(),
+                      e.at("box").get<std::vector<int64_t>>());
+  }
   std::sort(rows.begin(), rows.end());
   at::Tensor boxes = torch::empty({int64_t(rows.size()), 4}, torch::kLong);
   for (size_t i = 0; i < rows.size(); ++i) {
+    MIPIN_CHECK(rows[i].second.size() == 4, "'", path, "': a box has 4 numbers, found ", rows[i].second.size());
     for (int k = 0; k < 4; ++k) boxes[int64_t(i)][k] = rows[i].second[size_t(k)];
   }
   return boxes;
@@ -204,7 +214,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   suite.progress = quiet ? nullptr : terminal_progress();
   std::string boxes = o.boxes;
   const DataSpec spec = parse_data_spec(o.data);
-  if (boxes.empty() && spec.kind == "folder" && fs::exists(spec.path + "/boxes.json")) {
+  if (boxes.empty() && (spec.kind == "folder" || spec.kind == "npy") && fs::exists(spec.path + "/boxes.json")) {
     boxes = spec.path + "/boxes.json";
   }
   if (suite.metrics.count("localization") && boxes.empty() && o.metrics == "all") {
@@ -213,7 +223,7 @@ void run_evaluate(const EvaluateCommandOptions& o) {
   }
   if (suite.metrics.count("localization")) {
     MIPIN_CHECK(!boxes.empty(), "the localization metric needs boxes: use --data folder:DIR made by "
-                "`mipin data clutter`, or --boxes FILE");
+                "`mipin data clutter`, --data npy:DIR made by `mipin data motifs`, or --boxes FILE");
     suite.boxes = read_boxes(boxes, o.split);
   }
 
@@ -279,7 +289,7 @@ void register_evaluate_command(CLI::App& app) {
       "  road           ROAD (Rong et al. 2022): pixels removed most relevant first (MoRF)\n"
       "                 and least relevant first (LeRF), filled from their neighbours by noisy\n"
       "                 linear imputation so that the images stay like the data\n"
-      "  localization   pointing game and positive mass in the object's box (cluttered canvas)\n"
+      "  localization   pointing game and positive mass in the object's box (cluttered canvas)\n                 or the motif's span (planted motifs)\n"
       "  ground-truth   cosine with the true signal on the linear signal/distractor toy\n"
       "s is MIP-IN's source signal of the full output, or a method's map of the predicted class.\n\n"
       "Example: mipin evaluate --model cnn.pt --inverse cnn.mipin --data fashion-mnist\n"
@@ -309,7 +319,7 @@ void register_evaluate_command(CLI::App& app) {
   cmd->add_option("--refit-examples", o->refit_examples,
                   "Training examples for refitting learned methods on randomized models")
       ->capture_default_str();
-  cmd->add_option("--boxes", o->boxes, "boxes.json of `mipin data clutter` (default: the data folder's)");
+  cmd->add_option("--boxes", o->boxes, "boxes.json of `mipin data clutter` or `mipin data motifs` (default: the data directory's)");
   cmd->add_option("--out", o->out, "Directory for metrics.json and report.html");
   cmd->add_option("--gallery", o->gallery, "Examples in the report's heatmap grid")
       ->check(CLI::NonNegativeNumber)

@@ -82,8 +82,10 @@ void register_train_command(CLI::App& app) {
       "PyTorch user exports with torch.jit.trace/script. The same seed gives the same model.\n\n"
       "Example: mipin train --arch cnn --data fashion-mnist --epochs 3 --seed 1 --out cnn.pt");
   cmd->add_option("--arch", options->arch,
-                  "Architecture: mlp, cnn, vgg-mini or resnet (a small residual CNN: basic blocks "
-                  "with BatchNorm, a strided block with a 1x1 projection, global average pooling)")
+                  "Architecture: mlp, cnn, vgg-mini, resnet (a small residual CNN: basic blocks "
+                  "with BatchNorm, a strided block with a 1x1 projection, global average pooling) "
+                  "or conv1d (three 1-D convolutions and global max pooling, for the series of "
+                  "`mipin data motifs`)")
       ->check(CLI::IsMember(architecture_names()))
       ->capture_default_str();
   cmd->add_option("--activation", options->activation,

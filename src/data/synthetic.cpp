@@ -84,4 +84,42 @@ ClutteredCanvas make_cluttered_canvas(const Dataset& objects, int64_t examples,
   return out;
 }
 
+at::Tensor motif_shape(int64_t k, int64_t motif_length) {
+  MIPIN_CHECK(motif_length >= 4, "a motif needs at least 4 samples, found ", motif_length);
+  const at::Tensor t = (torch::arange(motif_length, torch::kDouble) + 0.5) / double(motif_length);
+  const at::Tensor window = 0.5 - 0.5 * torch::cos(2 * M_PI * t);
+  return (window * torch::sin(2 * M_PI * double(k + 1) * t)).to(torch::kFloat);
+}
+
+MotifSeries make_motif_series(int64_t examples, const MotifOptions& o) {
+  MIPIN_CHECK(examples > 0, "the motif data set needs at least one example, found ", examples);
+  MIPIN_CHECK(o.classes >= 2 && o.classes <= 8, "the motif data set has 2 to 8 classes, found ", o.classes);
+  MIPIN_CHECK(o.motif_length >= 2 * (o.classes + 1),
+              "a motif of ", o.classes, " cycles needs at least ", 2 * (o.classes + 1),
+              " samples, found --motif-length ", o.motif_length);
+  MIPIN_CHECK(o.length >= o.motif_length, "a series (", o.length, " samples) must hold a motif of ",
+              o.motif_length, " samples");
+  MIPIN_CHECK(o.noise >= 0 && std::isfinite(o.noise) && std::isfinite(o.amplitude),
+              "noise must be finite and >= 0 and the amplitude finite, found noise ", o.noise,
+              " and amplitude ", o.amplitude);
+  std::mt19937_64 rng(o.seed);
+  auto noise = at::detail::createCPUGenerator(o.seed * 7919 + 17);
+  MotifSeries out;
+  out.motifs = torch::zeros({examples, 1, o.length});
+  out.labels = torch::empty({examples}, torch::kLong);
+  out.spans = torch::empty({examples, 2}, torch::kLong);
+  std::vector<at::Tensor> shapes;
+  for (int64_t k = 0; k < o.classes; ++k) shapes.push_back(motif_shape(k, o.motif_length) * o.amplitude);
+  std::uniform_int_distribution<int64_t> label(0, o.classes - 1), start(0, o.length - o.motif_length);
+  for (int64_t i = 0; i < examples; ++i) {
+    const int64_t k = label(rng), s = start(rng);
+    out.motifs[i][0].slice(0, s, s + o.motif_length).copy_(shapes[size_t(k)]);
+    out.labels[i] = k;
+    out.spans[i][0] = s;
+    out.spans[i][1] = s + o.motif_length;
+  }
+  out.series = out.motifs + torch::randn({examples, 1, o.length}, noise) * o.noise;
+  return out;
+}
+
 }  // namespace mipin

@@ -77,9 +77,25 @@ size_t basic_block(Network& net, size_t from, int64_t in, int64_t out, int64_t s
   return net.add(std::make_unique<ReLU>(), {sum});
 }
 
+// A 1-D convolution over a series stored as [C, 1, T]: a kernel of one row.
+Conv2d conv_1xk(int64_t in, int64_t out, int64_t kernel) {
+  Conv2d c;
+  c.weight = uniform({out, in, 1, kernel}, in * kernel);
+  c.bias = uniform({out}, in * kernel);
+  c.padding = {0, kernel / 2};
+  return c;
+}
+
+MaxPool2d maxpool_1x2() {
+  MaxPool2d p;
+  p.kernel = {1, 2};
+  p.stride = {1, 2};
+  return p;
+}
+
 }  // namespace
 
-std::vector<std::string> architecture_names() { return {"mlp", "cnn", "vgg-mini", "resnet"}; }
+std::vector<std::string> architecture_names() { return {"mlp", "cnn", "vgg-mini", "resnet", "conv1d"}; }
 
 std::vector<std::string> activation_names() {
   std::vector<std::string> names{"relu"};
@@ -143,6 +159,27 @@ Network make_architecture(const std::string& name, const std::vector<int64_t>& i
     net.add(pool);
     net.add(Flatten{});
     net.add(linear(64, num_classes));
+  } else if (name == "conv1d") {
+    MIPIN_CHECK(input_shape.size() == 3 && input_shape[1] == 1,
+                "architecture 'conv1d' takes series [C, 1, T] (a height of one, as `mipin data motifs` "
+                "writes them), found input shape ", shape_string(input_shape));
+    net.add(conv_1xk(input_shape[0], 16, 7));
+    net.add(ReLU{});
+    net.add(maxpool_1x2());
+    net.add(conv_1xk(16, 32, 5));
+    net.add(ReLU{});
+    net.add(maxpool_1x2());
+    net.add(conv_1xk(32, 32, 3));
+    net.add(ReLU{});
+    // Global max pooling over time: a motif is one event, and a mean over
+    // the whole series would dilute it.
+    MaxPool2d pool;
+    const int64_t steps = net.shapes(input_shape).back()[2];
+    pool.kernel = {1, steps};
+    pool.stride = {1, steps};
+    net.add(pool);
+    net.add(Flatten{});
+    net.add(linear(32, num_classes));
   } else {
     std::string known;
     for (const auto& n : architecture_names()) known += (known.empty() ? "" : ", ") + n;

@@ -240,5 +240,41 @@ TEST(Cli, DataClutterWritesAnImageFolderWithBoxes) {
   EXPECT_FALSE(fs::exists(dir.file("big")));
 }
 
+// The motifs data set end to end: written as .npy series with spans, read
+// back as [1, 1, T], a conv1d net trained on it, and the pointing game scored
+// from the spans without naming them.
+TEST(Cli, DataMotifsTrainsAConv1dNetAndScoresThePointingGame) {
+  test::TempDir dir;
+  const std::string out = dir.file("motifs");
+  const auto r = test::run_cli("data motifs --out " + out + " --train 400 --test 50 --length 64 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto boxes = nlohmann::json::parse(test::read_text(out + "/boxes.json"));
+  ASSERT_EQ(boxes["format"], "mipin-motifs/1");
+  ASSERT_EQ(boxes["test"].size(), 50u);
+  const auto data = open_dataset("npy:" + out, Split::Test);
+  EXPECT_EQ(data->sample_shape(), (std::vector<int64_t>{1, 1, 64}));
+  const at::Tensor y = read_npy(out + "/test_y.npy");
+  for (const auto& e : boxes["test"]) {
+    const int64_t i = e["index"].get<int64_t>();
+    EXPECT_EQ(e["label"].get<int64_t>(), y[i].item<int64_t>());
+    const auto span = e["span"].get<std::vector<int64_t>>();
+    EXPECT_EQ(span[1] - span[0], 24);
+    EXPECT_EQ(e["box"].get<std::vector<int64_t>>(), (std::vector<int64_t>{0, span[0], 1, span[1]}));
+  }
+  const std::string model = dir.file("conv1d.pt");
+  const auto t = test::run_cli("train --arch conv1d --data npy:" + out + " --epochs 1 --out " + model);
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  const std::string report = dir.file("eval");
+  const auto e = test::run_cli("evaluate --model " + model + " --data npy:" + out +
+                               " --methods occlusion,random --metrics localization --out " + report);
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const auto metrics = nlohmann::json::parse(test::read_text(report + "/metrics.json"));
+  const auto& located = metrics["methods"]["occlusion"]["localization"];
+  EXPECT_NEAR(located["box_area_fraction"].get<double>(), 24.0 / 64.0, 1e-9);
+  expect_error(test::run_cli("data motifs --out " + out), {"already exists"});
+  expect_error(test::run_cli("data motifs --out " + dir.file("bad") + " --classes 12"), {"2 to 8 classes"});
+  EXPECT_FALSE(fs::exists(dir.file("bad")));
+}
+
 }  // namespace
 }  // namespace mipin

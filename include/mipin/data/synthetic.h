@@ -54,4 +54,32 @@ struct ClutteredCanvas {
 ClutteredCanvas make_cluttered_canvas(const Dataset& objects, int64_t examples,
                                       const ClutterOptions& options = {});
 
+// Planted motifs: synthetic time series with ground truth. Each series is
+// white Gaussian noise with one class-specific motif added at a random
+// position, so the motif's span is what a faithful map should point at.
+// Class k's motif is a Hann-windowed sine of k + 1 cycles over the motif's
+// length: every class has the same envelope and a mean of zero, so neither
+// the series' level nor its extent tells the classes apart, only the motif's
+// oscillation. The defaults leave a matched filter that knows the motifs
+// 0.9965 test accuracy (measured on the 2,000 test series of seed 1).
+struct MotifOptions {
+  int64_t length = 128;        // samples per series
+  int64_t motif_length = 24;   // samples per motif
+  int64_t classes = 4;         // 2 to 8
+  double amplitude = 3.0;      // peak of the motif's window
+  double noise = 1.0;          // standard deviation of the noise
+  uint64_t seed = 0;
+};
+
+struct MotifSeries {
+  at::Tensor series;  // float [N, 1, length]: one channel over time
+  at::Tensor motifs;  // the planted part alone, float [N, 1, length]
+  at::Tensor labels;  // int64 [N]
+  at::Tensor spans;   // int64 [N, 2]: first sample, one past the last
+};
+
+// Class k's motif, float [motif_length] (amplitude 1).
+at::Tensor motif_shape(int64_t k, int64_t motif_length);
+MotifSeries make_motif_series(int64_t examples, const MotifOptions& options = {});
+
 }  // namespace mipin

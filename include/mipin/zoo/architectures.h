@@ -8,7 +8,7 @@
 
 namespace mipin {
 
-// Names accepted by make_architecture: "mlp", "cnn", "vgg-mini", "resnet".
+// Names accepted by make_architecture: "mlp", "cnn", "vgg-mini", "resnet", "conv1d".
 std::vector<std::string> architecture_names();
 
 // A freshly initialised network (PyTorch's default initialisation, drawn from
@@ -21,6 +21,11 @@ std::vector<std::string> architecture_names();
 //   resnet:   conv 32 - batchnorm - relu, a basic residual block at 32
 //             channels, a stride-2 basic block to 64 with a 1x1 stride-2
 //             projection, global average pooling, linear K (a graph)
+//   conv1d:   for series [C, 1, T] (`mipin data motifs`): conv 16 (kernel 7)
+//             - relu - maxpool 2 - conv 32 (kernel 5) - relu - maxpool 2 - conv
+//             32 (kernel 3) - relu - global max pooling - linear K. Its
+//             1-D convolutions are 2-D ones with kernels of one row, so every
+//             method has its own rule at every node.
 // `activation` replaces every ReLU: "relu" or a name of the activation
 // table (`mipin train --help` lists them), with PyTorch's default arguments.
 Network make_architecture(const std::string& name, const std::vector<int64_t>& input_shape,
