@@ -112,6 +112,10 @@ Network make_architecture(const std::string& name, const std::vector<int64_t>& i
     for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
     MIPIN_FAIL("unknown activation '", activation, "'; expected one of: ", known);
   }
+  const auto modules = module_architecture_names();
+  MIPIN_CHECK(std::find(modules.begin(), modules.end(), name) == modules.end(), "architecture '", name,
+              "' is a TorchScript module, not a network of mipin's layers: train it with "
+              "train_module_architecture (`mipin train --arch ", name, "`)");
   Network net;
   if (name == "mlp") {
     net.add(Flatten{});

@@ -1,4 +1,5 @@
 #include "mipin/zoo/trainer.h"
+#include "zoo/train_loop.h"
 
 #include <torch/torch.h>
 
@@ -48,22 +49,22 @@ void reestimate_batchnorm(Network& network, const Dataset& data, int64_t n, int6
 
 }  // namespace
 
-TrainResult train(Network& network, const Dataset& data, const TrainOptions& options) {
+TrainResult train_parameters(const std::function<at::Tensor(const at::Tensor&)>& forward,
+                             std::vector<at::Tensor> parameters, const std::function<void(bool)>& set_training,
+                             const Dataset& data, const TrainOptions& options) {
   MIPIN_CHECK(options.epochs >= 1, "epochs must be at least 1, found ", options.epochs);
   MIPIN_CHECK(options.batch_size >= 1, "batch size must be at least 1, found ", options.batch_size);
   MIPIN_CHECK(data.size() > 0, "the training data '", data.name(), "' is empty");
-  MIPIN_CHECK(data.num_classes() <= network.num_classes(), "the data '", data.name(), "' has ",
-              data.num_classes(), " classes but the model outputs ", network.num_classes());
   const auto start = std::chrono::steady_clock::now();
   const int64_t n = options.max_examples > 0 ? std::min(options.max_examples, data.size())
                                              : data.size();
   torch::manual_seed(options.seed);
   std::mt19937_64 shuffle_rng(options.seed);
 
-  auto parameters = network.trainable_parameters();
+  torch::AutoGradMode enable_grad(true);
   for (auto& p : parameters) p.set_requires_grad(true);
   torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(options.learning_rate));
-  network.set_training(true);
+  set_training(true);
 
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
@@ -83,7 +84,7 @@ TrainResult train(Network& network, const Dataset& data, const TrainOptions& opt
       const auto last = order.begin() + std::min((b + 1) * options.batch_size, n);
       const Batch batch = data.gather(std::vector<int64_t>(first, last));
       optimizer.zero_grad();
-      const at::Tensor loss = torch::cross_entropy_loss(network.forward(batch.inputs), batch.labels);
+      const at::Tensor loss = torch::cross_entropy_loss(forward(batch.inputs), batch.labels);
       loss.backward();
       optimizer.step();
       const double l = loss.item<double>();
@@ -104,8 +105,20 @@ TrainResult train(Network& network, const Dataset& data, const TrainOptions& opt
                    result.final_loss);
     }
   }
-  network.set_training(false);
+  set_training(false);
   for (auto& p : parameters) p.set_requires_grad(false);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+TrainResult train(Network& network, const Dataset& data, const TrainOptions& options) {
+  MIPIN_CHECK(data.num_classes() <= network.num_classes(), "the data '", data.name(), "' has ",
+              data.num_classes(), " classes but the model outputs ", network.num_classes());
+  const auto start = std::chrono::steady_clock::now();
+  TrainResult result = train_parameters([&](const at::Tensor& x) { return network.forward(x); },
+                                        network.trainable_parameters(),
+                                        [&](bool training) { network.set_training(training); }, data, options);
+  const int64_t n = result.examples_seen;
   reestimate_batchnorm(network, data, n, options.batch_size);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -137,5 +137,45 @@ TEST(Trainer, ResidualNetworkTrainsExportsAndReimports) {
   expect_reloads_with_the_same_logits(net, *data);
 }
 
+// The zoo's vision transformer: a TorchScript module that trains, that the
+// same seed reproduces, and that mipin reads back through its import (which
+// compares every node with the module) with the module's own accuracy.
+TEST(Trainer, VisionTransformerTrainsAndMipinReadsItBack) {
+  // Two classes of 1x8x8 images told apart by their texture in every patch
+  // (a vertical or a horizontal stripe), wherever they are.
+  auto stripes = [](int64_t n, uint64_t seed) {
+    auto gen = at::detail::createCPUGenerator(seed);
+    const at::Tensor labels = torch::randint(0, 2, {n}, gen, torch::kLong);
+    at::Tensor x = torch::rand({n, 1, 8, 8}, gen) * 0.5;
+    const at::Tensor vertical = labels.eq(0).view({n, 1, 1, 1}).to(torch::kFloat);
+    x.slice(3, 0, 8, 2).add_(vertical * 0.5);
+    x.slice(2, 0, 8, 2).add_((1 - vertical) * 0.5);
+    return make_tensor_dataset("stripes", x, labels, {}, 2);
+  };
+  const auto train_data = stripes(512, 6);
+  const auto test_data = stripes(256, 7);
+  test::TempDir dir;
+  auto run = [&](const std::string& file, uint64_t seed) {
+    return train_module_architecture("vit", *train_data, *test_data,
+                                     TrainOptions{}.with_epochs(3).with_batch_size(32).with_seed(seed).with_progress(false),
+                                     dir.file(file), ModelMetadata{});
+  };
+  const ModuleTrainResult r = run("a.pt", 1);
+  EXPECT_GE(r.test_accuracy, 0.9);
+  const ImportedModel m = load_torchscript(dir.file("a.pt"));
+  EXPECT_EQ(m.metadata.architecture, "vit");
+  EXPECT_EQ(m.metadata.input_shape, (std::vector<int64_t>{1, 8, 8}));
+  EXPECT_NEAR(m.metadata.test_accuracy, r.test_accuracy, 1e-12);
+  EXPECT_DOUBLE_EQ(accuracy(m.network, *test_data), r.test_accuracy);
+  int64_t ops = 0;
+  for (size_t i = 0; i < m.network.size(); ++i) ops += m.network.layer(i).kind() == LayerKind::Op;
+  EXPECT_GT(ops, 0);  // attention and LayerNorm run as TorchScript runs them
+  run("b.pt", 1);
+  run("c.pt", 2);
+  EXPECT_EQ(load_torchscript(dir.file("b.pt")).network.fingerprint(), m.network.fingerprint());
+  EXPECT_NE(load_torchscript(dir.file("c.pt")).network.fingerprint(), m.network.fingerprint());
+  EXPECT_THROW(make_architecture("vit", {1, 8, 8}, 2), Error);
+}
+
 }  // namespace
 }  // namespace mipin

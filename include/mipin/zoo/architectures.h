@@ -11,6 +11,16 @@ namespace mipin {
 // Names accepted by make_architecture: "mlp", "cnn", "vgg-mini", "resnet", "conv1d".
 std::vector<std::string> architecture_names();
 
+// Architectures built from ops that have no mipin layer of their own
+// (attention, LayerNorm, token arithmetic): TorchScript modules, trained and
+// saved by train_module_architecture (zoo/trainer.h) and read back through
+// the import, as a PyTorch user's model is.
+//   vit: a vision transformer for 28x28 images: 4x4 patches embedded to width
+//        64, a class token and learned position embeddings, 4 pre-norm blocks
+//        of 4-head self-attention and an MLP (64 - 128 - 64, GELU), a final
+//        LayerNorm and a linear head on the class token.
+std::vector<std::string> module_architecture_names();
+
 // A freshly initialised network (PyTorch's default initialisation, drawn from
 // LibTorch's global generator: seed it first for reproducible weights).
 //   mlp:      flatten - linear 256 - relu - linear 128 - relu - linear K

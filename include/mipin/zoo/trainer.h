@@ -5,6 +5,7 @@
 
 #include "mipin/data/dataset.h"
 #include "mipin/model/network.h"
+#include "mipin/torchscript/model_file.h"
 
 namespace mipin {
 
@@ -34,6 +35,18 @@ struct TrainResult {
 // BatchNorm running statistics are then re-estimated on the final weights
 // (over up to 10,000 training examples).
 TrainResult train(Network& network, const Dataset& data, const TrainOptions& options);
+
+struct ModuleTrainResult : TrainResult {
+  double test_accuracy = 0;  // the trained module's own, on the whole test split
+  int64_t parameters = 0;
+};
+
+// Builds the module architecture `name` (module_architecture_names()) for the
+// data's shape and classes, trains it like train() and writes it to `path` as
+// TorchScript with `metadata` (input shape, architecture and accuracy filled in).
+ModuleTrainResult train_module_architecture(const std::string& name, const Dataset& train_data,
+                                            const Dataset& test_data, const TrainOptions& options,
+                                            const std::string& path, ModelMetadata metadata);
 
 // A linear classifier (one Linear layer) for flat inputs, trained with Adam
 // (learning rate 1e-2) from zero weights. Zero initialisation keeps the class
