@@ -8,6 +8,7 @@
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
+#include <unordered_set>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/csrc/jit/runtime/interpreter.h>
@@ -360,7 +361,10 @@ class GraphReader {
     Value* lift(const at::Tensor& t) {
       Value* input = graph->addInput();  // a Tensor, of no fixed shape
       slots.push_back({true, constants.size()});
-      constants.push_back({"constant" + std::to_string(constants.size()), t.detach().clone(), false});
+      // A module parameter (the same storage) is trainable, so that counts
+      // of parameters include the op's weights; other constants are not.
+      const bool parameter = t.has_storage() && reader.parameter_data_.count(t.storage().data()) > 0;
+      constants.push_back({"constant" + std::to_string(constants.size()), t.detach().clone(), parameter});
       return input;
     }
 
@@ -761,6 +765,12 @@ class GraphReader {
 
   std::string path_;
   std::shared_ptr<torch::jit::Graph> graph_;
+
+ public:
+  // The storage of the module's parameters (freezing keeps it).
+  std::unordered_set<const void*> parameter_data_;
+
+ private:
   std::vector<int64_t> input_shape_;
   bool shapes_known_ = !input_shape_.empty();
   std::vector<Shape> shapes_{input_shape_};  // per network value, while known
@@ -890,10 +900,14 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
 
   std::shared_ptr<torch::jit::Graph> graph, module_graph;
   std::vector<std::string> fused;
+  std::unordered_set<const void*> parameter_data;
   c10::IValue self;
   try {
     check_module_tensors(module, path);
     module.eval();
+    for (const at::Tensor& p : module.parameters(/*recurse=*/true)) {
+      if (p.has_storage()) parameter_data.insert(p.storage().data());
+    }
     torch::jit::Module frozen = torch::jit::freeze_module(module);
     self = frozen._ivalue();
     graph = frozen.get_method("forward").graph()->copy();
@@ -915,6 +929,7 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
   std::vector<int64_t> shape = options.input_shape;
   if (shape.empty()) shape = result.metadata.input_shape;
   GraphReader reader(path, graph, shape);
+  reader.parameter_data_ = std::move(parameter_data);
   result.network = reader.read(result.notices);
 
   if (shape.empty() && result.network.inputs(0) == std::vector<size_t>{0} &&

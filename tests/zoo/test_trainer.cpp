@@ -170,6 +170,8 @@ TEST(Trainer, VisionTransformerTrainsAndMipinReadsItBack) {
   int64_t ops = 0;
   for (size_t i = 0; i < m.network.size(); ++i) ops += m.network.layer(i).kind() == LayerKind::Op;
   EXPECT_GT(ops, 0);  // attention and LayerNorm run as TorchScript runs them
+  // The ops' weights count as the model's parameters (`mipin info`).
+  EXPECT_EQ(m.network.parameter_count(), r.parameters);
   run("b.pt", 1);
   run("c.pt", 2);
   EXPECT_EQ(load_torchscript(dir.file("b.pt")).network.fingerprint(), m.network.fingerprint());
