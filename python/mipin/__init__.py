@@ -54,14 +54,20 @@ class Model:
 
     def __init__(self, m, input_shape=None):
         self._module = None
+        self._script = None
         self._core = None
         shape = list(input_shape) if input_shape is not None else None
         if isinstance(m, Model):
-            self._core, self._module = m._core, m._module
+            self._core, self._module, self._script = m._core, m._module, m._script
         elif isinstance(m, (str, _os.PathLike)):
             self._core = _core.Model.load(_os.fspath(m), shape)
         elif isinstance(m, _torch.jit.ScriptModule):
-            self._core = _core.Model.from_bytes(_script_bytes(m), type(m).__name__, shape)
+            # Read once the input shape is known: the import maps ops by the
+            # ranks they see (a Linear applied per token is not a Linear on
+            # [N, F]), and a module saved from Python carries no shape.
+            self._script = (_script_bytes(m), type(m).__name__)
+            if shape is not None:
+                self._core = _core.Model.from_bytes(*self._script, shape)
         elif isinstance(m, _torch.nn.Module):
             self._module = m
             if shape is not None:
@@ -86,10 +92,14 @@ class Model:
     def _ready(self, x=None):
         """The C++ model, traced from x where it has not been yet."""
         if self._core is None:
-            if x is None:
+            if self._script is not None:
+                shape = list(x.shape[1:]) if x is not None and x.dim() >= 2 else None
+                self._core = _core.Model.from_bytes(*self._script, shape)
+            elif x is None:
                 raise ValueError("this nn.Module has not been traced yet: give mipin.Model an input_shape, "
                                  "or explain some inputs first")
-            self._trace(x)
+            else:
+                self._trace(x)
         elif x is not None and not self._core.input_shape and x.dim() >= 2:
             self._core.set_input_shape(list(x.shape[1:]))
         return self._core
@@ -114,6 +124,8 @@ class Model:
 
     def __repr__(self):
         if self._core is None:
+            if self._script is not None:
+                return f"mipin.Model({self._script[1]}, not read yet)"
             return f"mipin.Model({type(self._module).__name__}, not traced yet)"
         return f"mipin.Model('{self._core.name}', input_shape={tuple(self._core.input_shape)})"
 

@@ -72,6 +72,23 @@ def test_a_scripted_module_and_its_file_give_the_same_maps(models_dir):
     assert torch.equal(from_file, from_module)
 
 
+def test_a_scripted_transformer_without_a_shape_is_read_at_its_first_input(models_dir):
+    # torch.jit.load keeps no input shape, and a Linear applied per token is
+    # told from a Linear on [N, F] only by the rank it sees: the module is read
+    # once the first inputs say their shape.
+    scripted = torch.jit.load(os.path.join(models_dir, "vit_small_grad.pt"))
+    model = mipin.Model(scripted)
+    assert "not read yet" in repr(model)
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    ours = mipin.Gradient(model).attribute(x, target=1)
+    xg = x.double().requires_grad_(True)
+    reference = scripted.double()
+    (expected,) = torch.autograd.grad(reference(xg)[:, 1].sum(), xg)
+    assert (ours.double() - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert model.input_shape == (3, 32, 32)
+
+
 def test_a_call_releases_the_gil_while_it_computes(resnet):
     import threading
     import time
