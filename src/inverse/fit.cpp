@@ -464,7 +464,8 @@ class Fitter {
     torch::NoGradGuard no_grad;
     // Per channel means: a row is a position of an example.
     auto rows_of = [](const at::Tensor& t) {
-      return t.dim() == 4 ? t.permute({0, 2, 3, 1}).reshape({-1, t.size(1)}) : t;
+      if (t.dim() == 4) return t.permute({0, 2, 3, 1}).reshape({-1, t.size(1)});
+      return t.reshape({-1, t.size(-1)});  // a Linear's rows, per token where it is applied per token
     };
     RSquared score;
     for (int64_t b = 0; b < batches; ++b) {

@@ -91,6 +91,11 @@ void Inverse::set_fork(size_t value, at::Tensor weights) { forks_[value] = std::
 Composite Inverse::composite_for(const Network& network) const {
   std::map<size_t, at::Tensor> operators = operators_;
   std::map<size_t, std::vector<bool>> unscaled;
+  // An add's scales are per channel (axis 1): they fold into the operator
+  // below only where axis 1 holds that layer's units, not for a Linear
+  // applied per token ([N, tokens, F]).
+  std::vector<Shape> shapes;
+  if (!network.input_shape().empty()) shapes = network.shapes(network.input_shape());
   for (const auto& [i, scales] : operators_) {
     if (i >= network.size() || network.layer(i).kind() != LayerKind::Add) continue;
     const auto& inputs = network.inputs(i);
@@ -100,6 +105,7 @@ Composite Inverse::composite_for(const Network& network) const {
       const AffineLayer* below = as_affine(network.layer(v - 1));
       const auto op = operators.find(v - 1);
       if (!below || op == operators.end() || op->second.sizes() != below->weight.sizes()) continue;
+      if (below->kind() == LayerKind::Linear && (shapes.size() <= v || shapes[v].size() != 1)) continue;
       const FoldedOperators::Tag tag{scales.unsafeGetTensorImpl(),
                                      scales.unsafeGetTensorImpl()->version_counter().current_version(), int64_t(k)};
       const at::Tensor scale = scales[int64_t(k)];

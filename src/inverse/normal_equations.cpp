@@ -76,7 +76,9 @@ std::vector<Phase> phases_of(const Layer& layer) {
 // layer's transposed_patches of the signal (computed once for all phases).
 std::pair<at::Tensor, at::Tensor> design(const Layer& layer, const at::Tensor& signal, const at::Tensor& patches,
                                          const at::Tensor& target, const Phase& phase) {
-  if (layer.kind() == LayerKind::Linear) return {signal.unsqueeze(1), target.unsqueeze(1)};
+  if (layer.kind() == LayerKind::Linear) {  // a row per example (and token, applied per token)
+    return {signal.reshape({-1, 1, signal.size(-1)}), target.reshape({-1, 1, target.size(-1)})};
+  }
   const auto& conv = static_cast<const Conv2d&>(layer);
   const int64_t g = conv.groups, n = target.size(0), h = target.size(2), w = target.size(3);
   const auto taps = [](const std::vector<int64_t>& k) { return torch::tensor(k, torch::kLong); };

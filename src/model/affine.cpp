@@ -68,7 +68,8 @@ at::Tensor Linear::transposed_map(const at::Tensor& w, const at::Tensor& signal,
   return signal.matmul(w);
 }
 
-at::Tensor Linear::patch_rows(const at::Tensor& input) const { return input.unsqueeze(1); }
+// A row per example, or per example and position when applied per token.
+at::Tensor Linear::patch_rows(const at::Tensor& input) const { return input.reshape({-1, 1, input.size(-1)}); }
 
 // ---- Conv2d ---------------------------------------------------------------
 at::Tensor Conv2d::map(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {

@@ -134,9 +134,13 @@ at::Tensor Linear::forward(const at::Tensor& x, LayerRecord*) const {
 }
 
 std::vector<int64_t> Linear::output_shape(const std::vector<int64_t>& in) const {
-  MIPIN_CHECK(in.size() == 1 && in[0] == in_features(), describe(),
-              " expects an input of shape [", in_features(), "], found ", shape_string(in));
-  return {out_features()};
+  // [F], or [..., F]: applied to each position (a token) alike.
+  MIPIN_CHECK(!in.empty() && in.back() == in_features(), describe(),
+              " expects an input of shape [", in_features(), "] or [..., ", in_features(), "], found ",
+              shape_string(in));
+  std::vector<int64_t> out = in;
+  out.back() = out_features();
+  return out;
 }
 
 std::string Linear::describe() const {

@@ -208,6 +208,11 @@ class GraphReader {
     if (r && *r != expected) unsupported(node, "a " + std::to_string(*r) + "-D input");
   }
 
+  void require_min_rank(Node* node, size_t argument, int64_t least) const {
+    const auto r = rank(node->input(argument));
+    if (r && *r < least) unsupported(node, "a " + std::to_string(*r) + "-D input");
+  }
+
   // Graph value `out` is network value v, and v's source for the
   // verification.
   void bind_value(Value* out, size_t v) {
@@ -444,7 +449,9 @@ class GraphReader {
         op == "aten::mean") {
       require_rank(node, 0, 4);
     }
-    if (op == "aten::linear" || op == "aten::matmul" || op == "aten::mm") require_rank(node, 0, 2);
+    // A Linear applies to the last axis: [N, F], or [N, tokens, F] per token.
+    if (op == "aten::linear" || op == "aten::matmul") require_min_rank(node, 0, 2);
+    if (op == "aten::mm") require_rank(node, 0, 2);
     if (op == "aten::addmm") require_rank(node, 1, 2);
     if (op == "aten::_convolution") {
       if (bool_arg(node, 6)) unsupported(node, "transposed convolution");

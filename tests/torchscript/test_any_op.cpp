@@ -310,5 +310,41 @@ def forward(self, x):
   }
 }
 
+// A Linear applied to each token of [N, tokens, F] is mipin's own Linear, so
+// the rule-based methods keep their laws there: on a bias-free token MLP
+// LRP-epsilon conserves the target logit, and only the class token's select
+// (a scatter) takes the gradient's rule.
+TEST(AnyOp, ALinearAppliedPerTokenIsALinearLayer) {
+  test::TempDir dir;
+  const std::string path = dir.file("tokens.pt");
+  torch::jit::Module module("TokenMlp");
+  torch::manual_seed(3);
+  module.register_parameter("w1", torch::randn({8, 6}) * 0.5, false);
+  module.register_parameter("w2", torch::randn({3, 8}) * 0.5, false);
+  module.define(R"(
+def forward(self, x):
+    h = torch.relu(torch.linear(x, self.w1, None))
+    return torch.linear(h, self.w2, None).select(1, 0)
+)");
+  module.save(path);
+  const ImportedModel m = load_torchscript(path, ImportOptions().with_input_shape({4, 6}));
+  ASSERT_EQ(m.network.size(), 4u);
+  EXPECT_EQ(m.network.layer(0).kind(), LayerKind::Linear);
+  EXPECT_EQ(m.network.layer(2).kind(), LayerKind::Linear);
+  EXPECT_EQ(m.network.shapes({4, 6})[1], (std::vector<int64_t>{4, 8}));
+  const at::Tensor x = input_for(m.network, 5, 1);
+  const at::Tensor logits = m.network.forward(x);
+  const at::Tensor targets = logits.argmax(1);
+  EXPECT_LE(relative(make_method("gradient", {})->attribute(m.network, x, targets),
+                     module_gradient(path, x, targets, at::kDouble)),
+            1e-5);
+  const auto lrp = make_method("lrp-epsilon", {});
+  EXPECT_EQ(lrp->fallback_nodes(m.network), (std::vector<size_t>{3}));
+  const at::Tensor relevance = lrp->attribute(m.network, x, targets).to(at::kDouble);
+  const at::Tensor target_logits = logits.gather(1, targets.unsqueeze(1)).squeeze(1).to(at::kDouble);
+  EXPECT_LE((relevance.sum({1, 2}) - target_logits).abs().max().item<double>(),
+            1e-4 * target_logits.abs().max().item<double>());
+}
+
 }  // namespace
 }  // namespace mipin
