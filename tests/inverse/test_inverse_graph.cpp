@@ -3,6 +3,7 @@
 // up), a frontier pass fits every ready node, and the activation gates are
 // the transfer factors they claim to be.
 #include <gtest/gtest.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include "mipin/attribution/engine.h"
@@ -130,6 +131,36 @@ TEST(MipInGraph, ScalesFoldedIntoTheOperatorBelowGiveTheSameSignal) {
   const at::Tensor folded = propagate(net, record, inverse.composite_for(net), inverse.top_signal(logits));
   EXPECT_LE((folded - as_fitted).abs().max().item<double>(), 1e-5 * as_fitted.abs().max().item<double>());
   EXPECT_TRUE(inverse.source_signal(net, x).equal(folded));
+}
+
+// On tokens an add's scales are per token (axis 1), not per unit of the
+// per-token Linear that computes its input: they stay at the add, and the
+// signal is what the fitted rules give, its class signals adding up.
+TEST(MipInGraph, AddScalesOverAPerTokenLinearStayAtTheAdd) {
+  test::TempDir dir;
+  torch::jit::Module module("TokenResidual");
+  torch::manual_seed(4);
+  module.register_parameter("w1", torch::randn({6, 6}) * 0.4, false);
+  module.register_parameter("w2", torch::randn({3, 6}) * 0.4, false);
+  module.define(R"(
+def forward(self, x):
+    h = torch.linear(x, self.w1, None)
+    return torch.linear(torch.relu(h + x).select(1, 0), self.w2, None)
+)");
+  module.save(dir.file("tokens.pt"));
+  const Network net = load_torchscript(dir.file("tokens.pt"), ImportOptions().with_input_shape({5, 6})).network;
+  const auto data = random_data(net, 24, 3, 6);
+  const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12));
+  const at::Tensor x = data->get(0, 4).inputs;
+  ForwardRecord record;
+  const at::Tensor logits = net.forward(x, &record);
+  const at::Tensor as_fitted = propagate(net, record, inverse.composite(), inverse.top_signal(logits));
+  const at::Tensor explained = propagate(net, record, inverse.composite_for(net), inverse.top_signal(logits));
+  EXPECT_GT(as_fitted.abs().max().item<double>(), 0);
+  EXPECT_LE((explained - as_fitted).abs().max().item<double>(), 1e-5 * as_fitted.abs().max().item<double>());
+  at::Tensor sum = torch::zeros_like(as_fitted);
+  for (int64_t c = 0; c < 3; ++c) sum += inverse.explain(net, x, torch::full({4}, c, torch::kLong));
+  EXPECT_LE(((sum - inverse.source_signal(net, x)).norm() / as_fitted.norm()).item<double>(), 1e-5);
 }
 
 // composite_for keeps the folded operators between calls: new scales, set
