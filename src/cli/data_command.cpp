@@ -2,7 +2,6 @@
 // cluttered canvas as image folders, planted motifs as .npy series).
 #include <filesystem>
 #include <iostream>
-#include <random>
 
 #include "common.h"
 #include "mipin/data/image_folder.h"
@@ -53,9 +52,7 @@ void run_clutter(const ClutterCommandOptions& o) {
   const auto test_objects = open_dataset(spec, Split::Test);
   const int64_t classes = train_objects->num_classes();
   // Written under a temporary name and renamed when complete.
-  std::random_device rd;
-  const std::string tmp = o.out + ".tmp-" + std::to_string(rd());
-  try {
+  write_atomically(o.out, [&](const std::string& tmp) {
     ClutterOptions train_options = o.clutter, test_options = o.clutter;
     test_options.seed = o.clutter.seed + 1;
     nlohmann::json boxes = {{"format", "mipin-clutter/1"},
@@ -65,12 +62,7 @@ void run_clutter(const ClutterCommandOptions& o) {
     boxes["train"] = write_split(tmp, "train", make_cluttered_canvas(*train_objects, o.train, train_options), classes);
     boxes["test"] = write_split(tmp, "test", make_cluttered_canvas(*test_objects, o.test, test_options), classes);
     write_file_atomically(tmp + "/boxes.json", boxes.dump(1));
-    fs::rename(tmp, o.out);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
   if (o.common.json) {
     print_json({{"out", o.out}, {"train", o.train}, {"test", o.test}, {"canvas", o.clutter.canvas},
                 {"boxes", o.out + "/boxes.json"}});
@@ -107,9 +99,7 @@ nlohmann::json write_motif_split(const std::string& root, const std::string& spl
 void run_motifs(const MotifsCommandOptions& o) {
   apply_common_options(o.common);
   MIPIN_CHECK(!fs::exists(o.out), "'", o.out, "' already exists: choose a new directory for the data set");
-  std::random_device rd;
-  const std::string tmp = o.out + ".tmp-" + std::to_string(rd());
-  try {
+  write_atomically(o.out, [&](const std::string& tmp) {
     MotifOptions train_options = o.motifs, test_options = o.motifs;
     test_options.seed = o.motifs.seed + 1;
     const MotifSeries train = make_motif_series(o.train, train_options);
@@ -127,12 +117,7 @@ void run_motifs(const MotifsCommandOptions& o) {
     boxes["train"] = write_motif_split(tmp, "train", train);
     boxes["test"] = write_motif_split(tmp, "test", test);
     write_file_atomically(tmp + "/boxes.json", boxes.dump(1));
-    fs::rename(tmp, o.out);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
   if (o.common.json) {
     print_json({{"out", o.out}, {"train", o.train}, {"test", o.test}, {"length", o.motifs.length},
                 {"classes", o.motifs.classes}, {"boxes", o.out + "/boxes.json"}});

@@ -68,28 +68,26 @@ std::set<std::string> parse_metrics(const std::string& text) {
   return chosen;
 }
 
-// Boxes of a `mipin data clutter` split, in the order the image folder reads
-// its files (sorted paths).
-// The boxes of `mipin data clutter` (keyed by file, in the folder's sorted
-// order) or the spans of `mipin data motifs` (keyed by index), as [N, 4].
+// The boxes of one split, as [N, 4], in the order the data set reads its
+// examples: `mipin data clutter`'s by file (the image folder reads sorted
+// paths), `mipin data motifs`' by index.
 at::Tensor read_boxes(const std::string& path, const std::string& split) {
   const auto j = nlohmann::json::parse(read_file(path));
   const std::string format = j.value("format", "");
   MIPIN_CHECK(format == "mipin-clutter/1" || format == "mipin-motifs/1", "'", path,
               "' is not a boxes file of `mipin data clutter` or `mipin data motifs`");
   MIPIN_CHECK(j.contains(split), "'", path, "' has no boxes for the ", split, " split");
-  std::vector<std::pair<std::string, std::vector<int64_t>>> rows;
-  for (const auto& e : j.at(split)) {
-    char key[32];
-    if (format == "mipin-motifs/1") std::snprintf(key, sizeof key, "%020lld", static_cast<long long>(e.at("index").get<int64_t>()));
-    rows.emplace_back(format == "mipin-motifs/1" ? std::string(key) : e.at("file").get<std::string>(),
-                      e.at("box").get<std::vector<int64_t>>());
-  }
-  std::sort(rows.begin(), rows.end());
+  std::vector<const nlohmann::json*> rows;
+  for (const auto& e : j.at(split)) rows.push_back(&e);
+  const char* key = format == "mipin-motifs/1" ? "index" : "file";
+  std::sort(rows.begin(), rows.end(), [key](const nlohmann::json* a, const nlohmann::json* b) {
+    return a->at(key) < b->at(key);
+  });
   at::Tensor boxes = torch::empty({int64_t(rows.size()), 4}, torch::kLong);
   for (size_t i = 0; i < rows.size(); ++i) {
-    MIPIN_CHECK(rows[i].second.size() == 4, "'", path, "': a box has 4 numbers, found ", rows[i].second.size());
-    for (int k = 0; k < 4; ++k) boxes[int64_t(i)][k] = rows[i].second[size_t(k)];
+    const auto box = rows[i]->at("box").get<std::vector<int64_t>>();
+    MIPIN_CHECK(box.size() == 4, "'", path, "': a box has 4 numbers, found ", box.size());
+    for (int k = 0; k < 4; ++k) boxes[int64_t(i)][k] = box[size_t(k)];
   }
   return boxes;
 }

@@ -8,7 +8,6 @@
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
-#include <unordered_set>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/csrc/jit/runtime/interpreter.h>
@@ -25,6 +24,7 @@
 #include <set>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "mipin/model/canonize.h"
 #include "mipin/model/layers.h"
@@ -69,9 +69,15 @@ bool is_inplace(const std::string& op) { return !op.empty() && op.back() == '_' 
 
 class GraphReader {
  public:
-  // input_shape, when known, decides what the graph's types do not say.
-  GraphReader(std::string path, std::shared_ptr<torch::jit::Graph> graph, std::vector<int64_t> input_shape)
-      : path_(std::move(path)), graph_(std::move(graph)), input_shape_(std::move(input_shape)) {}
+  // input_shape, when known, decides what the graph's types do not say;
+  // parameter_data holds the storage of the module's parameters (freezing
+  // keeps it), so that the tensors an op lifts from them count as trainable.
+  GraphReader(std::string path, std::shared_ptr<torch::jit::Graph> graph, std::vector<int64_t> input_shape,
+              std::unordered_set<const void*> parameter_data)
+      : path_(std::move(path)),
+        graph_(std::move(graph)),
+        parameter_data_(std::move(parameter_data)),
+        input_shape_(std::move(input_shape)) {}
 
   Network read(std::vector<std::string>& notices) {
     const auto inputs = graph_->inputs();
@@ -772,12 +778,7 @@ class GraphReader {
 
   std::string path_;
   std::shared_ptr<torch::jit::Graph> graph_;
-
- public:
-  // The storage of the module's parameters (freezing keeps it).
   std::unordered_set<const void*> parameter_data_;
-
- private:
   std::vector<int64_t> input_shape_;
   bool shapes_known_ = !input_shape_.empty();
   std::vector<Shape> shapes_{input_shape_};  // per network value, while known
@@ -935,8 +936,7 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
 
   std::vector<int64_t> shape = options.input_shape;
   if (shape.empty()) shape = result.metadata.input_shape;
-  GraphReader reader(path, graph, shape);
-  reader.parameter_data_ = std::move(parameter_data);
+  GraphReader reader(path, graph, shape, std::move(parameter_data));
   result.network = reader.read(result.notices);
 
   if (shape.empty() && result.network.inputs(0) == std::vector<size_t>{0} &&

@@ -41,7 +41,8 @@ struct InFlight {
 
 void remove_unfinished_files() {
   std::lock_guard<std::mutex> lock(unfinished().mutex);
-  for (const std::string& p : unfinished().paths) std::remove(p.c_str());
+  std::error_code ec;
+  for (const std::string& p : unfinished().paths) fs::remove_all(p, ec);
   unfinished().paths.clear();
 }
 
@@ -58,13 +59,13 @@ void write_atomically(const std::string& path,
     write(tmp);
   } catch (...) {
     std::error_code ec;
-    fs::remove(tmp, ec);
+    fs::remove_all(tmp, ec);
     throw;
   }
   std::error_code ec;
   fs::rename(tmp, target, ec);
   if (ec) {
-    fs::remove(tmp, ec);
+    fs::remove_all(tmp, ec);
     MIPIN_FAIL("cannot write '", path, "': ", ec.message());
   }
 }

@@ -7,28 +7,22 @@
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
 #include "model/activations.h"
+#include "zoo/initialisation.h"
 
 namespace mipin {
 namespace {
 
-// PyTorch's default: kaiming_uniform(a=sqrt(5)) for weights, which is
-// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for biases.
-at::Tensor uniform(std::vector<int64_t> shape, int64_t fan_in) {
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  return (torch::rand(shape) * 2 - 1) * bound;
-}
-
 Linear linear(int64_t in, int64_t out) {
   Linear l;
-  l.weight = uniform({out, in}, in);
-  l.bias = uniform({out}, in);
+  l.weight = default_uniform({out, in}, in);
+  l.bias = default_uniform({out}, in);
   return l;
 }
 
 Conv2d conv3x3(int64_t in, int64_t out) {
   Conv2d c;
-  c.weight = uniform({out, in, 3, 3}, in * 9);
-  c.bias = uniform({out}, in * 9);
+  c.weight = default_uniform({out, in, 3, 3}, in * 9);
+  c.bias = default_uniform({out}, in * 9);
   c.padding = {1, 1};
   return c;
 }
@@ -53,7 +47,7 @@ int64_t flat_size(const Network& net, const std::vector<int64_t>& input_shape) {
 
 Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
   Conv2d c;
-  c.weight = uniform({out, in, kernel, kernel}, in * kernel * kernel);
+  c.weight = default_uniform({out, in, kernel, kernel}, in * kernel * kernel);
   c.stride = {stride, stride};
   c.padding = {kernel / 2, kernel / 2};
   return c;  // no bias: a BatchNorm follows
@@ -80,8 +74,8 @@ size_t basic_block(Network& net, size_t from, int64_t in, int64_t out, int64_t s
 // A 1-D convolution over a series stored as [C, 1, T]: a kernel of one row.
 Conv2d conv_1xk(int64_t in, int64_t out, int64_t kernel) {
   Conv2d c;
-  c.weight = uniform({out, in, 1, kernel}, in * kernel);
-  c.bias = uniform({out}, in * kernel);
+  c.weight = default_uniform({out, in, 1, kernel}, in * kernel);
+  c.bias = default_uniform({out}, in * kernel);
   c.padding = {0, kernel / 2};
   return c;
 }

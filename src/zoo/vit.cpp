@@ -12,6 +12,7 @@
 #include "mipin/util/error.h"
 #include "mipin/zoo/architectures.h"
 #include "mipin/zoo/trainer.h"
+#include "zoo/initialisation.h"
 #include "zoo/train_loop.h"
 
 namespace mipin {
@@ -21,15 +22,9 @@ struct VitShape {
   int64_t patch = 4, blocks = 4, heads = 4, width = 64, hidden = 128;
 };
 
-// PyTorch's default initialisation of a Linear or Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-at::Tensor uniform(std::vector<int64_t> shape, int64_t fan_in) {
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  return (torch::rand(shape) * 2 - 1) * bound;
-}
-
 void add_linear(torch::jit::Module& m, const std::string& name, int64_t in, int64_t out) {
-  m.register_parameter(name + "_weight", uniform({out, in}, in), false);
-  m.register_parameter(name + "_bias", uniform({out}, in), false);
+  m.register_parameter(name + "_weight", default_uniform({out, in}, in), false);
+  m.register_parameter(name + "_bias", default_uniform({out}, in), false);
 }
 
 void add_norm(torch::jit::Module& m, const std::string& name, int64_t width) {
@@ -45,8 +40,8 @@ torch::jit::Module make_vit(const std::vector<int64_t>& input_shape, int64_t num
   const int64_t c = input_shape[0], tokens = input_shape[1] / v.patch * (input_shape[2] / v.patch) + 1;
   const int64_t head_width = v.width / v.heads;
   torch::jit::Module m("MipinVisionTransformer");
-  m.register_parameter("patch_weight", uniform({v.width, c, v.patch, v.patch}, c * v.patch * v.patch), false);
-  m.register_parameter("patch_bias", uniform({v.width}, c * v.patch * v.patch), false);
+  m.register_parameter("patch_weight", default_uniform({v.width, c, v.patch, v.patch}, c * v.patch * v.patch), false);
+  m.register_parameter("patch_bias", default_uniform({v.width}, c * v.patch * v.patch), false);
   m.register_parameter("class_token", torch::zeros({1, 1, v.width}), false);
   m.register_parameter("position", torch::randn({1, tokens, v.width}) * 0.02, false);
   const std::string w = std::to_string(v.width);

@@ -27,6 +27,17 @@ std::unique_ptr<Dataset> random_data(const Network& net, int64_t n, int64_t clas
                              classes);
 }
 
+// The source signal the explaining composite gives (adds' scales folded into
+// the operators below where they can be) is the one the fitted rules give.
+at::Tensor expect_explaining_gives_the_fitted_signal(const Network& net, const Inverse& inverse, const at::Tensor& x) {
+  ForwardRecord record;
+  const at::Tensor logits = net.forward(x, &record);
+  const at::Tensor as_fitted = propagate(net, record, inverse.composite(), inverse.top_signal(logits));
+  const at::Tensor explained = propagate(net, record, inverse.composite_for(net), inverse.top_signal(logits));
+  EXPECT_LE((explained - as_fitted).abs().max().item<double>(), 1e-5 * as_fitted.abs().max().item<double>());
+  return explained;
+}
+
 // x -> Linear a -> add(a, x) -> Linear: fitted on true activations, each add
 // input's scale is sum(input * z) / (sum(z * z) + lambda) per feature, z the
 // add's output and lambda = alpha * the mean over features of sum(z * z).
@@ -125,11 +136,7 @@ TEST(MipInGraph, ScalesFoldedIntoTheOperatorBelowGiveTheSameSignal) {
   const auto data = random_data(net, 24, std::min<int64_t>(net.num_classes(), 10), 5);
   const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12));
   const at::Tensor x = data->get(0, 4).inputs;
-  ForwardRecord record;
-  const at::Tensor logits = net.forward(x, &record);
-  const at::Tensor as_fitted = propagate(net, record, inverse.composite(), inverse.top_signal(logits));
-  const at::Tensor folded = propagate(net, record, inverse.composite_for(net), inverse.top_signal(logits));
-  EXPECT_LE((folded - as_fitted).abs().max().item<double>(), 1e-5 * as_fitted.abs().max().item<double>());
+  const at::Tensor folded = expect_explaining_gives_the_fitted_signal(net, inverse, x);
   EXPECT_TRUE(inverse.source_signal(net, x).equal(folded));
 }
 
@@ -152,15 +159,11 @@ def forward(self, x):
   const auto data = random_data(net, 24, 3, 6);
   const Inverse inverse = fit_inverse(net, *data, InverseOptions{}.with_batch_size(12));
   const at::Tensor x = data->get(0, 4).inputs;
-  ForwardRecord record;
-  const at::Tensor logits = net.forward(x, &record);
-  const at::Tensor as_fitted = propagate(net, record, inverse.composite(), inverse.top_signal(logits));
-  const at::Tensor explained = propagate(net, record, inverse.composite_for(net), inverse.top_signal(logits));
-  EXPECT_GT(as_fitted.abs().max().item<double>(), 0);
-  EXPECT_LE((explained - as_fitted).abs().max().item<double>(), 1e-5 * as_fitted.abs().max().item<double>());
-  at::Tensor sum = torch::zeros_like(as_fitted);
+  const at::Tensor explained = expect_explaining_gives_the_fitted_signal(net, inverse, x);
+  EXPECT_GT(explained.abs().max().item<double>(), 0);
+  at::Tensor sum = torch::zeros_like(explained);
   for (int64_t c = 0; c < 3; ++c) sum += inverse.explain(net, x, torch::full({4}, c, torch::kLong));
-  EXPECT_LE(((sum - inverse.source_signal(net, x)).norm() / as_fitted.norm()).item<double>(), 1e-5);
+  EXPECT_LE(((sum - inverse.source_signal(net, x)).norm() / explained.norm()).item<double>(), 1e-5);
 }
 
 // composite_for keeps the folded operators between calls: new scales, set

@@ -7,7 +7,8 @@
 namespace mipin {
 
 // Calls write(tmp_path), then renames tmp_path to path. If write throws, the
-// temporary file is removed and the exception propagates.
+// temporary file (or directory, with what it holds) is removed and the
+// exception propagates.
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string& tmp_path)>& write);
 
