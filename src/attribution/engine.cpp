@@ -70,13 +70,13 @@ at::Tensor propagate(const Network& network, const ForwardRecord& record,
         network.readers(l) == 1 && network.layer(l - 1).arity() == 1) {
       if (const PairRule* pair = composite.pair_rule_for(network.layer(l - 1), layer, l)) {
         receive(network.inputs(l - 1)[0],
-                pair->backward(RuleContext{network.layer(l - 1), record.layers[l - 1], l - 1},
-                               RuleContext{layer, record.layers[l], l}, s));
+                pair->backward(RuleContext{network.layer(l - 1), record.layers[l - 1], l - 1, &network},
+                               RuleContext{layer, record.layers[l], l, &network}, s));
         --l;  // the loop's own step moves past the lower layer
         continue;
       }
     }
-    Signals out = composite.rule_for(layer, l).backward(RuleContext{layer, record.layers[l], l}, s);
+    Signals out = composite.rule_for(layer, l).backward(RuleContext{layer, record.layers[l], l, &network}, s);
     const auto& inputs = network.inputs(l);
     MIPIN_CHECK(out.size() == inputs.size(), "method '", composite.name(), "' gave ", out.size(),
                 " signal(s) for layer ", l, " (", layer.describe(), "), which reads ", inputs.size());

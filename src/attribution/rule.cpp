@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <set>
+
 #include "mipin/model/layers.h"
 #include "mipin/model/network.h"
 #include "mipin/util/error.h"
@@ -37,15 +39,36 @@ Composite& Composite::with_layer(size_t index, std::shared_ptr<const Rule> rule)
   return *this;
 }
 
+Composite& Composite::with_op(const std::string& op, std::shared_ptr<const Rule> rule) {
+  by_op_[op] = std::move(rule);
+  return *this;
+}
+
+bool is_structural_op(const std::string& op) {
+  static const std::set<std::string> structural{
+      "aten::transpose", "aten::permute",   "aten::t",         "aten::select",      "aten::slice",
+      "aten::narrow",    "aten::reshape",   "aten::view",      "aten::flatten",     "aten::unflatten",
+      "aten::squeeze",   "aten::unsqueeze", "aten::contiguous", "aten::clone",      "aten::cat",
+      "aten::stack",     "aten::chunk",     "aten::split",     "aten::index_select", "aten::expand",
+      "aten::repeat",    "aten::roll",      "aten::pad",       "aten::constant_pad_nd", "aten::dropout"};
+  return structural.count(op) > 0;
+}
+
 const Rule& Composite::rule_for(const Layer& layer, size_t index) const {
   if (auto it = by_index_.find(index); it != by_index_.end()) return *it->second;
+  if (layer.kind() == LayerKind::Op && !by_op_.empty()) {
+    if (auto it = by_op_.find(layer.op()); it != by_op_.end()) return *it->second;
+  }
   if (auto it = by_kind_.find(layer.kind()); it != by_kind_.end()) return *it->second;
   static const std::shared_ptr<const Rule> fallback = autograd_rule();
   return *fallback;
 }
 
 bool Composite::falls_back(const Layer& layer, size_t index) const {
-  return !by_index_.count(index) && !by_kind_.count(layer.kind());
+  if (by_index_.count(index) || by_kind_.count(layer.kind())) return false;
+  if (layer.kind() != LayerKind::Op) return true;
+  const std::string op = layer.op();
+  return !by_op_.count(op) && !is_structural_op(op);
 }
 
 std::vector<size_t> Composite::fallback_nodes(const Network& network) const {

@@ -306,7 +306,8 @@ class Fitter {
         const Layer& layer = net_.layer(i);
         const at::Tensor signal = signal_at(b, i);
         if (!is_operator(layer)) {
-          eq.scales[i].add(signal, targets_of(b.record.layers[i]));
+          eq.scales[i].add(signal, targets_of(b.record.layers[i]),
+                           layer.kind() == LayerKind::Add ? unit_axis(signal.dim()) : 1);
           continue;
         }
         const at::Tensor& target = b.record.layers[i].input;

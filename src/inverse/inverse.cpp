@@ -10,6 +10,8 @@
 #include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
+#include "attribution/op_parts.h"
+#include "inverse/normal_equations.h"
 #include "model/activations.h"
 #include "util/derived_tensor_cache.h"
 
@@ -35,6 +37,15 @@ at::Tensor apply_inverse_operator(const Layer& layer, const at::Tensor& op,
   return affine->transposed_map(op, signal, layer_input, TransposeKernels::fastest);
 }
 
+namespace {
+// values [units] shaped to broadcast along the unit axis of a signal of this rank.
+at::Tensor along_units(const at::Tensor& values, int64_t rank) {
+  std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
+  shape[static_cast<size_t>(unit_axis(rank))] = -1;
+  return values.view(shape);
+}
+}  // namespace
+
 bool has_fitted_inverse(const Layer& layer, const InverseOptions& options) {
   switch (layer.kind()) {
     case LayerKind::Linear:
@@ -51,15 +62,18 @@ Signals apply_fitted_inverse(const Layer& layer, const at::Tensor& fitted, const
   MIPIN_CHECK(layer.kind() == LayerKind::Add || layer.kind() == LayerKind::BatchNorm2d,
               "no fitted inverse belongs to ", layer.describe());
   Signals out;
-  for (int64_t k = 0; k < fitted.size(0); ++k) out.push_back(signal * maps::per_channel(fitted[k], signal.dim()));
+  const bool add = layer.kind() == LayerKind::Add;
+  for (int64_t k = 0; k < fitted.size(0); ++k) {
+    out.push_back(signal * (add ? along_units(fitted[k], signal.dim()) : maps::per_channel(fitted[k], signal.dim())));
+  }
   return out;
 }
 
 at::Tensor combine_fork(const at::Tensor& weights, const std::vector<at::Tensor>& parts) {
   MIPIN_CHECK(weights.size(0) == static_cast<int64_t>(parts.size()), "a fork's weights are for ", weights.size(0),
               " readers, but ", parts.size(), " sent a signal");
-  at::Tensor out = parts[0] * maps::per_channel(weights[0], parts[0].dim());
-  for (size_t k = 1; k < parts.size(); ++k) out += parts[k] * maps::per_channel(weights[k], parts[k].dim());
+  at::Tensor out = parts[0] * along_units(weights[0], parts[0].dim());
+  for (size_t k = 1; k < parts.size(); ++k) out += parts[k] * along_units(weights[k], parts[k].dim());
   return out;
 }
 
@@ -91,9 +105,9 @@ void Inverse::set_fork(size_t value, at::Tensor weights) { forks_[value] = std::
 Composite Inverse::composite_for(const Network& network) const {
   std::map<size_t, at::Tensor> operators = operators_;
   std::map<size_t, std::vector<bool>> unscaled;
-  // An add's scales are per channel (axis 1): they fold into the operator
-  // below only where axis 1 holds that layer's units, not for a Linear
-  // applied per token ([N, tokens, F]).
+  // An add's scales run along its value's unit axis (channels, or a
+  // token's features): they fold into the operator below where that axis
+  // holds the operator's output units.
   std::vector<Shape> shapes;
   if (!network.input_shape().empty()) shapes = network.shapes(network.input_shape());
   for (const auto& [i, scales] : operators_) {
@@ -105,7 +119,7 @@ Composite Inverse::composite_for(const Network& network) const {
       const AffineLayer* below = as_affine(network.layer(v - 1));
       const auto op = operators.find(v - 1);
       if (!below || op == operators.end() || op->second.sizes() != below->weight.sizes()) continue;
-      if (below->kind() == LayerKind::Linear && (shapes.size() <= v || shapes[v].size() != 1)) continue;
+      if (below->kind() == LayerKind::Linear && (shapes.size() <= v || shapes[v].size() > 2)) continue;
       const FoldedOperators::Tag tag{scales.unsafeGetTensorImpl(),
                                      scales.unsafeGetTensorImpl()->version_counter().current_version(), int64_t(k)};
       const at::Tensor scale = scales[int64_t(k)];
@@ -163,6 +177,34 @@ Composite Inverse::composite_from(const std::map<size_t, at::Tensor>& operators,
                ? activation_transfer(spec, a.parameters, s, ctx.record.input, ctx.record.output)
                : activation_gradient(spec, a.parameters, s, ctx.record.input, ctx.record.output);
   }));
+  // LayerNorm y = g (x - mean) / sd + b: the forward's normaliser is a
+  // gate (as a ReLU's switch is), so the signal goes back in x's units,
+  // s_x = s * sd / g; where g is 0 the channel carried nothing.
+  if (options_.layer_norm == LayerNormReading::Gate) {
+    c.with_op("aten::layer_norm", rule([](const RuleContext& ctx, const at::Tensor& s) {
+      const auto parts = layer_norm_parts(ctx.layer);
+      MIPIN_CHECK(parts.has_value(), "node ", ctx.index, " (", ctx.layer.describe(), ") is not a layer_norm");
+      at::Tensor out = s * layer_norm_sd(*parts, ctx.record.input);
+      if (parts->weight.defined()) {
+        const at::Tensor g = parts->weight;
+        out = out * torch::where(g != 0, 1 / g, torch::zeros_like(g));
+      }
+      return Signals(out);
+    }));
+  } else if (options_.layer_norm == LayerNormReading::Identity) {
+    c.with_op("aten::layer_norm", rule([](const RuleContext&, const at::Tensor& s) { return Signals(s); }));
+  }
+  // Products of computed tensors: an operand that passed through a softmax
+  // or sigmoid is a gate (attention's probabilities: s_V = P^T s, Q and K
+  // get none); with no gate, each operand gets an even share of its
+  // transpose, the other held at its forward value. A product with a
+  // constant is linear and takes its transpose whole.
+  if (options_.attention == AttentionReading::Gate) {
+    const auto product = rule([](const RuleContext& ctx, const at::Tensor& s) {
+      return weighted_vjp(ctx, s, product_shares(ctx));
+    });
+    for (const char* op : {"aten::matmul", "aten::bmm", "aten::mul"}) c.with_op(op, product);
+  }
   // Adds whose split is not fitted: the forward share, or an even split.
   if (options_.add_split != AddSplit::Fitted) {
     const AddSplit split = options_.add_split;
@@ -200,7 +242,7 @@ Composite Inverse::composite_from(const std::map<size_t, at::Tensor>& operators,
       c.with_layer(index, rule([fitted, plain](const RuleContext&, const at::Tensor& s) {
         Signals out;
         for (size_t k = 0; k < plain.size(); ++k) {
-          out.push_back(plain[k] ? s : s * maps::per_channel(fitted[int64_t(k)], s.dim()));
+          out.push_back(plain[k] ? s : s * along_units(fitted[int64_t(k)], s.dim()));
         }
         return out;
       }));
@@ -266,7 +308,10 @@ void Inverse::check_tensors(const Network& network, bool complete) const {
   const std::vector<std::vector<int64_t>> shapes =
       network.input_shape().empty() ? std::vector<std::vector<int64_t>>() : network.shapes(network.input_shape());
   // Channels of value v (axis 0 of one example), or -1 when the input shape is unknown.
-  const auto channels = [&](size_t v) { return shapes.empty() || shapes[v].empty() ? int64_t{-1} : shapes[v][0]; };
+  // (the features of a token: the last axis of [tokens, F]).
+  const auto channels = [&](size_t v) {
+    return shapes.empty() || shapes[v].empty() ? int64_t{-1} : shapes[v][size_t(unit_axis(int64_t(shapes[v].size()) + 1) - 1)];
+  };
   const auto check = [](const at::Tensor& t, std::vector<int64_t> expected, const std::string& what) {
     MIPIN_CHECK(t.scalar_type() == at::kFloat, "the inverse's ", what, " is ", t.scalar_type(), ", expected float32");
     bool same = t.dim() == int64_t(expected.size());

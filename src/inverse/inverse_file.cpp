@@ -33,6 +33,8 @@ nlohmann::json inverse_options_json(const InverseOptions& o) {
           {"add_split", to_string(o.add_split)},
           {"share_epsilon", o.share_epsilon},
           {"gate", to_string(o.gate)},
+          {"layer_norm", to_string(o.layer_norm)},
+          {"attention", to_string(o.attention)},
           {"fork", to_string(o.fork)},
           {"batch_size", o.batch_size},
           {"max_exact_dimension", o.max_exact_dimension},
@@ -50,6 +52,9 @@ InverseOptions inverse_options_from_json(const nlohmann::json& j) {
   o.add_split = parse_add_split(j.value("add_split", "fitted"));
   o.share_epsilon = j.value("share_epsilon", o.share_epsilon);
   o.gate = parse_activation_gate(j.value("gate", "transfer"));
+  // Files from before the transformer reading took the gradient at both.
+  o.layer_norm = parse_layer_norm_reading(j.value("layer_norm", "gradient"));
+  o.attention = parse_attention_reading(j.value("attention", "gradient"));
   o.fork = parse_fork_combine(j.value("fork", "sum"));
   o.batch_size = j.at("batch_size");
   o.max_exact_dimension = j.at("max_exact_dimension");

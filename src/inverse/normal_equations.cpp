@@ -50,6 +50,9 @@ at::Tensor transposed_patches(const Conv2d& conv, const at::Tensor& signal, at::
 // is zero (the stuffing), so each phase is a least-squares problem of its
 // own, over its taps, and together they cost about 1 / s^2 of one problem
 // over every tap. A unit-stride layer (and a Linear one) has one phase.
+// The patches are of the flipped kernel: forward tap k is patch column
+// K - 1 - k, and a phase's taps are listed as patch columns (the same set
+// only where the taps are symmetric, as for kernel 3, stride 2).
 std::vector<Phase> phases_of(const Layer& layer) {
   if (layer.kind() == LayerKind::Linear) return {Phase{}};
   const auto& conv = static_cast<const Conv2d&>(layer);
@@ -61,8 +64,9 @@ std::vector<Phase> phases_of(const Layer& layer) {
       for (int a = 0; a < 2; ++a) {
         const int64_t s = conv.stride[a];
         phase.first[a] = ((r[a] - conv.padding[a]) % s + s) % s;
-        for (int64_t k = 0; k < conv.weight.size(2 + a); ++k) {
-          if ((k * conv.dilation[a]) % s == r[a]) phase.taps[a].push_back(k);
+        const int64_t kernel = conv.weight.size(2 + a);
+        for (int64_t j = 0; j < kernel; ++j) {
+          if (((kernel - 1 - j) * conv.dilation[a]) % s == r[a]) phase.taps[a].push_back(j);
         }
       }
       out.push_back(std::move(phase));
@@ -250,28 +254,28 @@ void OperatorEquations::restore(const Layer& layer, const std::string& prefix, c
 }
 
 namespace {
-at::Tensor per_channel_sum(const at::Tensor& t) {
-  return t.dim() == 2 ? t.sum(0) : t.transpose(0, 1).flatten(1).sum(1);
+at::Tensor per_channel_sum(const at::Tensor& t, int64_t axis) {
+  return t.dim() == 2 ? t.sum(0) : t.transpose(0, axis).flatten(1).sum(1);
 }
-at::Tensor channels_last(const at::Tensor& t) {
-  return t.dim() == 2 ? t.to(at::kDouble) : t.transpose(0, 1).flatten(1).t().to(at::kDouble);  // [rows, C]
+at::Tensor channels_last(const at::Tensor& t, int64_t axis) {
+  return t.dim() == 2 ? t.to(at::kDouble) : t.transpose(0, axis).flatten(1).t().to(at::kDouble);  // [rows, C]
 }
 void accumulate(at::Tensor& acc, const at::Tensor& v) { acc = acc.defined() ? acc + v : v; }
 }  // namespace
 
-void ChannelScales::add(const at::Tensor& signal, const std::vector<at::Tensor>& targets) {
+void ChannelScales::add(const at::Tensor& signal, const std::vector<at::Tensor>& targets, int64_t axis) {
   std::vector<at::Tensor> xs_k, sx_k;
   double xx = 0;
   const at::Tensor s = signal.to(at::kDouble);
   for (const auto& t : targets) {
     const at::Tensor x = t.to(at::kDouble);
-    xs_k.push_back(per_channel_sum(x * s));
-    sx_k.push_back(per_channel_sum(x));
+    xs_k.push_back(per_channel_sum(x * s, axis));
+    sx_k.push_back(per_channel_sum(x, axis));
     xx += x.square().sum().item<double>();
   }
   accumulate(xs_, torch::stack(xs_k));
-  accumulate(ss_, per_channel_sum(s * s));
-  spread_.add_sums(torch::stack(sx_k), xx, signal.numel() / signal.size(1));
+  accumulate(ss_, per_channel_sum(s * s, axis));
+  spread_.add_sums(torch::stack(sx_k), xx, signal.numel() / signal.size(axis));
 }
 
 // lambda = alpha * the mean of sum(s s) over channels.
@@ -303,9 +307,10 @@ void ChannelScales::restore(const std::string& prefix, const Sums& in) {
 // and lambda = alpha * trace(G) / k.
 void ForkWeights::add(const std::vector<at::Tensor>& parts, const at::Tensor& value) {
   std::vector<at::Tensor> cols;
-  for (const auto& p : parts) cols.push_back(channels_last(p));
-  const at::Tensor s = torch::stack(cols, 2);  // [rows, C, k]
-  const at::Tensor x = channels_last(value);   // [rows, C]
+  const int64_t axis = unit_axis(value.dim());
+  for (const auto& p : parts) cols.push_back(channels_last(p, axis));
+  const at::Tensor s = torch::stack(cols, 2);       // [rows, C, k]
+  const at::Tensor x = channels_last(value, axis);  // [rows, C]
   const at::Tensor sc = s.transpose(0, 1);     // [C, rows, k]
   accumulate(gram_, sc.transpose(1, 2).bmm(sc));
   accumulate(xs_, (sc * x.t().unsqueeze(2)).sum(1));

@@ -53,11 +53,16 @@ class OperatorEquations {
   std::vector<Problem> problems_;
 };
 
+// The axis an add's scales and a fork's weights run along in a value of
+// this rank (batch included): the channels (axis 1) of images and of
+// flat features, the features (last axis) of tokens [N, tokens, F].
+inline int64_t unit_axis(int64_t rank) { return rank == 3 ? 2 : 1; }
+
 // Per-channel scales d_k = sum(x_k s) / (sum(s s) + lambda), one per input
-// k of an add (or the one input of a BatchNorm).
+// k of an add (or the one input of a BatchNorm, whose channels are axis 1).
 class ChannelScales {
  public:
-  void add(const at::Tensor& signal, const std::vector<at::Tensor>& targets);
+  void add(const at::Tensor& signal, const std::vector<at::Tensor>& targets, int64_t axis = 1);
   at::Tensor solve(double alpha, LayerFit& fit) const;
   void collect(const std::string& prefix, Sums& out) const;
   void restore(const std::string& prefix, const Sums& in);

@@ -41,6 +41,15 @@ std::string to_string(ForkCombine v) {
   return "?";
 }
 std::string to_string(ActivationGate v) { return v == ActivationGate::Transfer ? "transfer" : "tangent"; }
+std::string to_string(LayerNormReading v) {
+  switch (v) {
+    case LayerNormReading::Gate: return "gate";
+    case LayerNormReading::Identity: return "identity";
+    case LayerNormReading::Gradient: return "gradient";
+  }
+  return "?";
+}
+std::string to_string(AttentionReading v) { return v == AttentionReading::Gate ? "gate" : "gradient"; }
 
 Solver parse_solver(const std::string& t) {
   if (t == "auto") return Solver::Auto;
@@ -82,6 +91,17 @@ ActivationGate parse_activation_gate(const std::string& t) {
   if (t == "tangent") return ActivationGate::Tangent;
   MIPIN_FAIL("unknown activation gate '", t, "'; expected transfer or tangent");
 }
+LayerNormReading parse_layer_norm_reading(const std::string& t) {
+  if (t == "gate") return LayerNormReading::Gate;
+  if (t == "identity") return LayerNormReading::Identity;
+  if (t == "gradient") return LayerNormReading::Gradient;
+  MIPIN_FAIL("unknown layer_norm reading '", t, "'; expected gate, identity or gradient");
+}
+AttentionReading parse_attention_reading(const std::string& t) {
+  if (t == "gate") return AttentionReading::Gate;
+  if (t == "gradient") return AttentionReading::Gradient;
+  MIPIN_FAIL("unknown attention reading '", t, "'; expected gate or gradient");
+}
 
 }  // namespace mipin
 
@@ -113,6 +133,12 @@ const std::vector<OptionSpec>& inverse_option_specs() {
       OptionSpec::choice("gate", {"transfer", "tangent"},
                          "inverse of activations other than ReLU: transfer ((f(z) - f(0)) / z of this input, the "
                          "forward ReLU's reading) or tangent (f'(z))"),
+      OptionSpec::choice("layer_norm", {"gate", "identity", "gradient"},
+                         "inverse of a LayerNorm y = g (x - mean) / sd + b: gate (s * sd / g, the forward's "
+                         "normaliser undone), identity (s, AttnLRP's rule) or gradient (g / sd, centred)"),
+      OptionSpec::choice("attention", {"gate", "gradient"},
+                         "products in attention: gate (the softmax's probabilities gate V, s_V = P^T s; Q and K "
+                         "get none; a product with no gate splits evenly) or gradient (every operand)"),
       OptionSpec::integer("iterations", 100,
                           "conjugate-gradient iterations of the iterative solver (one pass over the examples each)")
           .at_least(1),
@@ -133,6 +159,8 @@ InverseOptions inverse_options(const MethodOptions& checked) {
       .with_share_epsilon(checked.real("share_epsilon"))
       .with_fork(parse_fork_combine(checked.choice("fork")))
       .with_gate(parse_activation_gate(checked.choice("gate")))
+      .with_layer_norm(parse_layer_norm_reading(checked.choice("layer_norm")))
+      .with_attention(parse_attention_reading(checked.choice("attention")))
       .with_iterative_iterations(checked.integer("iterations"));
 }
 

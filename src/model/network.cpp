@@ -22,7 +22,7 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 }
 
 Network::Network(const Network& other)
-    : inputs_(other.inputs_), input_shape_(other.input_shape_), module_kernels_(other.module_kernels_) {
+    : module_kernels_(other.module_kernels_), inputs_(other.inputs_), input_shape_(other.input_shape_) {
   for (const auto& layer : other.layers_) layers_.push_back(layer->clone());
   if (other.module_form_) module_form_ = std::make_shared<Network>(*other.module_form_);
 }

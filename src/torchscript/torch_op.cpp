@@ -142,4 +142,22 @@ std::unique_ptr<Layer> TorchOp::clone() const {
 
 std::string TorchOp::graph_text() const { return graph_->toString(); }
 
+std::optional<c10::IValue> TorchOp::constant_argument(size_t k) const {
+  for (torch::jit::Node* node : graph_->nodes()) {
+    if (node->kind().toQualString() != op_) continue;
+    if (k >= node->inputs().size()) return std::nullopt;
+    const torch::jit::Value* value = node->input(k);
+    const auto& inputs = graph_->inputs();
+    for (size_t g = 0; g < inputs.size(); ++g) {
+      if (inputs[g] != value) continue;
+      const Slot& slot = slots_.at(g);
+      if (!slot.constant) return std::nullopt;
+      return c10::IValue(constants_.at(slot.index).tensor);
+    }
+    if (const auto constant = torch::jit::toIValue(value)) return *constant;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 }  // namespace mipin

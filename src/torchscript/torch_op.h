@@ -6,8 +6,11 @@
 // vector-Jacobian product of it (attribution/rule.h's fallback), so any
 // op LibTorch can run and differentiate (LSTM, GRU, custom ops) is
 // explained by the gradient family exactly.
+#include <ATen/core/ivalue.h>
+
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,7 +50,11 @@ class TorchOp final : public Layer {
   std::unique_ptr<Layer> clone() const override;
   std::vector<NamedTensor> tensors() const override { return constants_; }
 
-  const std::string& op() const { return op_; }
+  std::string op() const override { return op_; }
+  // The op's k-th argument where it is a constant (a number, a list, a
+  // parameter tensor), or nothing where it is one of the node's activations
+  // or the op is not found in the graph.
+  std::optional<c10::IValue> constant_argument(size_t k) const;
   // The graph the op runs as, in TorchScript's IR text.
   std::string graph_text() const;
 

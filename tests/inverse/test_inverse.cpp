@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <tuple>
 
 #include "mipin/attribution/gradient.h"
 #include "mipin/data/synthetic.h"
@@ -133,7 +134,27 @@ TEST(MipIn, ExactSolverFitsStridedGroupedAndDilatedConvolutions) {
   // reaches one output phase of four (the others stay unexplained).
   torch::manual_seed(1);
   const Network resnet = make_architecture("resnet", {3, 16, 16}, 5);
-  for (const Network* net : {&m.network, &resnet}) {
+  // Kernels whose taps are not symmetric within a phase: a patch embedding
+  // (kernel = stride = 4), a 4x4 stride-2 downsampling, a 2x2 stride 2.
+  std::vector<Network> single;
+  for (const auto& [k, s, p] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{4, 4, 0}, {4, 2, 1}, {2, 2, 0}}) {
+    Network net;
+    Conv2d conv;
+    conv.weight = torch::randn({16, 3, k, k});
+    conv.stride = {s, s};
+    conv.padding = {p, p};
+    net.add(conv);
+    Flatten flatten;
+    net.add(flatten);
+    const int64_t side = (16 + 2 * p - k) / s + 1;
+    Linear head;
+    head.weight = torch::randn({5, 16 * side * side}) * 0.1;
+    head.bias = torch::zeros({5});
+    net.add(head);
+    net.set_input_shape({3, 16, 16});
+    single.push_back(std::move(net));
+  }
+  for (const Network* net : std::vector<const Network*>{&m.network, &resnet, &single[0], &single[1], &single[2]}) {
     const Inverse exact = fit_inverse(*net, *data, InverseOptions(options).with_solver(Solver::Exact));
     const Inverse iterative = fit_inverse(
         *net, *data, InverseOptions(options).with_solver(Solver::Iterative).with_iterative_iterations(100));

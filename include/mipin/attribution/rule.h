@@ -25,10 +25,13 @@ struct Signals : std::vector<at::Tensor> {
   Signals(at::Tensor signal) { push_back(std::move(signal)); }  // NOLINT: implicit on purpose
 };
 
+class Network;
+
 struct RuleContext {
   const Layer& layer;
   const LayerRecord& record;  // input, output and switches of this layer
   size_t index;               // position of the layer in the network
+  const Network* network = nullptr;  // the graph around it (who produced its inputs)
 };
 
 class Rule {
@@ -81,16 +84,21 @@ class FunctionPairRule final : public PairRule {
 // down). Unset, they sum: the gradient's rule at a fork.
 using ForkRule = std::function<at::Tensor(size_t value, const std::vector<at::Tensor>& parts)>;
 
-class Network;
-
 // autograd's vector-Jacobian product of a node's own forward pass at its
 // recorded inputs: the gradient of any layer, whatever it computes. It is
 // the rule of a node whose kind a composite names no rule for (the
 // fallback), so every method runs on every op LibTorch can differentiate.
 std::shared_ptr<const Rule> autograd_rule();
 
+// Ops that only move values (transpose, select, reshape, cat, ...): their
+// vector-Jacobian product is every method's rule there (a rearrangement
+// passes gradient, relevance and signal alike), so the autograd rule on
+// them is no fallback and is not reported as one.
+bool is_structural_op(const std::string& op);
+
 // Maps layer types to rules; a rule for one layer position overrides its
-// type's, and a node with neither takes autograd_rule().
+// op's (an Op node's, by the op it runs), which overrides its type's, and
+// a node with none takes autograd_rule().
 class Composite {
  public:
   explicit Composite(std::string name) : name_(std::move(name)) {}
@@ -99,6 +107,8 @@ class Composite {
   // One rule for every affine kind (Linear, Conv2d: model/layers.h's AffineLayer).
   Composite& with_affine(std::shared_ptr<const Rule> rule);
   Composite& with_layer(size_t index, std::shared_ptr<const Rule> rule);
+  // The rule of every Op node that runs `op` ("aten::layer_norm").
+  Composite& with_op(const std::string& op, std::shared_ptr<const Rule> rule);
   // A pair rule stands for the single rules of its two kinds as they are
   // now: with() on either kind later drops it, so a composite derived from
   // another (guided backprop from the gradient) never keeps a stale pair.
@@ -138,6 +148,7 @@ class Composite {
   std::string name_;
   std::map<LayerKind, std::shared_ptr<const Rule>> by_kind_;
   std::map<size_t, std::shared_ptr<const Rule>> by_index_;
+  std::map<std::string, std::shared_ptr<const Rule>> by_op_;
   std::map<std::pair<LayerKind, LayerKind>, std::shared_ptr<const PairRule>> by_pair_;
   ForkRule fork_;
   bool fallback_exact_ = false;

@@ -29,6 +29,13 @@ enum class ForkCombine { Sum, Fitted, Mean };
 // The inverse of an element-wise activation f: this input's transfer
 // factor (f(z) - f(0)) / z (for ReLU the forward gate), or the tangent f'(z).
 enum class ActivationGate { Transfer, Tangent };
+// The inverse of a LayerNorm y = g (x - mean) / sd + b: the forward's
+// normaliser as a gate, s_x = sd / g * s (Gate); s_x = s (Identity,
+// AttnLRP's rule); or its gradient (Gradient, the fallback's).
+enum class LayerNormReading { Gate, Identity, Gradient };
+// Products in attention: the softmax's probabilities are a gate, so only V
+// gets a signal (Gate), or every operand gets the gradient (Gradient).
+enum class AttentionReading { Gate, Gradient };
 
 std::string to_string(Solver v);
 std::string to_string(ReluMode v);
@@ -36,6 +43,8 @@ std::string to_string(FitOn v);
 std::string to_string(TopSignal v);
 std::string to_string(AddSplit v);
 std::string to_string(ActivationGate v);
+std::string to_string(LayerNormReading v);
+std::string to_string(AttentionReading v);
 std::string to_string(ForkCombine v);
 Solver parse_solver(const std::string& text);
 ReluMode parse_relu_mode(const std::string& text);
@@ -43,6 +52,8 @@ FitOn parse_fit_on(const std::string& text);
 TopSignal parse_top_signal(const std::string& text);
 AddSplit parse_add_split(const std::string& text);
 ActivationGate parse_activation_gate(const std::string& text);
+LayerNormReading parse_layer_norm_reading(const std::string& text);
+AttentionReading parse_attention_reading(const std::string& text);
 ForkCombine parse_fork_combine(const std::string& text);
 
 struct InverseOptions {
@@ -54,6 +65,8 @@ struct InverseOptions {
   AddSplit add_split = AddSplit::Fitted;
   double share_epsilon = 0.1;  // AddSplit::ForwardShare: stabiliser of a + b
   ActivationGate gate = ActivationGate::Transfer;
+  LayerNormReading layer_norm = LayerNormReading::Gate;
+  AttentionReading attention = AttentionReading::Gate;
   ForkCombine fork = ForkCombine::Sum;
   int64_t examples = 0;     // 0: the whole data set
   int64_t batch_size = 128;
@@ -72,6 +85,8 @@ struct InverseOptions {
   InverseOptions& with_add_split(AddSplit v) { add_split = v; return *this; }
   InverseOptions& with_share_epsilon(double v) { share_epsilon = v; return *this; }
   InverseOptions& with_gate(ActivationGate v) { gate = v; return *this; }
+  InverseOptions& with_layer_norm(LayerNormReading v) { layer_norm = v; return *this; }
+  InverseOptions& with_attention(AttentionReading v) { attention = v; return *this; }
   InverseOptions& with_fork(ForkCombine v) { fork = v; return *this; }
   InverseOptions& with_examples(int64_t v) { examples = v; return *this; }
   InverseOptions& with_batch_size(int64_t v) { batch_size = v; return *this; }

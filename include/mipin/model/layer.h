@@ -87,6 +87,9 @@ class Layer {
 
   virtual std::unique_ptr<Layer> clone() const = 0;
   virtual std::vector<NamedTensor> tensors() const { return {}; }
+  // The op an Op node runs ("aten::layer_norm"), by which composites give
+  // it a rule; empty for mipin's own layer kinds.
+  virtual std::string op() const { return {}; }
 
   // Whether the output is never negative, given which inputs are not: a
   // ReLU's never is whatever its input; a max, mean, sum or rearrangement

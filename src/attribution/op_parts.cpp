@@ -1,0 +1,84 @@
+#include "attribution/op_parts.h"
+
+#include <torch/torch.h>
+
+#include "mipin/model/layers.h"
+#include "mipin/model/network.h"
+#include "mipin/util/error.h"
+#include "torchscript/torch_op.h"
+
+namespace mipin {
+
+std::optional<LayerNormParts> layer_norm_parts(const Layer& layer) {
+  const auto* op = dynamic_cast<const TorchOp*>(&layer);
+  if (!op || op->op() != "aten::layer_norm") return std::nullopt;
+  LayerNormParts parts;
+  if (const auto shape = op->constant_argument(1); shape && shape->isIntList()) {
+    parts.dims = int64_t(shape->toIntVector().size());
+  }
+  if (const auto w = op->constant_argument(2); w && w->isTensor()) parts.weight = w->toTensor();
+  if (const auto b = op->constant_argument(3); b && b->isTensor()) parts.bias = b->toTensor();
+  if (const auto eps = op->constant_argument(4); eps && eps->isDouble()) parts.eps = eps->toDouble();
+  return parts;
+}
+
+at::Tensor layer_norm_sd(const LayerNormParts& parts, const at::Tensor& x) {
+  std::vector<int64_t> axes;
+  for (int64_t d = x.dim() - parts.dims; d < x.dim(); ++d) axes.push_back(d);
+  return torch::sqrt(x.var(axes, /*unbiased=*/false, /*keepdim=*/true) + parts.eps);
+}
+
+bool is_gate_value(const Network& network, size_t value) {
+  while (value > 0) {
+    const Layer& producer = network.layer(value - 1);
+    if (producer.kind() == LayerKind::Activation) {
+      const std::string& f = static_cast<const Activation&>(producer).function;
+      return f == "sigmoid" || f == "hardsigmoid";
+    }
+    const std::string op = producer.op();
+    if (op == "aten::softmax" || op == "aten::_softmax" || op == "aten::sigmoid") return true;
+    const bool passes = producer.kind() == LayerKind::Dropout || producer.kind() == LayerKind::Reshape ||
+                        (producer.kind() == LayerKind::Op && network.inputs(value - 1).size() == 1 &&
+                         (is_structural_op(op) || op == "aten::mul" || op == "aten::div"));
+    if (!passes) return false;
+    value = network.inputs(value - 1)[0];
+  }
+  return false;
+}
+
+Signals weighted_vjp(const RuleContext& context, const at::Tensor& signal, const std::vector<double>& weights) {
+  static const std::shared_ptr<const Rule> vjp = autograd_rule();
+  std::vector<double> w = weights;
+  w.resize(std::max(weights.size(), size_t(1)), 1.0);
+  bool any = false;
+  for (double v : w) any = any || v != 0;
+  if (!any) return Signals(w.size(), at::Tensor());
+  Signals out = vjp->backward(context, signal);
+  for (size_t k = 0; k < out.size() && k < w.size(); ++k) {
+    if (w[k] == 0 || !out[k].defined()) {
+      out[k] = at::Tensor();
+    } else if (w[k] != 1) {
+      out[k] = out[k] * w[k];
+    }
+  }
+  return out;
+}
+
+std::vector<double> product_shares(const RuleContext& context) {
+  const size_t n = std::max<size_t>(context.record.inputs.size(), 1);
+  if (n == 1 || !context.network) return std::vector<double>(n, 1.0);
+  const auto& inputs = context.network->inputs(context.index);
+  std::vector<bool> gate(n, false);
+  size_t gates = 0;
+  for (size_t k = 0; k < n && k < inputs.size(); ++k) {
+    gate[k] = is_gate_value(*context.network, inputs[k]);
+    gates += gate[k];
+  }
+  std::vector<double> shares(n);
+  for (size_t k = 0; k < n; ++k) {
+    shares[k] = gates == 0 ? 1.0 / double(n) : gates == n ? 0.0 : gate[k] ? 0.0 : 1.0 / double(n - gates);
+  }
+  return shares;
+}
+
+}  // namespace mipin
