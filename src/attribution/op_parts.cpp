@@ -39,7 +39,7 @@ bool is_gate_value(const Network& network, size_t value) {
     if (op == "aten::softmax" || op == "aten::_softmax" || op == "aten::sigmoid") return true;
     const bool passes = producer.kind() == LayerKind::Dropout || producer.kind() == LayerKind::Reshape ||
                         (producer.kind() == LayerKind::Op && network.inputs(value - 1).size() == 1 &&
-                         (is_structural_op(op) || op == "aten::mul" || op == "aten::div"));
+                         (producer.only_moves_values() || op == "aten::mul" || op == "aten::div"));
     if (!passes) return false;
     value = network.inputs(value - 1)[0];
   }

@@ -67,8 +67,7 @@ const Rule& Composite::rule_for(const Layer& layer, size_t index) const {
 bool Composite::falls_back(const Layer& layer, size_t index) const {
   if (by_index_.count(index) || by_kind_.count(layer.kind())) return false;
   if (layer.kind() != LayerKind::Op) return true;
-  const std::string op = layer.op();
-  return !by_op_.count(op) && !is_structural_op(op);
+  return !by_op_.count(layer.op()) && !layer.only_moves_values();
 }
 
 std::vector<size_t> Composite::fallback_nodes(const Network& network) const {

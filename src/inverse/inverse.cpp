@@ -205,6 +205,14 @@ Composite Inverse::composite_from(const std::map<size_t, at::Tensor>& operators,
     });
     for (const char* op : {"aten::matmul", "aten::bmm", "aten::mul"}) c.with_op(op, product);
   }
+  // A mean over tokens (or any axes): the signal broadcast back, each
+  // position reconstructed as the mean (the gradient's share times their count).
+  c.with_op("aten::mean", rule([](const RuleContext& ctx, const at::Tensor& s) {
+    Signals out = weighted_vjp(ctx, s, {1.0});
+    const double count = double(ctx.record.input.numel()) / double(std::max<int64_t>(1, ctx.record.output.numel()));
+    if (!out.empty() && out[0].defined()) out[0] = out[0] * count;
+    return out;
+  }));
   // Adds whose split is not fitted: the forward share, or an even split.
   if (options_.add_split != AddSplit::Fitted) {
     const AddSplit split = options_.add_split;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 
+#include "mipin/attribution/rule.h"
 #include "mipin/model/network.h"
 #include "mipin/util/error.h"
 
@@ -141,6 +142,20 @@ std::unique_ptr<Layer> TorchOp::clone() const {
 }
 
 std::string TorchOp::graph_text() const { return graph_->toString(); }
+
+bool TorchOp::only_moves_values() const {
+  if (!is_structural_op(op_)) return false;
+  for (torch::jit::Node* node : graph_->nodes()) {
+    const std::string kind = node->kind().toQualString();
+    if (kind == op_ || node->kind().is_prim()) continue;
+    if (is_structural_op(kind) || kind == "aten::size" || kind == "aten::Int") continue;
+    // Arithmetic on sizes (no tensor out) is shape arithmetic.
+    bool tensor_out = false;
+    for (const torch::jit::Value* out : node->outputs()) tensor_out = tensor_out || out->type()->cast<c10::TensorType>();
+    if (tensor_out) return false;
+  }
+  return true;
+}
 
 std::optional<c10::IValue> TorchOp::constant_argument(size_t k) const {
   for (torch::jit::Node* node : graph_->nodes()) {

@@ -51,6 +51,9 @@ class TorchOp final : public Layer {
   std::vector<NamedTensor> tensors() const override { return constants_; }
 
   std::string op() const override { return op_; }
+  // Its op is structural (attribution/rule.h) and the rest of its graph is
+  // shape arithmetic: no other op computes on tensors.
+  bool only_moves_values() const override;
   // The op's k-th argument where it is a constant (a number, a list, a
   // parameter tensor), or nothing where it is one of the node's activations
   // or the op is not found in the graph.

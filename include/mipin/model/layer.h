@@ -90,6 +90,9 @@ class Layer {
   // The op an Op node runs ("aten::layer_norm"), by which composites give
   // it a rule; empty for mipin's own layer kinds.
   virtual std::string op() const { return {}; }
+  // An Op node that only moves values (transpose, select, reshape, cat,
+  // ...): its vector-Jacobian product is every method's rule.
+  virtual bool only_moves_values() const { return false; }
 
   // Whether the output is never negative, given which inputs are not: a
   // ReLU's never is whatever its input; a max, mean, sum or rearrangement

@@ -12,12 +12,92 @@
 #include "mipin/attribution/registry.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
+#include "attribution/op_parts.h"
 #include "model/activations.h"
+#include "torchscript/torch_op.h"
 
 namespace mipin {
 namespace {
 
 constexpr double kTiny = 1e-7;
+
+// d / dz where z moved, else the tangent: the rescale multiplier of one
+// scalar function.
+at::Tensor rescale(const at::Tensor& dy, const at::Tensor& dz, const at::Tensor& tangent) {
+  return torch::where(dz.abs() > kTiny, dy / torch::where(dz.abs() > kTiny, dz, torch::ones_like(dz)), tangent);
+}
+
+// A node's gradient with its inputs at the midpoint of x's and the
+// reference's: exact for a bilinear map (a product of two computed tensors,
+// attention's Q K^T and P V), f(a, b) - f(a0, b0) = J(mid) (Δa, Δb), and
+// for a linear one. It is the product rule a b - a0 b0 = b0 Δa + a0 Δb +
+// Δa Δb with the last term split evenly.
+Signals midpoint_vjp(const RuleContext& ctx, const LayerRecord& rec0, const at::Tensor& m) {
+  static const std::shared_ptr<const Rule> vjp = autograd_rule();
+  const auto mid = [](const at::Tensor& a, const at::Tensor& a0) {
+    return a.is_floating_point() && a0.defined() ? (a + a0) / 2 : a;
+  };
+  LayerRecord record;
+  if (ctx.record.inputs.empty()) {
+    record.input = mid(ctx.record.input, rec0.input);
+  } else {
+    for (size_t k = 0; k < ctx.record.inputs.size(); ++k) {
+      record.inputs.push_back(mid(ctx.record.inputs[k], k < rec0.inputs.size() ? rec0.inputs[k] : at::Tensor()));
+    }
+  }
+  return vjp->backward(RuleContext{ctx.layer, record, ctx.index, ctx.network}, m);
+}
+
+// LayerNorm as the product of the centred input c = x - mean and r = 1 / sd
+// (a function of c), with the product rule at the midpoint and r's change
+// spread along c's change (its rescale): m . Δy = m_x . Δx exactly.
+at::Tensor layer_norm_multipliers(const RuleContext& ctx, const LayerRecord& rec0, const at::Tensor& m) {
+  const auto parts = layer_norm_parts(ctx.layer);
+  MIPIN_CHECK(parts.has_value(), "deeplift: node ", ctx.index, " is not a layer_norm");
+  std::vector<int64_t> axes;
+  const at::Tensor& x = ctx.record.input;
+  for (int64_t d = x.dim() - parts->dims; d < x.dim(); ++d) axes.push_back(d);
+  const auto centred = [&](const at::Tensor& t) { return t - t.mean(axes, /*keepdim=*/true); };
+  const at::Tensor c = centred(x), c0 = centred(rec0.input);
+  const at::Tensor r = 1 / layer_norm_sd(*parts, x), r0 = 1 / layer_norm_sd(*parts, rec0.input);
+  const at::Tensor my = parts->weight.defined() ? m * parts->weight : m;
+  const at::Tensor dc = c - c0, dr = r - r0;
+  // The product's share to c, and to r.
+  at::Tensor mc = my * ((r + r0) / 2);
+  const at::Tensor mr = (my * ((c + c0) / 2)).sum(axes, /*keepdim=*/true);
+  // r = h(c): Δr spread along Δc, or h's gradient -r^3 c / F where c did not move.
+  int64_t count = 1;
+  for (int64_t d : axes) count *= x.size(d);
+  const at::Tensor norm2 = dc.square().sum(axes, /*keepdim=*/true);
+  const at::Tensor moved = norm2 > kTiny * kTiny;
+  const at::Tensor along = dr * dc / torch::where(moved, norm2, torch::ones_like(norm2));
+  const at::Tensor tangent = -r.pow(3) * c / double(count);
+  mc = mc + mr * torch::where(moved, along, tangent);
+  // c = x - mean(x): the multipliers less their mean.
+  return mc - mc.mean(axes, /*keepdim=*/true);
+}
+
+// softmax = e / S with e = exp(z - k) and S = sum e (k a shift shared by x
+// and the reference, for range): the product rule on e * (1 / S), rescale
+// at 1 / S and at exp.
+at::Tensor softmax_multipliers(const RuleContext& ctx, const LayerRecord& rec0, const at::Tensor& m) {
+  const auto* op = dynamic_cast<const TorchOp*>(&ctx.layer);
+  MIPIN_CHECK(op != nullptr, "deeplift: node ", ctx.index, " is not a softmax");
+  const auto dim_argument = op->constant_argument(1);
+  MIPIN_CHECK(dim_argument && dim_argument->isInt(), "deeplift: the softmax at node ", ctx.index,
+              " has no constant axis");
+  const at::Tensor& z = ctx.record.input;
+  const at::Tensor z0 = rec0.input.expand_as(z);
+  const int64_t dim = dim_argument->toInt() < 0 ? dim_argument->toInt() + z.dim() : dim_argument->toInt();
+  const at::Tensor k = torch::maximum(std::get<0>(z.max(dim, true)), std::get<0>(z0.max(dim, true)));
+  const at::Tensor e = torch::exp(z - k), e0 = torch::exp(z0 - k);
+  const at::Tensor sum = e.sum(dim, true), sum0 = e0.sum(dim, true);
+  const at::Tensor inv = 1 / sum, inv0 = 1 / sum0;
+  const at::Tensor me = m * ((inv + inv0) / 2);
+  const at::Tensor minv = (m * ((e + e0) / 2)).sum(dim, true);
+  const at::Tensor ms = minv * rescale(inv - inv0, sum - sum0, -inv.square());
+  return (me + ms) * rescale(e - e0, z - z0, e);
+}
 
 class DeepLift final : public AttributionMethod {
  public:
@@ -80,6 +160,21 @@ class DeepLift final : public AttributionMethod {
              mean.inputs = {(ctx.record.inputs[0] + rec0.inputs[0]) / 2, (ctx.record.inputs[1] + rec0.inputs[1]) / 2};
              return maps::mul_transpose(mul, mean, m);
            }));
+    // Transformer ops (docs/design.md 1.5): products at the midpoint, and
+    // LayerNorm and softmax as products of their parts.
+    const auto product = std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
+      return midpoint_vjp(ctx, r0->layers[ctx.index], m);
+    });
+    // (Linear ops too: a sum, a mean, adding a constant, where the gradient is exact.)
+    for (const char* op : {"aten::matmul", "aten::bmm", "aten::mul", "aten::add", "aten::sub", "aten::mean", "aten::sum"}) {
+      c.with_op(op, product);
+    }
+    c.with_op("aten::layer_norm", std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
+      return Signals(layer_norm_multipliers(ctx, r0->layers[ctx.index], m));
+    }));
+    c.with_op("aten::softmax", std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
+      return Signals(softmax_multipliers(ctx, r0->layers[ctx.index], m));
+    }));
     return c;
   }
 

@@ -1,0 +1,95 @@
+// Rule-based methods keep their laws on transformer ops (docs/design.md
+// 1.5): DeepLIFT's product rule on attention's products, LayerNorm and
+// softmax keeps its sum exactly f(x) - f(reference).
+#include <gtest/gtest.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "mipin/attribution/registry.h"
+#include "mipin/torchscript/model_file.h"
+#include "support/test_support.h"
+
+namespace mipin {
+namespace {
+
+// A pre-LN transformer block with a class token, written op by op as a ViT
+// is (qkv map, heads, softmax, products, LayerNorm, GELU), on 5 tokens of 8.
+ImportedModel token_transformer(test::TempDir& dir) {
+  torch::jit::Module module("TokenTransformer");
+  torch::manual_seed(6);
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> parameters{
+      {"cls", {1, 1, 8}}, {"pos", {1, 6, 8}}, {"g1", {8}},   {"b1", {8}},    {"wqkv", {24, 8}}, {"bqkv", {24}},
+      {"wo", {8, 8}},     {"bo", {8}},        {"g2", {8}},   {"b2", {8}},    {"w1", {16, 8}},   {"c1", {16}},
+      {"w2", {8, 16}},    {"c2", {8}},        {"gf", {8}},   {"bf", {8}},    {"wh", {3, 8}},    {"bh", {3}}};
+  for (const auto& [name, shape] : parameters) {
+    const bool gain = name[0] == 'g';
+    module.register_parameter(name, gain ? 1 + 0.3 * torch::randn(shape) : 0.5 * torch::randn(shape), false);
+  }
+  module.define(R"(
+def forward(self, x):
+    n = x.size(0)
+    h = torch.cat([self.cls.expand(n, -1, -1), x], 1) + self.pos
+    y = torch.layer_norm(h, [8], self.g1, self.b1, 1e-5)
+    qkv = torch.linear(y, self.wqkv, self.bqkv).reshape(n, -1, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    q = qkv[0]
+    k = qkv[1]
+    v = qkv[2]
+    p = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * 0.5, -1)
+    o = torch.matmul(p, v).transpose(1, 2).reshape(n, -1, 8)
+    h = h + torch.linear(o, self.wo, self.bo)
+    y = torch.layer_norm(h, [8], self.g2, self.b2, 1e-5)
+    h = h + torch.linear(torch.gelu(torch.linear(y, self.w1, self.c1)), self.w2, self.c2)
+    h = torch.layer_norm(h, [8], self.gf, self.bf, 1e-5)
+    return torch.linear(h.select(1, 0), self.wh, self.bh)
+)");
+  const std::string path = dir.file("token_transformer.pt");
+  module.save(path);
+  return load_torchscript(path, ImportOptions().with_input_shape({5, 8}));
+}
+
+void expect_deeplift_sums_to_delta(const Network& network, const std::string& what) {
+  std::vector<int64_t> shape{16};
+  for (int64_t d : network.input_shape()) shape.push_back(d);
+  torch::manual_seed(4);
+  const at::Tensor x = torch::randn(shape);
+  const at::Tensor logits = network.forward(x);
+  const at::Tensor targets = logits.argmax(1);
+  const at::Tensor reference_logits = network.forward(torch::zeros_like(x));
+  const auto deeplift = make_method("deeplift", {});
+  const at::Tensor map = deeplift->attribute(network, x, targets).to(at::kDouble);
+  const at::Tensor index = targets.unsqueeze(1);
+  const at::Tensor delta = (logits.gather(1, index) - reference_logits.gather(1, index)).squeeze(1).to(at::kDouble);
+  const at::Tensor sums = map.flatten(1).sum(1);
+  EXPECT_LE(((sums - delta).abs() / delta.abs().clamp_min(1e-3)).max().item<double>(), 1e-4)
+      << what << ": sums " << sums << " deltas " << delta;
+  // Every transformer op has DeepLIFT's own rule.
+  for (size_t i : deeplift->fallback_nodes(network)) {
+    ADD_FAILURE() << what << ": node " << i << " (" << network.layer(i).describe() << ") fell back";
+  }
+}
+
+TEST(TransformerRules, DeepLiftSumsToTheDifferenceFromItsReference) {
+  test::TempDir dir;
+  expect_deeplift_sums_to_delta(token_transformer(dir).network, "token transformer");
+  expect_deeplift_sums_to_delta(load_torchscript(test::test_model("layernorm_mlp.pt")).network, "layernorm_mlp");
+}
+
+// The gradient's rule at the midpoint would not be exact for a nonlinear
+// op: the test can tell.
+TEST(TransformerRules, TheSumTestCanTellAnInexactRule) {
+  test::TempDir dir;
+  const ImportedModel m = token_transformer(dir);
+  torch::manual_seed(4);
+  const at::Tensor x = torch::randn({4, 5, 8});
+  const at::Tensor logits = m.network.forward(x);
+  const at::Tensor targets = logits.argmax(1);
+  // Input x gradient, the linear reading, misses f(x) - f(0) here.
+  const at::Tensor map = make_method("input-x-gradient", {})->attribute(m.network, x, targets).to(at::kDouble);
+  const at::Tensor index = targets.unsqueeze(1);
+  const at::Tensor delta =
+      (logits.gather(1, index) - m.network.forward(torch::zeros_like(x)).gather(1, index)).squeeze(1).to(at::kDouble);
+  EXPECT_GT(((map.flatten(1).sum(1) - delta).abs() / delta.abs().clamp_min(1e-3)).max().item<double>(), 1e-2);
+}
+
+}  // namespace
+}  // namespace mipin
