@@ -57,4 +57,17 @@ r = mipin.method("lrp-epsilon").attribute(mb, x, target=tb)
 cons = (r.double().flatten(1).sum(1) - lb[rows, tb].double()).abs() / lb[rows, tb].double().abs()
 out["lrp_epsilon_biasfree_conservation_rel_max"] = cons.max().item()
 out["lrp_epsilon_biasfree_conservation_rel_median"] = cons.median().item()
+# The same with the class token and positional embedding (constants, which
+# absorb relevance as biases do) zeroed too: what is left is softmax's
+# linearisation bias (AttnLRP's rule).
+with torch.no_grad():
+    for name, p in mb.named_parameters():
+        if name in ("class_token", "position"):
+            p.zero_()
+    lc = mb(x)
+tc = lc.argmax(1)
+rc = mipin.method("lrp-epsilon").attribute(mb, x, target=tc)
+cons = (rc.double().flatten(1).sum(1) - lc[rows, tc].double()).abs() / lc[rows, tc].double().abs()
+out["lrp_epsilon_no_constants_conservation_rel_max"] = cons.max().item()
+out["lrp_epsilon_no_constants_conservation_rel_median"] = cons.median().item()
 print(json.dumps(out, indent=1))

@@ -93,3 +93,63 @@ TEST(TransformerRules, TheSumTestCanTellAnInexactRule) {
 
 }  // namespace
 }  // namespace mipin
+
+namespace mipin {
+namespace {
+
+ImportedModel scripted_model(const std::string& source, const std::vector<int64_t>& shape,
+                             const std::vector<std::pair<std::string, at::Tensor>>& parameters, test::TempDir& dir) {
+  torch::jit::Module module("M");
+  for (const auto& [name, t] : parameters) module.register_parameter(name, t, false);
+  module.define(source);
+  const std::string path = dir.file("m.pt");
+  module.save(path);
+  return load_torchscript(path, ImportOptions().with_input_shape(shape));
+}
+
+at::Tensor lrp_epsilon(const Network& network, const at::Tensor& x, const at::Tensor& targets) {
+  return make_method("lrp-epsilon", {})->attribute(network, x, targets).to(at::kDouble);
+}
+
+// AttnLRP's rules conserve relevance where the op has no bias: LayerNorm
+// with sd held constant and a product split evenly between its operands.
+TEST(TransformerRules, LrpConservesThroughBiasFreeLayerNormsAndProducts) {
+  test::TempDir dir;
+  torch::manual_seed(7);
+  const ImportedModel m = scripted_model(R"(
+def forward(self, x):
+    y = torch.layer_norm(x, [6], self.g, None, 1e-5)
+    z = torch.matmul(y, y.transpose(1, 2))
+    return z.flatten(1)
+)",
+                                         {4, 6}, {{"g", 1 + 0.3 * torch::randn({6})}}, dir);
+  const at::Tensor x = torch::randn({3, 4, 6});
+  const at::Tensor logits = m.network.forward(x);
+  const at::Tensor targets = logits.argmax(1);
+  const at::Tensor relevance = lrp_epsilon(m.network, x, targets);
+  const at::Tensor target_logits = logits.gather(1, targets.unsqueeze(1)).squeeze(1).to(at::kDouble);
+  EXPECT_LE(((relevance.flatten(1).sum(1) - target_logits).abs() / target_logits.abs()).max().item<double>(), 1e-4);
+  EXPECT_TRUE(make_method("lrp-epsilon", {})->fallback_nodes(m.network).empty());
+}
+
+// Softmax: the epsilon rule of its linearisation, R_in = x (R - s sum R)
+// (one that is not the model's last op: a final softmax is dropped).
+TEST(TransformerRules, LrpOfSoftmaxIsItsLinearisation) {
+  test::TempDir dir;
+  const ImportedModel m = scripted_model(R"(
+def forward(self, x):
+    return torch.softmax(x, -1).flatten(1)
+)",
+                                         {5}, {}, dir);
+  torch::manual_seed(8);
+  const at::Tensor x = torch::randn({3, 5});
+  const at::Tensor s = torch::softmax(x, -1);
+  const at::Tensor targets = torch::tensor({0, 2, 4}, torch::kLong);
+  const at::Tensor r = torch::one_hot(targets, 5).to(at::kFloat) * s;  // the target's relevance is its value
+  const at::Tensor expected = x * (r - s * r.sum(1, true));
+  const at::Tensor actual = lrp_epsilon(m.network, x, targets);
+  EXPECT_LE((actual - expected).abs().max().item<double>(), 1e-5);
+}
+
+}  // namespace
+}  // namespace mipin

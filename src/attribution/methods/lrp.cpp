@@ -12,6 +12,7 @@
 #include "mipin/model/convolution.h"
 #include "mipin/model/layers.h"
 #include "mipin/util/error.h"
+#include "attribution/op_parts.h"
 #include "util/derived_tensor_cache.h"
 
 namespace mipin {
@@ -225,6 +226,40 @@ std::shared_ptr<const Rule> batchnorm_rule(double epsilon) {
   });
 }
 
+// Ops of transformers (AttnLRP, Achtibat et al. 2024): the epsilon rule of
+// the op's linearisation, R_k = share_k x_k J_k^T (R / y). For a linear op
+// (a sum, a mean, a constant added or multiplied) it is the epsilon rule;
+// for softmax, its linearisation with the rest absorbed as a bias,
+// R = x (R - s sum R); for a product of two computed tensors (attention's
+// Q K^T and P V) the relevance splits evenly between the operands.
+std::shared_ptr<const Rule> linearised_rule(double epsilon, bool product) {
+  return std::make_shared<FunctionRule>([epsilon, product](const RuleContext& ctx, const at::Tensor& r) {
+    const at::Tensor s = fused::stabilised_divide(r, ctx.record.output, epsilon);
+    const size_t n = std::max<size_t>(ctx.record.inputs.size(), 1);
+    Signals out = weighted_vjp(ctx, s, std::vector<double>(n, product ? 1.0 / double(n) : 1.0));
+    for (size_t k = 0; k < out.size(); ++k) {
+      if (out[k].defined()) out[k] = out[k] * (ctx.record.inputs.empty() ? ctx.record.input : ctx.record.inputs[k]);
+    }
+    return out;
+  });
+}
+
+// LayerNorm with its normaliser sd held constant (AttnLRP): a linear map
+// of x, y = g (x - mean) / sd + b, under the epsilon rule; b absorbs
+// relevance as a bias does.
+std::shared_ptr<const Rule> layer_norm_rule(double epsilon) {
+  return std::make_shared<FunctionRule>([epsilon](const RuleContext& ctx, const at::Tensor& r) {
+    const auto parts = layer_norm_parts(ctx.layer);
+    MIPIN_CHECK(parts.has_value(), "node ", ctx.index, " (", ctx.layer.describe(), ") is not a layer_norm");
+    const at::Tensor& x = ctx.record.input;
+    std::vector<int64_t> axes;
+    for (int64_t d = x.dim() - parts->dims; d < x.dim(); ++d) axes.push_back(d);
+    at::Tensor t = fused::stabilised_divide(r, ctx.record.output, epsilon) / layer_norm_sd(*parts, x);
+    if (parts->weight.defined()) t = t * parts->weight;
+    return Signals(x * (t - t.mean(axes, /*keepdim=*/true)));
+  });
+}
+
 // Shared by every LRP variant: relevance passes element-wise activations
 // and reshapes unchanged, goes to the winner of max pooling, splits at
 // concatenations, and goes wholly to the gated value at a gate (the gate
@@ -242,6 +277,11 @@ Composite lrp_base(const std::string& name, double epsilon) {
     out[1 - static_cast<const Mul&>(ctx.layer).gate_index(ctx.record)] = r;
     return out;
   }));
+  for (const char* op : {"aten::matmul", "aten::bmm", "aten::mul"}) c.with_op(op, linearised_rule(epsilon, true));
+  for (const char* op : {"aten::add", "aten::sub", "aten::mean", "aten::sum", "aten::softmax"}) {
+    c.with_op(op, linearised_rule(epsilon, false));
+  }
+  c.with_op("aten::layer_norm", layer_norm_rule(epsilon));
   return c;
 }
 
