@@ -213,6 +213,14 @@ Composite Inverse::composite_from(const std::map<size_t, at::Tensor>& operators,
     if (!out.empty() && out[0].defined()) out[0] = out[0] * count;
     return out;
   }));
+  // A constant added (a positional embedding, a bias): it gets no signal,
+  // the computed operand all of it; a difference of computed tensors
+  // copies the signal to both, the subtrahend's negated.
+  for (const char* op : {"aten::add", "aten::sub"}) {
+    c.with_op(op, rule([](const RuleContext& ctx, const at::Tensor& s) {
+      return weighted_vjp(ctx, s, std::vector<double>(std::max<size_t>(ctx.record.inputs.size(), 1), 1.0));
+    }));
+  }
   // Adds whose split is not fitted: the forward share, or an even split.
   if (options_.add_split != AddSplit::Fitted) {
     const AddSplit split = options_.add_split;
