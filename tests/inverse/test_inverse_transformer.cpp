@@ -8,6 +8,8 @@
 #include "attribution/op_parts.h"
 #include "mipin/attribution/engine.h"
 #include "mipin/inverse/inverse.h"
+#include "mipin/inverse/options_json.h"
+#include "mipin/util/error.h"
 #include "mipin/torchscript/model_file.h"
 #include "support/test_support.h"
 
@@ -111,6 +113,29 @@ def forward(self, x):
                                        {4}, {}, dir);
   const at::Tensor y = torch::randn({3, 4}), t = torch::randn({3, 4});
   EXPECT_LE(max_relative(inverse_signal(gated.network, InverseOptions{}, y, t), torch::sigmoid(y) * t), 1e-6);
+}
+
+}  // namespace
+}  // namespace mipin
+
+namespace mipin {
+namespace {
+
+// The readings are part of the inverse: a file keeps them, and a file from
+// before them reads as the gradient at both (what it was fitted with).
+TEST(MipInTransformer, TheReadingsTravelWithTheInverseFile) {
+  const InverseOptions options =
+      InverseOptions{}.with_layer_norm(LayerNormReading::Identity).with_attention(AttentionReading::Gradient);
+  const InverseOptions back = inverse_options_from_json(inverse_options_json(options));
+  EXPECT_EQ(back.layer_norm, LayerNormReading::Identity);
+  EXPECT_EQ(back.attention, AttentionReading::Gradient);
+  nlohmann::json old = inverse_options_json(InverseOptions{});
+  old.erase("layer_norm");
+  old.erase("attention");
+  EXPECT_EQ(inverse_options_from_json(old).layer_norm, LayerNormReading::Gradient);
+  EXPECT_EQ(inverse_options_from_json(old).attention, AttentionReading::Gradient);
+  EXPECT_EQ(InverseOptions{}.layer_norm, LayerNormReading::Gate);
+  EXPECT_THROW(parse_layer_norm_reading("inverse"), Error);
 }
 
 }  // namespace
