@@ -111,7 +111,10 @@ Inverse Inverse::load(const std::string& path) {
     inverse.examples = meta.value("examples", int64_t{0});
     for (const auto& l : meta.at("layers")) {
       const LayerFit f = layer_fit_from_json(l);
-      inverse.set_operator(f.index, file.tensor("operator_" + std::to_string(f.index)));
+      // A fork's fit is indexed by its value, and its weights are read below.
+      if (f.layer.rfind("Fork(", 0) != 0) {
+        inverse.set_operator(f.index, file.tensor("operator_" + std::to_string(f.index)));
+      }
       inverse.fits().push_back(f);
     }
     for (const size_t value : meta.value("forks", std::vector<size_t>{})) {

@@ -7,6 +7,7 @@
 
 #include "attribution/op_parts.h"
 #include "mipin/attribution/engine.h"
+#include "mipin/data/dataset.h"
 #include "mipin/inverse/inverse.h"
 #include "mipin/inverse/options_json.h"
 #include "mipin/util/error.h"
@@ -136,6 +137,37 @@ TEST(MipInTransformer, TheReadingsTravelWithTheInverseFile) {
   EXPECT_EQ(inverse_options_from_json(old).attention, AttentionReading::Gradient);
   EXPECT_EQ(InverseOptions{}.layer_norm, LayerNormReading::Gate);
   EXPECT_THROW(parse_layer_norm_reading("inverse"), Error);
+}
+
+}  // namespace
+}  // namespace mipin
+
+namespace mipin {
+namespace {
+
+// Fitted fork weights on tokens run along the features, and a file keeps
+// them where the fork's value is not a fitted node's index (a LayerNorm
+// reads it).
+TEST(MipInTransformer, FittedForksOnTokensSaveAndLoad) {
+  test::TempDir dir;
+  torch::manual_seed(9);
+  const ImportedModel m = scripted(R"(
+def forward(self, x):
+    h = x + torch.linear(torch.layer_norm(x, [6], self.g, self.b, 1e-5), self.w, None)
+    return torch.linear(torch.layer_norm(h, [6], self.g, self.b, 1e-5).mean(1), self.head, None)
+)",
+                                   {4, 6},
+                                   {{"g", 1 + 0.2 * torch::randn({6})}, {"b", 0.1 * torch::randn({6})},
+                                    {"w", torch::randn({6, 6})}, {"head", torch::randn({3, 6})}},
+                                   dir);
+  const auto data = make_tensor_dataset("tokens", torch::randn({64, 4, 6}), torch::randint(0, 3, {64}), Normalization{}, 3);
+  const Inverse fitted = fit_inverse(m.network, *data, InverseOptions{}.with_batch_size(16).with_fork(ForkCombine::Fitted));
+  ASSERT_FALSE(fitted.forks().empty());
+  for (const auto& [value, weights] : fitted.forks()) EXPECT_EQ(weights.size(1), 6) << "value " << value;
+  fitted.save(dir.file("f.mipin"));
+  const Inverse loaded = Inverse::load(dir.file("f.mipin"));
+  const at::Tensor x = torch::randn({2, 4, 6});
+  EXPECT_TRUE(loaded.source_signal(m.network, x).equal(fitted.source_signal(m.network, x)));
 }
 
 }  // namespace
