@@ -7,25 +7,28 @@
 
 #include "mipin/attribution/registry.h"
 #include "mipin/torchscript/model_file.h"
+#include "support/scripted_model.h"
 #include "support/test_support.h"
 
 namespace mipin {
 namespace {
 
+using test::scripted_model;
+
 // A pre-LN transformer block with a class token, written op by op as a ViT
 // is (qkv map, heads, softmax, products, LayerNorm, GELU), on 5 tokens of 8.
 ImportedModel token_transformer(test::TempDir& dir) {
-  torch::jit::Module module("TokenTransformer");
   torch::manual_seed(6);
-  const std::vector<std::pair<std::string, std::vector<int64_t>>> parameters{
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> shapes{
       {"cls", {1, 1, 8}}, {"pos", {1, 6, 8}}, {"g1", {8}},   {"b1", {8}},    {"wqkv", {24, 8}}, {"bqkv", {24}},
       {"wo", {8, 8}},     {"bo", {8}},        {"g2", {8}},   {"b2", {8}},    {"w1", {16, 8}},   {"c1", {16}},
       {"w2", {8, 16}},    {"c2", {8}},        {"gf", {8}},   {"bf", {8}},    {"wh", {3, 8}},    {"bh", {3}}};
-  for (const auto& [name, shape] : parameters) {
+  std::vector<std::pair<std::string, at::Tensor>> parameters;
+  for (const auto& [name, shape] : shapes) {
     const bool gain = name[0] == 'g';
-    module.register_parameter(name, gain ? 1 + 0.3 * torch::randn(shape) : 0.5 * torch::randn(shape), false);
+    parameters.emplace_back(name, gain ? 1 + 0.3 * torch::randn(shape) : 0.5 * torch::randn(shape));
   }
-  module.define(R"(
+  return scripted_model(R"(
 def forward(self, x):
     n = x.size(0)
     h = torch.cat([self.cls.expand(n, -1, -1), x], 1) + self.pos
@@ -41,10 +44,8 @@ def forward(self, x):
     h = h + torch.linear(torch.gelu(torch.linear(y, self.w1, self.c1)), self.w2, self.c2)
     h = torch.layer_norm(h, [8], self.gf, self.bf, 1e-5)
     return torch.linear(h.select(1, 0), self.wh, self.bh)
-)");
-  const std::string path = dir.file("token_transformer.pt");
-  module.save(path);
-  return load_torchscript(path, ImportOptions().with_input_shape({5, 8}));
+)",
+                        {5, 8}, parameters, dir);
 }
 
 void expect_deeplift_sums_to_delta(const Network& network, const std::string& what) {
@@ -97,15 +98,7 @@ TEST(TransformerRules, TheSumTestCanTellAnInexactRule) {
 namespace mipin {
 namespace {
 
-ImportedModel scripted_model(const std::string& source, const std::vector<int64_t>& shape,
-                             const std::vector<std::pair<std::string, at::Tensor>>& parameters, test::TempDir& dir) {
-  torch::jit::Module module("M");
-  for (const auto& [name, t] : parameters) module.register_parameter(name, t, false);
-  module.define(source);
-  const std::string path = dir.file("m.pt");
-  module.save(path);
-  return load_torchscript(path, ImportOptions().with_input_shape(shape));
-}
+using test::scripted_model;
 
 at::Tensor lrp_epsilon(const Network& network, const at::Tensor& x, const at::Tensor& targets) {
   return make_method("lrp-epsilon", {})->attribute(network, x, targets).to(at::kDouble);

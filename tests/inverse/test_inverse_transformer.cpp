@@ -12,20 +12,13 @@
 #include "mipin/inverse/options_json.h"
 #include "mipin/util/error.h"
 #include "mipin/torchscript/model_file.h"
+#include "support/scripted_model.h"
 #include "support/test_support.h"
 
 namespace mipin {
 namespace {
 
-ImportedModel scripted(const std::string& source, const std::vector<int64_t>& shape,
-                       const std::vector<std::pair<std::string, at::Tensor>>& parameters, test::TempDir& dir) {
-  torch::jit::Module module("M");
-  for (const auto& [name, t] : parameters) module.register_parameter(name, t, false);
-  module.define(source);
-  const std::string path = dir.file("m.pt");
-  module.save(path);
-  return load_torchscript(path, ImportOptions().with_input_shape(shape));
-}
+using test::scripted_model;
 
 // MIP-IN's signal at the input for the signal s at the output.
 at::Tensor inverse_signal(const Network& network, const InverseOptions& options, const at::Tensor& x,
@@ -44,7 +37,7 @@ TEST(MipInTransformer, ALayerNormsNormaliserIsAGateUndone) {
   test::TempDir dir;
   torch::manual_seed(1);
   const at::Tensor g = torch::randn({6}), b = torch::randn({6});
-  const ImportedModel m = scripted(R"(
+  const ImportedModel m = scripted_model(R"(
 def forward(self, x):
     return torch.layer_norm(x, [6], self.g, self.b, 1e-3)
 )",
@@ -72,7 +65,7 @@ def forward(self, x):
 
 TEST(MipInTransformer, AttentionProbabilitiesGateTheValuesAndQueriesAndKeysGetNothing) {
   test::TempDir dir;
-  const ImportedModel m = scripted(R"(
+  const ImportedModel m = scripted_model(R"(
 def forward(self, x):
     p = torch.softmax(torch.matmul(x, x.transpose(1, 2)) * 0.5, -1)
     return torch.matmul(p, x)
@@ -95,7 +88,7 @@ def forward(self, x):
 
 TEST(MipInTransformer, AProductWithNoGateSplitsItsSignalEvenly) {
   test::TempDir dir;
-  const ImportedModel m = scripted(R"(
+  const ImportedModel m = scripted_model(R"(
 def forward(self, x):
     return torch.matmul(x, x.transpose(1, 2) * 2.0)
 )",
@@ -107,7 +100,7 @@ def forward(self, x):
   const at::Tensor gradient = torch::autograd::grad({torch::matmul(leaf, leaf.transpose(1, 2) * 2.0)}, {leaf}, {s})[0];
   EXPECT_LE(max_relative(inverse_signal(m.network, InverseOptions{}, x, s), 0.5 * gradient), 1e-6);
   // A gate behind a sigmoid takes none of it.
-  const ImportedModel gated = scripted(R"(
+  const ImportedModel gated = scripted_model(R"(
 def forward(self, x):
     return torch.sigmoid(x) * x
 )",
@@ -151,7 +144,7 @@ namespace {
 TEST(MipInTransformer, FittedForksOnTokensSaveAndLoad) {
   test::TempDir dir;
   torch::manual_seed(9);
-  const ImportedModel m = scripted(R"(
+  const ImportedModel m = scripted_model(R"(
 def forward(self, x):
     h = x + torch.linear(torch.layer_norm(x, [6], self.g, self.b, 1e-5), self.w, None)
     return torch.linear(torch.layer_norm(h, [6], self.g, self.b, 1e-5).mean(1), self.head, None)
