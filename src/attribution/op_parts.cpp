@@ -22,10 +22,14 @@ std::optional<LayerNormParts> layer_norm_parts(const Layer& layer) {
   return parts;
 }
 
-at::Tensor layer_norm_sd(const LayerNormParts& parts, const at::Tensor& x) {
+std::vector<int64_t> normalised_axes(const LayerNormParts& parts, int64_t rank) {
   std::vector<int64_t> axes;
-  for (int64_t d = x.dim() - parts.dims; d < x.dim(); ++d) axes.push_back(d);
-  return torch::sqrt(x.var(axes, /*unbiased=*/false, /*keepdim=*/true) + parts.eps);
+  for (int64_t d = rank - parts.dims; d < rank; ++d) axes.push_back(d);
+  return axes;
+}
+
+at::Tensor layer_norm_sd(const LayerNormParts& parts, const at::Tensor& x) {
+  return torch::sqrt(x.var(normalised_axes(parts, x.dim()), /*unbiased=*/false, /*keepdim=*/true) + parts.eps);
 }
 
 bool is_gate_value(const Network& network, size_t value) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <vector>
 
 #include "mipin/attribution/rule.h"
 
@@ -22,6 +23,9 @@ struct LayerNormParts {
   int64_t dims = 1;  // how many trailing axes are normalised
 };
 std::optional<LayerNormParts> layer_norm_parts(const Layer& layer);
+
+// The normalised axes of an input of this rank (the last `dims`).
+std::vector<int64_t> normalised_axes(const LayerNormParts& parts, int64_t rank);
 
 // sd = sqrt(var(x) + eps) over the normalised axes, kept for broadcasting.
 at::Tensor layer_norm_sd(const LayerNormParts& parts, const at::Tensor& x);

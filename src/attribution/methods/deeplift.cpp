@@ -54,9 +54,8 @@ Signals midpoint_vjp(const RuleContext& ctx, const LayerRecord& rec0, const at::
 at::Tensor layer_norm_multipliers(const RuleContext& ctx, const LayerRecord& rec0, const at::Tensor& m) {
   const auto parts = layer_norm_parts(ctx.layer);
   MIPIN_CHECK(parts.has_value(), "deeplift: node ", ctx.index, " is not a layer_norm");
-  std::vector<int64_t> axes;
   const at::Tensor& x = ctx.record.input;
-  for (int64_t d = x.dim() - parts->dims; d < x.dim(); ++d) axes.push_back(d);
+  const std::vector<int64_t> axes = normalised_axes(*parts, x.dim());
   const auto centred = [&](const at::Tensor& t) { return t - t.mean(axes, /*keepdim=*/true); };
   const at::Tensor c = centred(x), c0 = centred(rec0.input);
   const at::Tensor r = 1 / layer_norm_sd(*parts, x), r0 = 1 / layer_norm_sd(*parts, rec0.input);

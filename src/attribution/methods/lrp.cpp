@@ -252,8 +252,7 @@ std::shared_ptr<const Rule> layer_norm_rule(double epsilon) {
     const auto parts = layer_norm_parts(ctx.layer);
     MIPIN_CHECK(parts.has_value(), "node ", ctx.index, " (", ctx.layer.describe(), ") is not a layer_norm");
     const at::Tensor& x = ctx.record.input;
-    std::vector<int64_t> axes;
-    for (int64_t d = x.dim() - parts->dims; d < x.dim(); ++d) axes.push_back(d);
+    const std::vector<int64_t> axes = normalised_axes(*parts, x.dim());
     at::Tensor t = fused::stabilised_divide(r, ctx.record.output, epsilon) / layer_norm_sd(*parts, x);
     if (parts->weight.defined()) t = t * parts->weight;
     return Signals(x * (t - t.mean(axes, /*keepdim=*/true)));
