@@ -2,7 +2,8 @@
 """Measures each method's law on a Fashion-MNIST model (the zoo ViT of
 `mipin train --arch vit`): the gradient against float64 autograd, IG's
 completeness with 64 steps, DeepLIFT's summation to f(x) - f(0), and
-LRP-epsilon's conservation on the model with every bias set to zero.
+LRP-epsilon's conservation on the model with every bias set to zero
+(AttnLRP's rules, and the attention weights held constant).
 Relative errors per example; prints JSON.
 
 Example: PYTHONPATH=build/python python3 scripts/method_laws.py vit.pt 64
@@ -44,6 +45,14 @@ out["ig64_completeness_rel_median"] = rel(ig).median().item()
 dl = mipin.method("deeplift").attribute(m, x, target=t)
 out["deeplift_sum_rel_max"] = rel(dl).max().item()
 out["deeplift_sum_rel_median"] = rel(dl).median().item()
+out["deeplift_sum_rel_within_1e-4"] = (rel(dl) <= 1e-4).double().mean().item()
+# float32's floor: the sum's error against the map's mass sum |map|, which
+# cancels down to f(x) - f(0); IG's mass beside it for scale.
+mass = dl.double().flatten(1).abs().sum(1)
+out["deeplift_sum_error_over_mass_max"] = ((dl.double().flatten(1).sum(1) - delta).abs() / mass).max().item()
+out["deeplift_mass_median"] = mass.median().item()
+out["deeplift_mass_max"] = mass.max().item()
+out["ig64_mass_median"] = ig.double().flatten(1).abs().sum(1).median().item()
 out["deeplift_fallback_nodes"] = len(mipin.method("deeplift").fallback_nodes(mipin.Model(m, input_shape=(1, 28, 28))))
 # LRP-epsilon on the bias-free model: every bias (linear, conv, LayerNorm) set to zero
 mb = torch.jit.load(path).eval()
@@ -70,4 +79,15 @@ rc = mipin.method("lrp-epsilon").attribute(mb, x, target=tc)
 cons = (rc.double().flatten(1).sum(1) - lc[rows, tc].double()).abs() / lc[rows, tc].double().abs()
 out["lrp_epsilon_no_constants_conservation_rel_max"] = cons.max().item()
 out["lrp_epsilon_no_constants_conservation_rel_median"] = cons.median().item()
+# The attention weights held constant (value-path, CP-LRP): no softmax
+# linearisation, so nothing is left to absorb relevance.
+rv = mipin.method("lrp-epsilon", attention="value-path").attribute(mb, x, target=tc)
+cons = (rv.double().flatten(1).sum(1) - lc[rows, tc].double()).abs() / lc[rows, tc].double().abs()
+out["lrp_epsilon_value_path_no_constants_conservation_rel_max"] = cons.max().item()
+out["lrp_epsilon_value_path_no_constants_conservation_rel_median"] = cons.median().item()
+# The default stabiliser (1e-6) absorbs what reaches near-zero outputs; at
+# 1e-8 what is left is float32 rounding.
+rv = mipin.method("lrp-epsilon", attention="value-path", epsilon=1e-8).attribute(mb, x, target=tc)
+cons = (rv.double().flatten(1).sum(1) - lc[rows, tc].double()).abs() / lc[rows, tc].double().abs()
+out["lrp_epsilon1e-8_value_path_no_constants_conservation_rel_max"] = cons.max().item()
 print(json.dumps(out, indent=1))

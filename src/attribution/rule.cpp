@@ -10,6 +10,16 @@
 
 namespace mipin {
 
+Composite& Composite::fallback(Composite base) {
+  base_ = std::make_shared<const Composite>(std::move(base));
+  return *this;
+}
+
+Composite& Composite::with_group(OpGroup group, std::shared_ptr<const Rule> rule) {
+  by_group_[group] = std::move(rule);
+  return *this;
+}
+
 Composite& Composite::with(LayerKind kind, std::shared_ptr<const Rule> rule) {
   by_kind_[kind] = std::move(rule);
   for (auto it = by_pair_.begin(); it != by_pair_.end();) {
@@ -30,9 +40,14 @@ Composite& Composite::with_pair(LayerKind lower, LayerKind upper, std::shared_pt
 
 const PairRule* Composite::pair_rule_for(const Layer& lower, const Layer& upper, size_t upper_index) const {
   if (upper_index == 0 || by_index_.count(upper_index) || by_index_.count(upper_index - 1)) return nullptr;
-  auto it = by_pair_.find({lower.kind(), upper.kind()});
-  return it == by_pair_.end() ? nullptr : it->second.get();
+  if (auto it = by_pair_.find({lower.kind(), upper.kind()}); it != by_pair_.end()) return it->second.get();
+  // Base's pair stands for base's two single rules: only where both still apply.
+  if (!base_ || by_kind_.count(lower.kind()) || by_kind_.count(upper.kind())) return nullptr;
+  if (!by_op_.empty() && (by_op_.count(lower.op()) || by_op_.count(upper.op()))) return nullptr;
+  return base_->pair_rule_for(lower, upper, upper_index);
 }
+
+const ForkRule& Composite::fork_rule() const { return fork_ || !base_ ? fork_ : base_->fork_rule(); }
 
 Composite& Composite::with_layer(size_t index, std::shared_ptr<const Rule> rule) {
   by_index_[index] = std::move(rule);
@@ -54,20 +69,86 @@ bool is_structural_op(const std::string& op) {
   return structural.count(op) > 0;
 }
 
-const Rule& Composite::rule_for(const Layer& layer, size_t index) const {
-  if (auto it = by_index_.find(index); it != by_index_.end()) return *it->second;
-  if (layer.kind() == LayerKind::Op && !by_op_.empty()) {
-    if (auto it = by_op_.find(layer.op()); it != by_op_.end()) return *it->second;
+std::string to_string(OpGroup group) {
+  switch (group) {
+    case OpGroup::affine: return "affine";
+    case OpGroup::activation: return "activation";
+    case OpGroup::normalization: return "normalization";
+    case OpGroup::pooling: return "pooling";
+    case OpGroup::structural: return "structural";
+    case OpGroup::product: return "product";
+    case OpGroup::none: break;
   }
-  if (auto it = by_kind_.find(layer.kind()); it != by_kind_.end()) return *it->second;
+  return "none";
+}
+
+OpGroup op_group(const Layer& layer) {
+  switch (layer.kind()) {
+    case LayerKind::Linear:
+    case LayerKind::Conv2d:
+    case LayerKind::Add: return OpGroup::affine;
+    case LayerKind::ReLU:
+    case LayerKind::Activation: return OpGroup::activation;
+    case LayerKind::BatchNorm2d: return OpGroup::normalization;
+    case LayerKind::MaxPool2d:
+    case LayerKind::AvgPool2d:
+    case LayerKind::AdaptiveAvgPool2d: return OpGroup::pooling;
+    case LayerKind::Flatten:
+    case LayerKind::Dropout:
+    case LayerKind::Concat:
+    case LayerKind::Reshape: return OpGroup::structural;
+    case LayerKind::Mul: return OpGroup::product;
+    case LayerKind::Op: break;
+  }
+  // Ops LibTorch runs for us, by what they compute. An element-wise op
+  // listed here must take one tensor (its other arguments constants).
+  static const std::map<std::string, OpGroup> groups{
+      {"aten::add", OpGroup::affine},             {"aten::_softmax", OpGroup::normalization},
+      {"aten::sub", OpGroup::affine},             {"aten::sum", OpGroup::affine},
+      {"aten::mean", OpGroup::affine},            {"aten::erf", OpGroup::activation},
+      {"aten::exp", OpGroup::activation},         {"aten::abs", OpGroup::activation},
+      {"aten::sin", OpGroup::activation},         {"aten::cos", OpGroup::activation},
+      {"aten::square", OpGroup::activation},      {"aten::mish", OpGroup::activation},        {"aten::selu", OpGroup::activation},
+      {"aten::celu", OpGroup::activation},        {"aten::log_sigmoid", OpGroup::activation},
+      {"aten::layer_norm", OpGroup::normalization}, {"aten::group_norm", OpGroup::normalization},
+      {"aten::batch_norm", OpGroup::normalization}, {"aten::instance_norm", OpGroup::normalization},
+      {"aten::softmax", OpGroup::normalization},  {"aten::max_pool1d", OpGroup::pooling},
+      {"aten::max_pool3d", OpGroup::pooling},     {"aten::avg_pool1d", OpGroup::pooling},
+      {"aten::avg_pool3d", OpGroup::pooling},     {"aten::adaptive_avg_pool1d", OpGroup::pooling},
+      {"aten::adaptive_avg_pool3d", OpGroup::pooling}, {"aten::adaptive_max_pool1d", OpGroup::pooling},
+      {"aten::matmul", OpGroup::product},         {"aten::bmm", OpGroup::product},
+      {"aten::mul", OpGroup::product},            {"aten::einsum", OpGroup::product}};
+  if (layer.only_moves_values()) return OpGroup::structural;
+  const auto it = groups.find(layer.op());
+  return it == groups.end() ? OpGroup::none : it->second;
+}
+
+const Rule* Composite::specific_rule(const Layer& layer, size_t index) const {
+  if (auto it = by_index_.find(index); it != by_index_.end()) return it->second.get();
+  if (layer.kind() == LayerKind::Op && !by_op_.empty()) {
+    if (auto it = by_op_.find(layer.op()); it != by_op_.end()) return it->second.get();
+  }
+  if (auto it = by_kind_.find(layer.kind()); it != by_kind_.end()) return it->second.get();
+  return base_ ? base_->specific_rule(layer, index) : nullptr;
+}
+
+const Rule* Composite::group_rule(const Layer& layer) const {
+  if (!by_group_.empty()) {
+    if (auto it = by_group_.find(op_group(layer)); it != by_group_.end()) return it->second.get();
+  }
+  return base_ ? base_->group_rule(layer) : nullptr;
+}
+
+const Rule& Composite::rule_for(const Layer& layer, size_t index) const {
+  if (const Rule* rule = specific_rule(layer, index)) return *rule;
+  if (const Rule* rule = group_rule(layer)) return *rule;
   static const std::shared_ptr<const Rule> fallback = autograd_rule();
   return *fallback;
 }
 
 bool Composite::falls_back(const Layer& layer, size_t index) const {
-  if (by_index_.count(index) || by_kind_.count(layer.kind())) return false;
-  if (layer.kind() != LayerKind::Op) return true;
-  return !by_op_.count(layer.op()) && !layer.only_moves_values();
+  if (specific_rule(layer, index) || group_rule(layer)) return false;
+  return layer.kind() != LayerKind::Op || !layer.only_moves_values();
 }
 
 std::vector<size_t> Composite::fallback_nodes(const Network& network) const {

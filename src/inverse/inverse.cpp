@@ -203,7 +203,7 @@ Composite Inverse::composite_from(const std::map<size_t, at::Tensor>& operators,
     const auto product = rule([](const RuleContext& ctx, const at::Tensor& s) {
       return weighted_vjp(ctx, s, product_shares(ctx));
     });
-    for (const char* op : {"aten::matmul", "aten::bmm", "aten::mul"}) c.with_op(op, product);
+    c.with_group(OpGroup::product, product);
   }
   // A mean over tokens (or any axes): the signal broadcast back, each
   // position reconstructed as the mean (the gradient's share times their count).

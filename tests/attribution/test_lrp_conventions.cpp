@@ -1,7 +1,7 @@
 // LRP against Zennit 0.5.1: relevances Zennit itself computed
 // (tests/reference/zennit/make_reference.py wrote them, with the model and
-// inputs) for the epsilon, z+ and alpha2-beta1 rules on a CNN with large
-// biases. The epsilon rule agrees as it is; z+ and alpha-beta agree with
+// inputs) for the epsilon, z+ and alpha2-beta1 rules, and for composites
+// with flat, w^2 and gamma, on a CNN with large biases. The epsilon rule agrees as it is; z+ and alpha-beta agree with
 // Zennit's conventions (--bias absorb --stabilizer 1e-6) and differ without.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -59,6 +59,28 @@ TEST(LrpConventions, ZennitsRelevancesWithItsBiasConvention) {
   const at::Tensor logits = m.network.forward(x).gather(1, t.view({-1, 1})).squeeze(1);
   const at::Tensor sums = relevance(m.network, own[0], x, t).sum({1, 2, 3});
   EXPECT_TRUE(torch::allclose(sums, logits.clamp_min(0), 1e-4, 1e-5)) << sums << logits;
+}
+
+// The rule library's first-layer rules (flat, w^2) and gamma, in
+// lrp-composite, against Zennit's SpecialFirstLayerMapComposite with the
+// same rules (biases out of the modified rules, as mipin leaves them).
+TEST(LrpConventions, ZennitsFirstLayerAndGammaRules) {
+  const ImportedModel m = load_torchscript(kReference + "model.pt");
+  const at::Tensor x = read_npy(kReference + "x.npy");
+  const at::Tensor t = read_npy(kReference + "targets.npy");
+  const std::vector<Case> cases{
+      {"lrp-composite", {{"first", "flat"}}, "flat_zplus"},
+      {"lrp-composite", {{"first", "wsquare"}}, "wsquare_zplus"},
+      {"lrp-composite", {{"first", "flat"}, {"conv", "gamma"}, {"gamma", "0.25"}}, "flat_gamma"},
+  };
+  for (const Case& c : cases) {
+    const double d = relative_difference(relevance(m.network, c, x, t), read_npy(kReference + c.reference + ".npy"));
+    std::printf("%s %s: largest difference %.2e of Zennit's map's scale\n", c.method.c_str(), c.reference.c_str(), d);
+    EXPECT_LT(d, 1e-4) << c.reference;
+  }
+  // The rules differ where they should: flat against w^2 at the first layer.
+  const at::Tensor flat = relevance(m.network, cases[0], x, t), square = relevance(m.network, cases[1], x, t);
+  EXPECT_GT(relative_difference(flat, square), 0.05);
 }
 
 }  // namespace

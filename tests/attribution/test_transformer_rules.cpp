@@ -16,8 +16,9 @@ namespace {
 using test::scripted_model;
 
 // A pre-LN transformer block with a class token, written op by op as a ViT
-// is (qkv map, heads, softmax, products, LayerNorm, GELU), on 5 tokens of 8.
-ImportedModel token_transformer(test::TempDir& dir) {
+// is (qkv map, heads, softmax, products, LayerNorm, GELU), on 5 tokens of 8;
+// bias-free, every bias, the class token and the positions are zero.
+ImportedModel token_transformer(test::TempDir& dir, bool bias_free = false) {
   torch::manual_seed(6);
   const std::vector<std::pair<std::string, std::vector<int64_t>>> shapes{
       {"cls", {1, 1, 8}}, {"pos", {1, 6, 8}}, {"g1", {8}},   {"b1", {8}},    {"wqkv", {24, 8}}, {"bqkv", {24}},
@@ -26,7 +27,9 @@ ImportedModel token_transformer(test::TempDir& dir) {
   std::vector<std::pair<std::string, at::Tensor>> parameters;
   for (const auto& [name, shape] : shapes) {
     const bool gain = name[0] == 'g';
-    parameters.emplace_back(name, gain ? 1 + 0.3 * torch::randn(shape) : 0.5 * torch::randn(shape));
+    const bool bias = name[0] == 'b' || name[0] == 'c' || name == "pos";
+    at::Tensor value = gain ? 1 + 0.3 * torch::randn(shape) : 0.5 * torch::randn(shape);
+    parameters.emplace_back(name, bias_free && bias ? torch::zeros(shape) : value);
   }
   return scripted_model(R"(
 def forward(self, x):
@@ -100,8 +103,18 @@ namespace {
 
 using test::scripted_model;
 
-at::Tensor lrp_epsilon(const Network& network, const at::Tensor& x, const at::Tensor& targets) {
-  return make_method("lrp-epsilon", {})->attribute(network, x, targets).to(at::kDouble);
+at::Tensor lrp_epsilon(const Network& network, const at::Tensor& x, const at::Tensor& targets,
+                       const MethodSettings& settings = {}) {
+  return make_method("lrp-epsilon", settings)->attribute(network, x, targets).to(at::kDouble);
+}
+
+// The largest relative gap between a map's sum and the target logit.
+double conservation_gap(const Network& network, const at::Tensor& x, const MethodSettings& settings) {
+  const at::Tensor logits = network.forward(x);
+  const at::Tensor targets = logits.argmax(1);
+  const at::Tensor relevance = lrp_epsilon(network, x, targets, settings);
+  const at::Tensor target_logits = logits.gather(1, targets.unsqueeze(1)).squeeze(1).to(at::kDouble);
+  return ((relevance.flatten(1).sum(1) - target_logits).abs() / target_logits.abs()).max().item<double>();
 }
 
 // AttnLRP's rules conserve relevance where the op has no bias: LayerNorm
@@ -123,6 +136,20 @@ def forward(self, x):
   const at::Tensor target_logits = logits.gather(1, targets.unsqueeze(1)).squeeze(1).to(at::kDouble);
   EXPECT_LE(((relevance.flatten(1).sum(1) - target_logits).abs() / target_logits.abs()).max().item<double>(), 1e-4);
   EXPECT_TRUE(make_method("lrp-epsilon", {})->fallback_nodes(m.network).empty());
+}
+
+// A whole bias-free attention block: with the attention weights held
+// constant (value-path) relevance is conserved; AttnLRP's linearised
+// softmax loses what its bias absorbs, and the test can tell.
+TEST(TransformerRules, LrpConservesThroughBiasFreeAttentionOnTheValuePath) {
+  test::TempDir dir;
+  const ImportedModel m = token_transformer(dir, /*bias_free=*/true);
+  torch::manual_seed(9);
+  const at::Tensor x = torch::randn({8, 5, 8});
+  MethodSettings value_path;
+  value_path.options.set("attention", std::string("value-path"));
+  EXPECT_LE(conservation_gap(m.network, x, value_path), 1e-4);
+  EXPECT_GE(conservation_gap(m.network, x, {}), 1e-3);
 }
 
 // Softmax: the epsilon rule of its linearisation, R_in = x (R - s sum R)

@@ -96,16 +96,39 @@ std::shared_ptr<const Rule> autograd_rule();
 // them is no fallback and is not reported as one.
 bool is_structural_op(const std::string& op);
 
-// Maps layer types to rules; a rule for one layer position overrides its
-// op's (an Op node's, by the op it runs), which overrides its type's, and
-// a node with none takes autograd_rule().
+// What a node does, for rules written once for all its kind: a method
+// gives a group one rule, and an op joins its group with one line
+// (rule.cpp's table), taking every method's rule for the group.
+enum class OpGroup {
+  affine,         // linear in its input up to a constant: Linear, Conv2d, add, sub, sum, mean
+  activation,     // element-wise, one input: ReLU, GELU, erf, ...
+  normalization,  // divides by a statistic of its input: BatchNorm, layer_norm, softmax
+  pooling,        // max or average over windows
+  structural,     // only moves values: reshape, permute, select, cat, ...
+  product,        // multiplies computed tensors: gates, matmul, bmm, einsum
+  none,           // none of these: a method's rule for it is its own or the fallback
+};
+
+std::string to_string(OpGroup group);
+OpGroup op_group(const Layer& layer);
+
+// Says which rule each node gets: the rule for its position, else for the
+// op an Op node runs, else for its layer kind (this composite's, else its
+// base's: fallback(base)), else the rule for its group (this composite's,
+// else its base's), else autograd_rule(). A composite built on a base
+// names only what it changes; a group's rule is the default for the ops of
+// the group that no composite in the chain names.
 class Composite {
  public:
   explicit Composite(std::string name) : name_(std::move(name)) {}
 
+  // Every node this composite has no rule for takes base's rule (and
+  // base's pair rules where this one names neither kind).
+  Composite& fallback(Composite base);
   Composite& with(LayerKind kind, std::shared_ptr<const Rule> rule);
   // One rule for every affine kind (Linear, Conv2d: model/layers.h's AffineLayer).
   Composite& with_affine(std::shared_ptr<const Rule> rule);
+  Composite& with_group(OpGroup group, std::shared_ptr<const Rule> rule);
   Composite& with_layer(size_t index, std::shared_ptr<const Rule> rule);
   // The rule of every Op node that runs `op` ("aten::layer_norm").
   Composite& with_op(const std::string& op, std::shared_ptr<const Rule> rule);
@@ -114,16 +137,16 @@ class Composite {
   // another (guided backprop from the gradient) never keeps a stale pair.
   Composite& with_pair(LayerKind lower, LayerKind upper, std::shared_ptr<const PairRule> rule);
 
-  // The node's rule: its position's, its kind's, or the fallback.
+  // The node's rule: this composite's, its base's, or the fallback.
   const Rule& rule_for(const Layer& layer, size_t index) const;
-  // The node has no rule of this composite and takes the fallback.
+  // The node has no rule of this composite or its bases and takes the fallback.
   bool falls_back(const Layer& layer, size_t index) const;
   // The nodes of `network` where this method's answer is the gradient's
   // for want of a rule of its own, for every result to report. Empty for
   // the gradient's own composite, whose rule the fallback is.
   std::vector<size_t> fallback_nodes(const Network& network) const;
   // The fallback is this composite's own rule (the gradient's), not a
-  // stand-in; rename() clears it, a derived composite being another method.
+  // stand-in; a composite built on this one is another method and reports.
   Composite& fallback_is_exact() {
     fallback_exact_ = true;
     return *this;
@@ -136,8 +159,9 @@ class Composite {
     fork_ = std::move(rule);
     return *this;
   }
-  const ForkRule& fork_rule() const { return fork_; }
-  // A composite derived from another (e.g. the gradient's) under its own name.
+  // This composite's fork rule, else its base's.
+  const ForkRule& fork_rule() const;
+  // A composite copied from another (e.g. the gradient's) under its own name.
   Composite& rename(std::string name) {
     name_ = std::move(name);
     fallback_exact_ = false;
@@ -145,8 +169,15 @@ class Composite {
   }
 
  private:
+  // The rule for the node's position, op or kind in this composite or its
+  // bases; the rule for its group. Null if none.
+  const Rule* specific_rule(const Layer& layer, size_t index) const;
+  const Rule* group_rule(const Layer& layer) const;
+
   std::string name_;
+  std::shared_ptr<const Composite> base_;
   std::map<LayerKind, std::shared_ptr<const Rule>> by_kind_;
+  std::map<OpGroup, std::shared_ptr<const Rule>> by_group_;
   std::map<size_t, std::shared_ptr<const Rule>> by_index_;
   std::map<std::string, std::shared_ptr<const Rule>> by_op_;
   std::map<std::pair<LayerKind, LayerKind>, std::shared_ptr<const PairRule>> by_pair_;

@@ -48,6 +48,18 @@ Signals midpoint_vjp(const RuleContext& ctx, const LayerRecord& rec0, const at::
   return vjp->backward(RuleContext{ctx.layer, record, ctx.index, ctx.network}, m);
 }
 
+// An element-wise op of one input with no rule of its own (erf, exp,
+// clamp, ...: OpGroup::activation): its rescale, Δy / Δx where the input
+// moved and its gradient where it did not.
+Signals elementwise_rescale(const RuleContext& ctx, const LayerRecord& rec0, const at::Tensor& m) {
+  static const std::shared_ptr<const Rule> vjp = autograd_rule();
+  MIPIN_CHECK(ctx.record.inputs.size() <= 1, "deeplift: node ", ctx.index, " (", ctx.layer.describe(),
+              ") is element-wise but reads ", ctx.record.inputs.size(), " values");
+  const at::Tensor dz = ctx.record.input - rec0.input, dy = ctx.record.output - rec0.output;
+  const at::Tensor moved = dz.abs() > kTiny;
+  return Signals(torch::where(moved, m * dy / torch::where(moved, dz, torch::ones_like(dz)), vjp->backward(ctx, m)[0]));
+}
+
 // LayerNorm as the product of the centred input c = x - mean and r = 1 / sd
 // (a function of c), with the product rule at the midpoint and r's change
 // spread along c's change (its rescale): m . Δy = m_x . Δx exactly.
@@ -126,8 +138,8 @@ class DeepLift final : public AttributionMethod {
   // The rules read the reference's forward record r0 (its structure does
   // not depend on it).
   static Composite composite(const ForwardRecord* r0) {
-    Composite c = gradient_composite();
-    c.rename("deeplift");
+    Composite c("deeplift");
+    c.fallback(gradient_composite());
     // ReLU: rescale by delta-out / delta-in where the input moved.
     c.with(LayerKind::ReLU, std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
              return fused::rescale_relu(m, ctx.record.input, r0->layers[ctx.index].input, kTiny);
@@ -159,15 +171,17 @@ class DeepLift final : public AttributionMethod {
              mean.inputs = {(ctx.record.inputs[0] + rec0.inputs[0]) / 2, (ctx.record.inputs[1] + rec0.inputs[1]) / 2};
              return maps::mul_transpose(mul, mean, m);
            }));
-    // Transformer ops (docs/design.md 1.5): products at the midpoint, and
-    // LayerNorm and softmax as products of their parts.
+    // Transformer ops (docs/design.md 1.5): products at the midpoint (and
+    // linear ops, a sum, a mean, adding a constant, where the gradient is
+    // exact), LayerNorm and softmax as products of their parts, any other
+    // element-wise op by its own rescale.
     const auto product = std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
       return midpoint_vjp(ctx, r0->layers[ctx.index], m);
     });
-    // (Linear ops too: a sum, a mean, adding a constant, where the gradient is exact.)
-    for (const char* op : {"aten::matmul", "aten::bmm", "aten::mul", "aten::add", "aten::sub", "aten::mean", "aten::sum"}) {
-      c.with_op(op, product);
-    }
+    c.with_group(OpGroup::product, product).with_group(OpGroup::affine, product);
+    c.with_group(OpGroup::activation, std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
+      return elementwise_rescale(ctx, r0->layers[ctx.index], m);
+    }));
     c.with_op("aten::layer_norm", std::make_shared<FunctionRule>([r0](const RuleContext& ctx, const at::Tensor& m) {
       return Signals(layer_norm_multipliers(ctx, r0->layers[ctx.index], m));
     }));

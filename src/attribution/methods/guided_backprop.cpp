@@ -14,12 +14,12 @@ namespace mipin {
 namespace {
 
 Composite with_relu_rule(const std::string& name, fused::ReluBackward relu) {
-  Composite c = gradient_composite();
-  c.rename(name);
+  Composite c(name);
+  c.fallback(gradient_composite());
   c.with(LayerKind::ReLU, std::make_shared<FunctionRule>([relu](const RuleContext& ctx, const at::Tensor& s) {
     return fused::relu_backward(s, ctx.record.input, relu);
   }));
-  // Replacing the ReLU rule dropped the gradient's pair: this one stands for the new rule.
+  // The gradient's pair stands for its own ReLU rule: this one for the new one.
   c.with_pair(LayerKind::ReLU, LayerKind::MaxPool2d, relu_under_max_pool(relu));
   // The rest of the ReLU family (ReLU6, leaky ReLU) the same way: the
   // rectified signal, through the forward slope (guided) or alone
@@ -33,6 +33,12 @@ Composite with_relu_rule(const std::string& name, fused::ReluBackward relu) {
                ? rectified
                : activation_gradient(spec, a.parameters, rectified, ctx.record.input, ctx.record.output);
   }));
+  // Every other op of a group has the gradient's rule as its own: only an
+  // op in none (an LSTM, a custom op) is a fallback.
+  for (OpGroup group : {OpGroup::affine, OpGroup::activation, OpGroup::normalization, OpGroup::pooling,
+                        OpGroup::product}) {
+    c.with_group(group, autograd_rule());
+  }
   return c;
 }
 

@@ -17,8 +17,8 @@ namespace {
 
 Composite pattern_composite(const std::string& name, const Patterns& patterns, bool times_weight,
                             const Network& network) {
-  Composite c = gradient_composite();
-  c.rename(name);
+  Composite c(name);
+  c.fallback(gradient_composite());
   for (const auto& [index, a] : patterns.patterns) {
     MIPIN_CHECK(index < network.size(), "the patterns do not fit this network (layer ", index, ")");
     const Layer& layer = network.layer(index);

@@ -3,8 +3,9 @@ tests/attribution/test_lrp_conventions.cpp.
 
 Writes, beside this script: model.pt (a small CNN with non-zero biases,
 traced), x.npy (inputs with negative values, as normalised images have),
-targets.npy (the predicted classes) and one relevance file per rule:
-epsilon.npy, zplus.npy, alpha2_beta1.npy. Relevance starts as the target's
+targets.npy (the predicted classes), one relevance file per rule:
+epsilon.npy, zplus.npy, alpha2_beta1.npy, and one per composite with a
+first-layer rule: flat_zplus.npy, wsquare_zplus.npy, flat_gamma.npy. Relevance starts as the target's
 logit (attr_output = one-hot times the logits), as mipin's LRP does.
 
 Zennit is not a dependency of mipin: run this once with Zennit 0.5.1's
@@ -19,8 +20,8 @@ import numpy as np
 import torch
 import zennit
 from zennit.attribution import Gradient
-from zennit.composites import LayerMapComposite
-from zennit.rules import AlphaBeta, Epsilon, Pass, ZPlus
+from zennit.composites import LayerMapComposite, SpecialFirstLayerMapComposite
+from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, WSquare, ZPlus
 from zennit.types import Activation, Convolution, Linear
 
 
@@ -52,3 +53,23 @@ for name, rule in rules.items():
         _, relevance = attributor(x.clone().requires_grad_(True), one_hot * logits)
     np.save(os.path.join(here, name + ".npy"), relevance.detach().numpy())
     print(name, "relevance sums", relevance.sum((1, 2, 3)).tolist(), "logits", logits.gather(1, targets[:, None]).squeeze(1).tolist())
+
+# Composites with a rule of their own on the first layer and gamma on the
+# convolutions, biases left out of the modified rules (mipin's convention,
+# zero_params=["bias"]; Flat leaves them out anyway): what lrp-composite's
+# first= and conv= options give.
+no_bias = ["bias"]
+composites = {
+    "flat_zplus": (Flat(), ZPlus(zero_params=no_bias)),
+    "wsquare_zplus": (WSquare(zero_params=no_bias), ZPlus(zero_params=no_bias)),
+    "flat_gamma": (Flat(), Gamma(gamma=0.25, zero_params=no_bias)),
+}
+for name, (first, conv) in composites.items():
+    composite = SpecialFirstLayerMapComposite(
+        layer_map=[(Activation, Pass()), (Convolution, conv), (Linear, Epsilon(epsilon=1e-6))],
+        first_map=[(Convolution, first)])
+    one_hot = torch.nn.functional.one_hot(targets, 5).float()
+    with Gradient(model=model, composite=composite) as attributor:
+        _, relevance = attributor(x.clone().requires_grad_(True), one_hot * logits)
+    np.save(os.path.join(here, name + ".npy"), relevance.detach().numpy())
+    print(name, "relevance sums", relevance.sum((1, 2, 3)).tolist())
