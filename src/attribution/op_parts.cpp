@@ -85,4 +85,45 @@ std::vector<double> product_shares(const RuleContext& context) {
   return shares;
 }
 
+std::optional<Signals> closed_form_vjp(const RuleContext& context, const at::Tensor& signal) {
+  const auto* op = dynamic_cast<const TorchOp*>(&context.layer);
+  if (!op) return std::nullopt;
+  const std::vector<at::Tensor>& in = context.record.inputs;
+  const std::string& name = op->op();
+  if (name == "aten::softmax") {
+    if (in.size() > 1 || !in.empty() && !in[0].defined()) return std::nullopt;
+    const at::Tensor& x = in.empty() ? context.record.input : in[0];
+    const auto dim = op->constant_argument(1), dtype = op->constant_argument(2);
+    if (!x.defined() || !dim || !dim->isInt() || !dtype || !dtype->isNone()) return std::nullopt;
+    // ATen's own kernels, one pass each, as autograd would run them.
+    const at::Tensor y = at::_softmax(x, dim->toInt(), /*half_to_float=*/false);
+    return Signals(at::_softmax_backward_data(signal.contiguous(), y, dim->toInt(), x.scalar_type()));
+  }
+  if (name == "aten::layer_norm") {
+    if (in.size() > 1) return std::nullopt;
+    const at::Tensor& x = in.empty() ? context.record.input : in[0];
+    const auto parts = layer_norm_parts(*op);
+    if (!x.defined() || !parts) return std::nullopt;
+    const std::vector<int64_t> shape(x.sizes().end() - parts->dims, x.sizes().end());
+    const auto forward = at::native_layer_norm(x.contiguous(), shape, parts->weight, parts->bias, parts->eps);
+    const auto grads = at::native_layer_norm_backward(signal.contiguous(), x.contiguous(), shape, std::get<1>(forward),
+                                                      std::get<2>(forward), parts->weight, parts->bias,
+                                                      {true, false, false});
+    return Signals(std::get<0>(grads));
+  }
+  if (name == "aten::matmul" || name == "aten::bmm") {
+    if (in.size() != 2 || !in[0].defined() || !in[1].defined()) return std::nullopt;
+    const at::Tensor &a = in[0], &b = in[1];
+    if (a.dim() < 2 || a.dim() != b.dim() || a.sizes().slice(0, a.dim() - 2) != b.sizes().slice(0, b.dim() - 2) ||
+        !a.is_floating_point() || !b.is_floating_point()) {
+      return std::nullopt;
+    }
+    Signals out;
+    out.push_back(torch::matmul(signal, b.transpose(-2, -1)));
+    out.push_back(torch::matmul(a.transpose(-2, -1), signal));
+    return out;
+  }
+  return std::nullopt;
+}
+
 }  // namespace mipin

@@ -42,4 +42,12 @@ Signals weighted_vjp(const RuleContext& context, const at::Tensor& signal, const
 // no operand is a gate, each of the n gets 1 / n (AttnLRP's uniform rule).
 std::vector<double> product_shares(const RuleContext& context);
 
+// autograd's vector-Jacobian product in closed form, from the node's
+// inputs alone (DeepLIFT's midpoint record has no output), for the ops a
+// transformer runs in every block: softmax, layer_norm with constant gain
+// and bias, and matmul/bmm of two computed tensors with the same batch
+// axes. Nothing where the node is none of these or is used otherwise (a
+// dtype, a computed gain, broadcast batch axes): autograd takes it.
+std::optional<Signals> closed_form_vjp(const RuleContext& context, const at::Tensor& signal);
+
 }  // namespace mipin

@@ -7,6 +7,7 @@
 #include "mipin/model/layers.h"
 #include "mipin/model/network.h"
 #include "mipin/util/error.h"
+#include "attribution/op_parts.h"
 
 namespace mipin {
 
@@ -167,6 +168,8 @@ namespace {
 class AutogradRule final : public Rule {
  public:
   Signals backward(const RuleContext& context, const at::Tensor& signal) const override {
+    // The same product without running the node again, where it has a closed form.
+    if (auto closed = closed_form_vjp(context, signal)) return std::move(*closed);
     const std::vector<at::Tensor> recorded =
         context.record.inputs.empty() ? std::vector<at::Tensor>{context.record.input} : context.record.inputs;
     torch::AutoGradMode enable(true);
