@@ -105,6 +105,24 @@ TEST(Rule, ABasesPairRuleHoldsOnlyWhileBothItsRulesDo) {
   EXPECT_EQ(derived.pair_rule_for(net.layer(relu - 1), net.layer(relu), relu), nullptr);
 }
 
+// LRP-epsilon conserves the target logit and DeepLIFT sums to f(x) - f(0)
+// on a bias-free model, neither reporting a fallback; returns f(x) - f(0).
+at::Tensor expect_lrp_and_deeplift_laws(const Network& net, const at::Tensor& x, const at::Tensor& targets) {
+  const at::Tensor logits = net.forward(x);
+  const at::Tensor index = targets.unsqueeze(1);
+  const at::Tensor target_logits = logits.gather(1, index).squeeze(1).to(at::kDouble);
+  const auto lrp = make_method("lrp-epsilon", {});
+  const at::Tensor relevance = lrp->attribute(net, x, targets).to(at::kDouble).sum(1);
+  EXPECT_LE(((relevance - target_logits).abs() / target_logits.abs()).max().item<double>(), 1e-4);
+  const auto deeplift = make_method("deeplift", {});
+  const at::Tensor delta = target_logits - net.forward(torch::zeros_like(x)).gather(1, index).squeeze(1).to(at::kDouble);
+  const at::Tensor sums = deeplift->attribute(net, x, targets).to(at::kDouble).sum(1);
+  EXPECT_LE(((sums - delta).abs() / delta.abs().clamp_min(1e-3)).max().item<double>(), 1e-4);
+  EXPECT_TRUE(lrp->fallback_nodes(net).empty());
+  EXPECT_TRUE(deeplift->fallback_nodes(net).empty());
+  return delta;
+}
+
 // erf joined the activation group with one line and no rule of its own in
 // any method: LRP passes its relevance and DeepLIFT rescales it, each by
 // its rule for the group, keeping their laws and reporting no fallback.
@@ -119,19 +137,8 @@ def forward(self, x):
                                          {6}, {{"w1", torch::randn({8, 6})}, {"w2", torch::randn({3, 8})}}, dir);
   const Network& net = m.network;
   const at::Tensor x = torch::randn({16, 6});
-  const at::Tensor logits = net.forward(x);
-  const at::Tensor targets = logits.argmax(1);
-  const at::Tensor index = targets.unsqueeze(1);
-  const at::Tensor target_logits = logits.gather(1, index).squeeze(1).to(at::kDouble);
-  const auto lrp = make_method("lrp-epsilon", {});
-  const at::Tensor relevance = lrp->attribute(net, x, targets).to(at::kDouble).sum(1);
-  EXPECT_LE(((relevance - target_logits).abs() / target_logits.abs()).max().item<double>(), 1e-4);
-  const auto deeplift = make_method("deeplift", {});
-  const at::Tensor delta = target_logits - net.forward(torch::zeros_like(x)).gather(1, index).squeeze(1).to(at::kDouble);
-  const at::Tensor sums = deeplift->attribute(net, x, targets).to(at::kDouble).sum(1);
-  EXPECT_LE(((sums - delta).abs() / delta.abs().clamp_min(1e-3)).max().item<double>(), 1e-4);
-  EXPECT_TRUE(lrp->fallback_nodes(net).empty());
-  EXPECT_TRUE(deeplift->fallback_nodes(net).empty());
+  const at::Tensor targets = net.forward(x).argmax(1);
+  const at::Tensor delta = expect_lrp_and_deeplift_laws(net, x, targets);
   // Input x gradient misses f(x) - f(0) here: the sum test can tell.
   const at::Tensor linear = make_method("input-x-gradient", {})->attribute(net, x, targets).to(at::kDouble).sum(1);
   EXPECT_GE(((linear - delta).abs() / delta.abs().clamp_min(1e-3)).max().item<double>(), 1e-2);
@@ -154,19 +161,7 @@ def forward(self, x):
                                          dir);
   const Network& net = m.network;
   const at::Tensor x = torch::randn({16, 5});
-  const at::Tensor logits = net.forward(x);
-  const at::Tensor targets = logits.argmax(1);
-  const at::Tensor index = targets.unsqueeze(1);
-  const at::Tensor target_logits = logits.gather(1, index).squeeze(1).to(at::kDouble);
-  const auto lrp = make_method("lrp-epsilon", {});
-  const at::Tensor relevance = lrp->attribute(net, x, targets).to(at::kDouble).sum(1);
-  EXPECT_LE(((relevance - target_logits).abs() / target_logits.abs()).max().item<double>(), 1e-4);
-  const auto deeplift = make_method("deeplift", {});
-  const at::Tensor delta = target_logits - net.forward(torch::zeros_like(x)).gather(1, index).squeeze(1).to(at::kDouble);
-  const at::Tensor sums = deeplift->attribute(net, x, targets).to(at::kDouble).sum(1);
-  EXPECT_LE(((sums - delta).abs() / delta.abs().clamp_min(1e-3)).max().item<double>(), 1e-4);
-  EXPECT_TRUE(lrp->fallback_nodes(net).empty());
-  EXPECT_TRUE(deeplift->fallback_nodes(net).empty());
+  expect_lrp_and_deeplift_laws(net, x, net.forward(x).argmax(1));
 }
 
 TEST(Rule, AnOpInNoGroupIsReportedWhereAMethodHasNoRule) {
