@@ -79,7 +79,11 @@ void timing_inverse_and_patterns(const Network& net, const at::Tensor& x, Invers
       patterns.patterns[i] = affine->weight.clone();
     } else if (has_fitted_inverse(layer, inverse.options())) {
       const int64_t parts = layer.kind() == LayerKind::BatchNorm2d ? 1 : int64_t(net.inputs(i).size());
-      inverse.set_operator(i, torch::full({parts, record.layers[i].output.size(1)}, 1.0 / double(parts)));
+      // One scale per unit: a channel of [C, H, W] or [F], a feature of a
+      // token's [tokens, F].
+      const at::Tensor& out = record.layers[i].output;
+      const int64_t units = out.size(out.dim() == 3 ? 2 : 1);
+      inverse.set_operator(i, torch::full({parts, units}, 1.0 / double(parts)));
     }
   }
   patterns.model_fingerprint = net.fingerprint();
@@ -260,6 +264,7 @@ struct ModelCase {
   int reps_small, reps_large;  // repetitions at the first and second batch size
   int rounds;                  // processes per method, spread over the run
   std::vector<std::string> skipped;  // methods left out for this model, with why below
+  std::vector<std::string> only;     // if not empty, the methods run for this model
 };
 
 std::string shape_arg(const Network& net) {
@@ -278,7 +283,7 @@ int main(int argc, char** argv) {
       "Example: build/mipin_bench --vgg16 bench/models/vgg16.pt --resnet50 bench/models/resnet50.pt "
       "--mobilenet-v2 bench/models/mobilenet_v2.pt --out bench/results   (bash bench/run.sh does it all)\n\n"
       "A run restricted with --models keeps the other models' results already in --out."};
-  std::string out = "bench/results", vgg16, resnet50, mobilenet_v2, models_dir = "bench/models", python = "/usr/bin/python3";
+  std::string out = "bench/results", vgg16, resnet50, mobilenet_v2, vit_b_16, models_dir = "bench/models", python = "/usr/bin/python3";
   std::string only_methods, only_models;
   int threads = 0;
   bool quick = false;
@@ -293,8 +298,10 @@ int main(int argc, char** argv) {
   app.add_option("--resnet50", resnet50, "TorchScript resnet50 at 3x224x224 (bench/run.sh exports it); none: skip it");
   app.add_option("--mobilenet-v2", mobilenet_v2,
                  "TorchScript mobilenet_v2 at 3x224x224 (bench/run.sh exports it); none: skip it");
+  app.add_option("--vit-b-16", vit_b_16,
+                 "TorchScript vit_b_16 at 3x224x224 (bench/run.sh exports it); none: skip it");
   app.add_option("--models", only_models,
-                 "Comma-separated of mlp,cnn,vgg16,resnet50,mobilenet_v2 (default: all)");
+                 "Comma-separated of mlp,cnn,vgg16,resnet50,mobilenet_v2,vit_b_16 (default: all)");
   app.add_option("--threads", threads, "CPU threads for both sides (default: all cores)");
   app.add_flag("--quick", quick, "Fewer repetitions (a smoke run)");
   auto* c = app.add_option("--case", case_model, "(internal) run one model file in this process");
@@ -336,6 +343,13 @@ int main(int argc, char** argv) {
                                      {"mobilenet_v2", mobilenet_v2}}) {
       if (path.empty() || !wanted(name)) continue;
       models.push_back({name, path, "3,224,224", {1, 8}, quick ? 2 : 7, quick ? 2 : 5, quick ? 1 : 3, sampling});
+    }
+    // The transformer at batch 8, with the methods its targets name: the
+    // gradient family, and the rule-based methods whose attention rules
+    // (products, softmax, layer norm) the convolutional models do not use.
+    if (!vit_b_16.empty() && wanted("vit_b_16")) {
+      models.push_back({"vit_b_16", vit_b_16, "3,224,224", {8}, quick ? 2 : 6, quick ? 2 : 6, quick ? 1 : 3, sampling,
+                        {"gradient", "input-x-gradient", "guided-backprop", "deeplift", "lrp-epsilon", "mipin"}});
     }
     std::vector<std::string> methods;
     for (const auto& e : registered_methods()) {
@@ -383,6 +397,7 @@ int main(int argc, char** argv) {
         std::vector<std::string> order;  // the gradient first, right after Python
         for (const std::string& name : methods) {
           if (std::find(m.skipped.begin(), m.skipped.end(), name) != m.skipped.end()) continue;
+          if (!m.only.empty() && std::find(m.only.begin(), m.only.end(), name) == m.only.end()) continue;
           order.insert(name == "gradient" ? order.begin() : order.end(), name);
         }
         const bool floor_wanted = std::find(methods.begin(), methods.end(), "lrp-zplus") != methods.end();
@@ -432,13 +447,17 @@ int main(int argc, char** argv) {
           if (name == "gradient") {
             entry["pytorch_gradient_ms"] = py["gradient_ms"];
             entry["ours_over_pytorch"] = r["method_ms"].get<double>() / py["gradient_ms"].get<double>();
+            entry["pytorch_forward_ms"] = py["forward_ms"];
+            entry["forward_over_pytorch"] = r["forward_ms"].get<double>() / py["forward_ms"].get<double>();
           }
           std::printf("%-12s %5lld  %-20s %10.3f %10.3f %7.2f %9.0f%s\n", m.name.c_str(),
                       static_cast<long long>(batch), name.c_str(), r["forward_ms"].get<double>(),
                       r["method_ms"].get<double>(), entry["ratio_to_forward"].get<double>(),
                       r["peak_rss_mib"].get<double>(),
                       name == "gradient" ? ("   PyTorch autograd " + std::to_string(py["gradient_ms"].get<double>()) +
-                                            " ms, ours/PyTorch " + std::to_string(entry["ours_over_pytorch"].get<double>()))
+                                            " ms, ours/PyTorch " + std::to_string(entry["ours_over_pytorch"].get<double>()) +
+                                            ", forward ours/PyTorch " +
+                                            std::to_string(entry["forward_over_pytorch"].get<double>()))
                                                .c_str()
                                          : "");
           jb["methods"][name] = entry;

@@ -183,6 +183,18 @@ class TransformerClassifier(nn.Module):
         return self.head(self.encoder(self.embed(x)).mean(dim=1))
 
 
+class MaskedTransformerClassifier(TransformerClassifier):
+    """The same with a causal mask: attention import must not rewrite
+    (it keeps the masked attention as one op run by TorchScript)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mask", torch.triu(torch.full((8, 8), float("-inf")), diagonal=1))
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x), mask=self.mask).mean(dim=1))
+
+
 def conv1d_net():
     return nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(), nn.MaxPool1d(2),
                          nn.Conv1d(8, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
@@ -254,6 +266,7 @@ def models():
         "gru_f64.pt": (lambda: SequenceClassifier(nn.GRU), [10, 6], "trace_f64"),
         "transformer_encoder.pt": (TransformerClassifier, [8, 10], "trace"),
         "transformer_encoder_grad.pt": (TransformerClassifier, [8, 10], "trace_grad"),
+        "transformer_masked_grad.pt": (MaskedTransformerClassifier, [8, 10], "trace_grad"),
         "conv1d.pt": (lambda: randomize_batchnorm(conv1d_net()), [3, 32], "trace"),
         "layernorm_mlp.pt": (layernorm_mlp, [20], "trace"),
         "vit_small.pt": (small_vit, [3, 32, 32], "trace"),

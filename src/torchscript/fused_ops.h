@@ -20,4 +20,12 @@ namespace mipin {
 // TorchScript does, and autograd refuses it by name).
 std::vector<std::string> decompose_fused_inference_ops(torch::jit::Graph& graph);
 
+// Rewrites every self-attention of nn.MultiheadAttention(batch_first=True)
+// that a trace with autograd on recorded op by op (transposed to
+// [tokens, batch, features], the heads folded into the batch axis) into the
+// same batch-first parts as the fused op's, so that each is a node of its
+// own; returns one name per attention rewritten. Attention with a mask, a
+// separate key or value, or no bias is left as it is.
+std::vector<std::string> rewrite_traced_attention(torch::jit::Graph& graph);
+
 }  // namespace mipin

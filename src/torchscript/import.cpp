@@ -907,7 +907,7 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
   result.metadata = metadata_from_json(metadata_json, path);
 
   std::shared_ptr<torch::jit::Graph> graph, module_graph;
-  std::vector<std::string> fused;
+  std::vector<std::string> fused, attention;
   std::unordered_set<const void*> parameter_data;
   c10::IValue self;
   try {
@@ -921,8 +921,9 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
     graph = frozen.get_method("forward").graph()->copy();
     torch::jit::Inline(*graph);
     fused = decompose_fused_inference_ops(*graph);
-    // The module's own graph, kept to check the rewrite's output against.
-    if (!fused.empty()) module_graph = frozen.get_method("forward").graph()->copy();
+    attention = rewrite_traced_attention(*graph);
+    // The module's own graph, kept to check the rewrites' output against.
+    if (!fused.empty() || !attention.empty()) module_graph = frozen.get_method("forward").graph()->copy();
     torch::jit::ConstantPropagation(graph);
     // In-place ops made functional where that is safe: a value then means
     // one tensor's contents wherever it is read.
@@ -960,6 +961,11 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
     result.notices.push_back("rewrote the fused inference ops a trace under torch.no_grad() records into the ops "
                              "they fuse (linear maps, the heads' products, softmax, layer norms): " + list);
   }
+  if (!attention.empty()) {
+    result.notices.push_back("read " + std::to_string(attention.size()) + " nn.MultiheadAttention, traced op by op "
+                             "with the heads in the batch axis, as batch-first attention (linear maps, the heads' "
+                             "products, softmax)");
+  }
   if (options.after_mapping) options.after_mapping(result.network);
 
   // Every node against the module, then the canonized network's output.
@@ -968,14 +974,14 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
     probe = probe_input(shape);
     expected = verify_nodes(graph, self, result.network, reader.sources(), probe, path);
     if (module_graph) {
-      // The fused ops' rewrite against the fused ops themselves.
+      // The rewrites against the module's own ops.
       torch::NoGradGuard no_grad;
       torch::jit::Stack stack{self, probe};
       torch::jit::Code code(module_graph, "module");
       torch::jit::InterpreterState(code).run(stack);
       const std::string gap = difference(expected, stack.at(0).toTensor());
-      MIPIN_CHECK(gap.empty(), "the fused inference ops of '", path, "', rewritten into their parts, differ from "
-                  "the fused ops on a probe input: ", gap, ". This is a defect of mipin's import: please report it "
+      MIPIN_CHECK(gap.empty(), "the attention of '", path, "', rewritten into its parts, differs from "
+                  "the module's own ops on a probe input: ", gap, ". This is a defect of mipin's import: please report it "
                   "with the model");
     }
   } else if (options.verify) {

@@ -114,7 +114,8 @@ TEST_P(AnyOp, LoadsAndItsGradientIsAutogradsInFloat64) { expect_gradient_is_auto
 INSTANTIATE_TEST_SUITE_P(
     Models, AnyOp,
     ::testing::Values(AnyOpCase{"lstm.pt", true}, AnyOpCase{"gru.pt", true},
-                      AnyOpCase{"transformer_encoder.pt", true, "transformer_encoder_grad.pt"}, AnyOpCase{"transformer_encoder_grad.pt", true},
+                      AnyOpCase{"transformer_encoder.pt", true, "transformer_encoder_grad.pt"},
+                      AnyOpCase{"transformer_encoder_grad.pt", true}, AnyOpCase{"transformer_masked_grad.pt", true},
                       AnyOpCase{"conv1d.pt", true}, AnyOpCase{"layernorm_mlp.pt", true},
                       AnyOpCase{"vit_small.pt", true, "vit_small_grad.pt"}, AnyOpCase{"vit_small_grad.pt", true},
                       AnyOpCase{"swin_small.pt", true}, AnyOpCase{"swin_v2_small.pt", true},
@@ -122,6 +123,53 @@ INSTANTIATE_TEST_SUITE_P(
                       AnyOpCase{"mish_mlp.pt", true}, AnyOpCase{"product_scripted.pt", true},
                       AnyOpCase{"resnet18.pt", false}),
     [](const auto& info) { return info.param.file.substr(0, info.param.file.find('.')); });
+
+bool has_notice(const ImportedModel& model, const std::string& text) {
+  return std::any_of(model.notices.begin(), model.notices.end(),
+                     [&](const std::string& n) { return n.find(text) != std::string::npos; });
+}
+
+// Each node's kind and op, in order, leaving out the dropouts.
+std::vector<std::string> computing_nodes(const Network& network) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < network.size(); ++i) {
+    const Layer& layer = network.layer(i);
+    if (layer.kind() != LayerKind::Dropout) out.push_back(std::to_string(int(layer.kind())) + " " + layer.op());
+  }
+  return out;
+}
+
+// Traced with autograd on, nn.MultiheadAttention(batch_first=True) records
+// its ops with the heads in the batch axis; import reads them as the same
+// batch-first parts as the fused op it records under no_grad. The two
+// traces of the same weights are then one network: the same nodes, and the
+// same maps from methods whose rules depend on the graph (LRP's AttnLRP
+// products, DeepLIFT's softmax), with no attention node left to the
+// fallback.
+TEST(AnyOp, AttentionTracedWithAutogradIsReadAsItsParts) {
+  for (const std::string name : {"transformer_encoder", "vit_small"}) {
+    const ImportedModel fused = load_torchscript(test::test_model(name + ".pt"));
+    const ImportedModel traced = load_torchscript(test::test_model(name + "_grad.pt"));
+    EXPECT_TRUE(has_notice(traced, "read 2 nn.MultiheadAttention")) << name;
+    // (The trace with autograd keeps the encoder's eval-mode dropouts as
+    // nodes; the fused layer has none.)
+    EXPECT_EQ(computing_nodes(traced.network), computing_nodes(fused.network)) << name;
+    const at::Tensor x = input_for(fused.network, 3, 11);
+    const at::Tensor targets = torch::tensor({0, 1, 2});
+    for (const char* method : {"lrp-epsilon", "deeplift", "gradient"}) {
+      const auto m = make_method(method, {});
+      EXPECT_EQ(m->fallback_nodes(traced.network).size(), m->fallback_nodes(fused.network).size())
+          << name << " " << method;
+      EXPECT_LE(relative(m->attribute(traced.network, x, targets), m->attribute(fused.network, x, targets)), 1e-5)
+          << name << " " << method;
+    }
+  }
+  // With a mask the pattern is another: the attention stays one op, and
+  // import still verifies it against the module.
+  const ImportedModel masked = load_torchscript(test::test_model("transformer_masked_grad.pt"));
+  EXPECT_FALSE(has_notice(masked, "nn.MultiheadAttention"));
+  EXPECT_LT(masked.network.size(), load_torchscript(test::test_model("transformer_encoder_grad.pt")).network.size());
+}
 
 // One classifier of every torchvision family, full size, random weights and
 // BatchNorm statistics (scripts/export_test_models.py), traced under no_grad
