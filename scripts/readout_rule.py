@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Applies the README's rule for MIP-IN's default readout to the metrics.json
+"""Applies the rule (docs/cli.md, "MIP-IN's readouts") for MIP-IN's default readout to the metrics.json
 files of `mipin evaluate --methods all,mipin:readout=signal,mipin:readout=contrast,
 mipin:readout=abs --metrics all` (one file per model: the default row and the
 three variants give the four readouts).

@@ -166,7 +166,7 @@ void register_data_command(CLI::App& app) {
       "label is the object's and its box goes to DIR/boxes.json. DIR uses the image-folder\n"
       "layout, so it reads back as --data folder:DIR.\n\n"
       "Example: mipin data clutter --data fashion-mnist --out clutter --train 10000 --test 2000");
-  cmd->add_option("--data", o->data, "Source of the objects (see README)")->capture_default_str();
+  cmd->add_option("--data", o->data, "Source of the objects (see docs/cli.md, \"Data sets\")")->capture_default_str();
   cmd->add_option("--out", o->out, "New directory to write")->required();
   cmd->add_option("--train", o->train, "Training canvases")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--test", o->test, "Test canvases")->check(CLI::PositiveNumber)->capture_default_str();

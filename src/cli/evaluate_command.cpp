@@ -300,7 +300,7 @@ void register_evaluate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--inverse", o->inverse, "MIP-IN inverse made by `mipin fit` (for mipin)");
   cmd->add_option("--patterns", o->patterns, "Patterns made by `mipin fit --method pattern`");
-  cmd->add_option("--data", o->data, "Data set (see README)")->capture_default_str();
+  cmd->add_option("--data", o->data, "Data set (see docs/cli.md, \"Data sets\")")->capture_default_str();
   cmd->add_option("--split", o->split, "train or test")
       ->check(CLI::IsMember({"train", "test"}))
       ->capture_default_str();

@@ -360,7 +360,7 @@ void register_explain_command(CLI::App& app) {
   cmd->add_option("--input", o->inputs,
                   "Input file(s): PNG/JPEG (resized to the model's input, normalised as --data "
                   "says, else scaled to [0, 1]) or .npy (already normalised, one input or a batch)");
-  cmd->add_option("--data", o->data, "Data set to take inputs from (see README)");
+  cmd->add_option("--data", o->data, "Data set to take inputs from (see docs/cli.md, \"Data sets\")");
   cmd->add_option("--split", o->split, "train or test")
       ->check(CLI::IsMember({"train", "test"}))
       ->capture_default_str();

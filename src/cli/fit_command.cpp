@@ -143,7 +143,7 @@ void register_fit_command(CLI::App& app) {
       ->check(CLI::IsMember({"mipin", "pattern"}))
       ->capture_default_str();
   cmd->add_option("--model", o->model, "TorchScript model (.pt)")->required();
-  cmd->add_option("--data", o->data, "Data set to fit on (its train split); see README")
+  cmd->add_option("--data", o->data, "Data set to fit on (its train split); see docs/cli.md, \"Data sets\"")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Where to write the inverse (.mipin)")->required();
   add_option_flags(*cmd, fit_declarations(), o->fit_flags, "Fit options");

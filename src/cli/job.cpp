@@ -60,7 +60,7 @@ void add_job_flags(CLI::App& cmd, JobFlags& flags) {
   const std::string group = "Processes (one fit or evaluation across processes and machines)";
   cmd.add_option("--processes", flags.processes,
                  "Run on N processes of this machine, each streaming its share of the examples "
-                 "(for several machines launch with torchrun: see README)")
+                 "(for several machines launch with torchrun: see docs/distributed.md)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str()
       ->group(group);

@@ -148,7 +148,7 @@ void register_train_command(CLI::App& app) {
       ->check(CLI::IsMember(activation_names()))
       ->capture_default_str();
   cmd->add_option("--data", options->data,
-                  "Data set: fashion-mnist, idx:DIR, folder:DIR, npy:DIR (see README)")
+                  "Data set: fashion-mnist, idx:DIR, folder:DIR, npy:DIR (see docs/cli.md, \"Data sets\")")
       ->capture_default_str();
   cmd->add_option("--out", options->out, "Where to write the TorchScript model (.pt)")->required();
   cmd->add_option("--epochs", options->epochs, "Passes over the training data")

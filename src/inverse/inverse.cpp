@@ -419,7 +419,7 @@ namespace {
 const RegisterMethod registration(MethodEntry{
     "mipin",
     "MIP-IN: the target class's source signal through the fitted inverse, read out times the input by default",
-    // The default, times-input, was picked by the README's rule (best mean
+    // The default, times-input, was picked by the rule in docs/cli.md, "MIP-IN's readouts" (best mean
     // rank over ROAD, insertion, the pointing game and the randomization
     // test on three models); `signal` keeps the paper's reading.
     {OptionSpec::choice("readout", readout_choices(),

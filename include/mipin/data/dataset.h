@@ -36,7 +36,7 @@ struct Normalization {
 at::Tensor normalize(const at::Tensor& raw, const Normalization& normalization,
                      double default_scale);
 
-// A parsed --data argument; see README "Data sets" for the syntax.
+// A parsed --data argument; see docs/cli.md, "Data sets", for the syntax.
 struct DataSpec {
   std::string text;     // as the user wrote it (used as the data set's name)
   std::string kind;     // "idx" | "folder" | "npy"

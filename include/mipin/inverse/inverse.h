@@ -164,7 +164,7 @@ std::string fit_checkpoint_file(const std::string& directory);
 // abs is not.
 enum class MipInReadout { signal, contrast, abs, times_input };
 // What a MipIn (and the registered `mipin` method) reads out unless told:
-// the README says how it was chosen; signal is the paper's reading.
+// docs/cli.md ("MIP-IN's readouts") says how it was chosen; signal is the paper's reading.
 inline constexpr MipInReadout kDefaultMipInReadout = MipInReadout::times_input;
 std::string to_string(MipInReadout readout);
 MipInReadout parse_mipin_readout(const std::string& text);
