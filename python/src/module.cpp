@@ -186,6 +186,7 @@ at::Tensor attribute(Method& method, const std::shared_ptr<const Model>& model_p
   const Model& model = *model_ptr;
   method.check_fits(model_ptr);
   MIPIN_CHECK(!x.isnan().any().item<bool>(), "the inputs contain NaN: the model cannot be explained on them");
+  MIPIN_CHECK(x.isfinite().all().item<bool>(), "the inputs contain infinite values: the model cannot be explained on them");
   std::optional<std::pair<double, double>> bounds;
   if (method_entry(method.name).reads_input_bounds) {
     bounds = std::make_pair(x.min().item<double>(), x.max().item<double>());

@@ -64,6 +64,8 @@ def test_bad_values_are_value_errors(models_dir, tmp_path):
         mipin.Gradient(model).attribute(torch.rand(2, 3, 28, 28))
     with pytest.raises(ValueError, match="NaN"):
         mipin.Gradient(model).attribute(torch.full((1, 1, 28, 28), float("nan")))
+    with pytest.raises(ValueError, match="infinite values"):
+        mipin.Gradient(model).attribute(torch.full((1, 1, 28, 28), float("inf")))
     with pytest.raises(ValueError, match="needs an inverse"):
         mipin.MipIn(model)
     with pytest.raises(ValueError, match="unknown method 'bogus'"):
