@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "attribution/resource_bounds.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/util/error.h"
 
@@ -39,6 +40,10 @@ std::pair<std::vector<double>, std::vector<double>> quadrature(const std::string
   return {nodes, weights};
 }
 
+constexpr int64_t kMaxGaussLegendreSteps = 1024;
+// Points on the path, each a gradient: beyond this a run takes days.
+constexpr int64_t kMaxSteps = 1000000;
+
 class IntegratedGradients final : public AttributionMethod {
  public:
   explicit IntegratedGradients(const MethodSettings& s)
@@ -46,10 +51,16 @@ class IntegratedGradients final : public AttributionMethod {
         steps_(s.options.integer("steps")),
         rule_(s.options.choice("integration")),
         chunk_(s.options.integer("internal_batch")),
-        inner_(make_inner_method("integrated-gradients", s.options)) {}
+        inner_(make_inner_method("integrated-gradients", s.options)) {
+    // Golub-Welsch's Jacobi matrix has steps^2 entries.
+    MIPIN_CHECK(rule_ != "gauss-legendre" || steps_ <= kMaxGaussLegendreSteps,
+                "method 'integrated-gradients': option steps takes at most ", kMaxGaussLegendreSteps,
+                " nodes with integration gauss-legendre (its nodes come from a steps x steps matrix), found ", steps_);
+  }
   std::string name() const override { return "integrated-gradients"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
+    check_inputs_per_pass(network, x, chunk_, "integrated-gradients", "internal_batch");
     const at::Tensor x0 = baseline_.defined() ? baseline_.expand_as(x) : torch::zeros_like(x);
     const auto [nodes, weights] = quadrature(rule_, steps_);
     at::Tensor sum = torch::zeros_like(x);
@@ -84,7 +95,7 @@ const RegisterMethod registration(MethodEntry{
     "input minus baseline times the gradient averaged along the path between them "
     "(Sundararajan et al. 2017)",
     {OptionSpec::reference("baseline", "the input the path starts from"),
-     OptionSpec::integer("steps", 64, "points on the path").at_least(1),
+     OptionSpec::integer("steps", 64, "points on the path").at_least(1).at_most(kMaxSteps),
      OptionSpec::choice("integration", {"riemann", "gauss-legendre"}, "the quadrature along the path"),
      OptionSpec::integer("internal_batch", 64, "inputs per backward pass (memory against speed)").at_least(1),
      inner_method_option("the gradient-like method integrated along the path")},

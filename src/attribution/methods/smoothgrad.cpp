@@ -3,11 +3,15 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "attribution/resource_bounds.h"
 #include "mipin/attribution/registry.h"
 #include "mipin/util/error.h"
 
 namespace mipin {
 namespace {
+
+// Noisy copies, each a gradient: beyond this a run takes days.
+constexpr int64_t kMaxSamples = 1000000;
 
 class SmoothGrad final : public AttributionMethod {
  public:
@@ -21,6 +25,7 @@ class SmoothGrad final : public AttributionMethod {
   std::string name() const override { return "smoothgrad"; }
   at::Tensor attribute(const Network& network, const at::Tensor& x,
                        const at::Tensor& targets) const override {
+    check_inputs_per_pass(network, x, chunk_, "smoothgrad", "internal_batch");
     auto gen = at::detail::createCPUGenerator(seed_);
     const at::Tensor flat = x.flatten(1);
     const at::Tensor range = (std::get<0>(flat.max(1)) - std::get<0>(flat.min(1)));
@@ -58,7 +63,7 @@ class SmoothGrad final : public AttributionMethod {
 const RegisterMethod registration({
     "smoothgrad",
     "gradient (or a gradient-like map) averaged over noisy copies of the input (Smilkov et al. 2017)",
-    {OptionSpec::integer("samples", 32, "noisy copies of each input").at_least(1),
+    {OptionSpec::integer("samples", 32, "noisy copies of each input").at_least(1).at_most(kMaxSamples),
      OptionSpec::real("noise", 0.15, "standard deviation of the noise, as a fraction of the input's range")
          .at_least(0),
      OptionSpec::integer("seed", 0, "seed of the noise").at_least(0),
