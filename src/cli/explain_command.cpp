@@ -211,6 +211,8 @@ void run_explain(const ExplainCommandOptions& o) {
     inverse = std::make_unique<Inverse>(load_inverse_for(o.inverse, net, o.model));
   }
   std::unique_ptr<Patterns> patterns;
+  MIPIN_CHECK(method_entry(o.method).fitted != FittedPart::patterns || !o.patterns.empty(), "--method ", o.method,
+              " needs --patterns FILE (made by `mipin fit --method pattern`)");
   if (!o.patterns.empty()) {
     patterns = std::make_unique<Patterns>(load_patterns_for(o.patterns, net, o.model));
   }

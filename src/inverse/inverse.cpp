@@ -426,7 +426,7 @@ const RegisterMethod registration(MethodEntry{
                         "what the map shows: s_c times the input, the class's source signal s_c (the paper's), "
                         "s_c minus the mean of the other classes' signals, or |s_c|")},
     [](const MethodSettings& s) -> std::unique_ptr<AttributionMethod> {
-      MIPIN_CHECK(s.inverse != nullptr, "method 'mipin' needs --inverse FILE (made by `mipin fit`)");
+      MIPIN_CHECK(s.inverse != nullptr, "method 'mipin' needs a fitted inverse (the tool's `mipin fit`, Python's mipin.fit_inverse)");
       return std::make_unique<MipIn>(*s.inverse, parse_mipin_readout(s.options.choice("readout")));
     },
 }

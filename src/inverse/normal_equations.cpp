@@ -141,7 +141,7 @@ at::Tensor solve_problem(const Problem& e, const at::Tensor& lambda, const std::
   }
   const at::Tensor reg = e.a + lambda.view({-1, 1, 1}) * torch::eye(width, e.a.options());
   const auto [chol, info] = torch::linalg_cholesky_ex(reg);
-  MIPIN_CHECK(info.eq(0).all().item<bool>(), what, ": its normal equations are singular: fit with a positive --alpha");
+  MIPIN_CHECK(info.eq(0).all().item<bool>(), what, ": its normal equations are singular: fit with a positive alpha");
   const at::Tensor m = torch::cholesky_solve(e.b.transpose(1, 2), chol).transpose(1, 2);
   const double cross = (m * e.b).sum().item<double>();
   const double quad = (m.bmm(e.a) * m).sum().item<double>();

@@ -66,7 +66,7 @@ ReluMode parse_relu_mode(const std::string& t) {
 FitOn parse_fit_on(const std::string& t) {
   if (t == "signals") return FitOn::Signals;
   if (t == "activations") return FitOn::Activations;
-  MIPIN_FAIL("unknown --fit-on '", t, "'; expected signals or activations");
+  MIPIN_FAIL("unknown fit_on '", t, "'; expected signals or activations");
 }
 TopSignal parse_top_signal(const std::string& t) {
   if (t == "logits") return TopSignal::Logits;

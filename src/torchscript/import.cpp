@@ -986,7 +986,7 @@ ImportedModel import_module(torch::jit::Module module, const std::string& metada
     }
   } else if (options.verify) {
     result.notices.push_back("not verified against the TorchScript module: its input shape is unknown "
-                             "(give --input-shape)");
+                             "(give its input shape)");
   }
   if (options.fold_batchnorm) {
     const int folded = fold_batchnorm(result.network);

@@ -95,7 +95,7 @@ ModelCheck check_model(const std::string& path, const ImportOptions& options, in
     fold_batchnorm(net64);
   }
   MIPIN_CHECK(!net32.input_shape().empty(), "the input shape of '", path,
-              "' is unknown: give one (--input-shape 3,224,224, say)");
+              "' is unknown: give one (the input shape of one example, 3,224,224 say)");
   MIPIN_CHECK(examples > 0, "check_model: expected a positive number of examples, found ", examples);
   std::vector<int64_t> shape{examples};
   for (int64_t d : net32.input_shape()) shape.push_back(d);

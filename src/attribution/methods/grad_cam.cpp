@@ -36,7 +36,7 @@ class GradCam final : public AttributionMethod {
   size_t conv_layer(const Network& network) const {
     if (layer_) {
       MIPIN_CHECK(*layer_ < network.size() && network.layer(*layer_).kind() == LayerKind::Conv2d,
-                  "grad-cam --layer must name a Conv2d layer (see `mipin info`), found ",
+                  "method 'grad-cam': option layer must name a Conv2d layer (see `mipin info`), found ",
                   *layer_ < network.size() ? network.layer(*layer_).describe() : std::string("no layer"),
                   " at ", *layer_);
       return *layer_;

@@ -19,8 +19,10 @@ class Occlusion final : public AttributionMethod {
     torch::NoGradGuard no_grad;
     MIPIN_CHECK(x.dim() == 4, "occlusion needs image inputs [N, C, H, W], found ", x.sizes());
     const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-    MIPIN_CHECK(patch_ <= std::min(h, w), "method 'occlusion': option patch is ", patch_,
-                " pixels, larger than the input (", h, "x", w, "): at most ", std::min(h, w));
+    // Patches are cut at the borders: a sequence ([1, T]) takes any patch up
+    // to its length.
+    MIPIN_CHECK(patch_ <= std::max(h, w), "method 'occlusion': option patch is ", patch_,
+                " pixels, larger than the input (", h, "x", w, "): at most ", std::max(h, w));
     const at::Tensor base = network.forward(x).gather(1, targets.unsqueeze(1)).squeeze(1);
     std::vector<std::pair<int64_t, int64_t>> positions;
     for (int64_t i = 0; i < h; i += stride_) {

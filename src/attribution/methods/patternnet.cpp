@@ -38,7 +38,7 @@ Composite pattern_composite(const std::string& name, const Patterns& patterns, b
 
 std::unique_ptr<AttributionMethod> make(const std::string& name, const MethodSettings& s, bool times_weight) {
   MIPIN_CHECK(s.patterns != nullptr, "method '", name,
-              "' needs --patterns FILE (made by `mipin fit --method pattern`)");
+              "' needs fitted patterns (the tool's `mipin fit --method pattern`, Python's mipin.fit_patterns)");
   const Patterns* patterns = s.patterns;
   return std::make_unique<CompositeMethod>(
       name,
