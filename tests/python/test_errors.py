@@ -58,7 +58,7 @@ def test_a_target_out_of_range_is_an_index_error(models_dir):
 
 def test_bad_values_are_value_errors(models_dir, tmp_path):
     model = mipin.Model(os.path.join(models_dir, "zoo_cnn.pt"))
-    with pytest.raises(ValueError, match="option steps takes an integer >= 1, found 0"):
+    with pytest.raises(ValueError, match="option steps takes an integer from 1 to 1000000, found 0"):
         mipin.IntegratedGradients(model, steps=0)
     with pytest.raises(ValueError, match="input shape mismatch"):
         mipin.Gradient(model).attribute(torch.rand(2, 3, 28, 28))
