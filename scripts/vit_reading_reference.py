@@ -6,14 +6,17 @@ top-down on propagated signals over the first N training images (LayerNorm:
 s * sd / g; attention: P^T s to V; adds: fitted per-feature scales; forks:
 sum; GELU: the transfer factor; the class token's slot dropped), then prints
 completeness and minimality agreement on the 10,000 test images.
-FORK=mean or FORK=skip changes the forks' rule.
+FORK=mean or FORK=skip changes the forks' rule; STANDARDIZE=1 standardizes
+the pixels as scripts/prototype_vit.py does (for a model trained so).
 
-Usage: python3 scripts/vit_reading_reference.py MODEL.pt [N]"""
-import gzip, sys, numpy as np, torch
+Usage: [STANDARDIZE=1] python3 scripts/vit_reading_reference.py MODEL.pt [N]"""
+import gzip, os, sys
+
+import numpy as np
+import torch
 torch.set_default_dtype(torch.float64)
 torch.set_num_threads(2)
 ALPHA = 1e-3
-import os
 FORK = os.environ.get("FORK", "sum")
 def idx(path):
     with gzip.open(path) as f: data = f.read()
@@ -22,6 +25,8 @@ def idx(path):
 root = "/usr/share/datasets/fashion-mnist/"
 xtr = torch.tensor(idx(root+"train-images-idx3-ubyte.gz"), dtype=torch.float64).unsqueeze(1)/255
 xte = torch.tensor(idx(root+"t10k-images-idx3-ubyte.gz"), dtype=torch.float64).unsqueeze(1)/255
+if os.environ.get("STANDARDIZE") == "1":
+    xtr, xte = (xtr - 0.2860) / 0.3530, (xte - 0.2860) / 0.3530
 m = torch.jit.load(sys.argv[1]); P = {k: v.double() for k, v in m.state_dict().items()}
 NB = len([k for k in P if k.endswith("attn.in_proj_weight")]); E = P["cls"].shape[-1]; H = 4; D = E // H
 patch = P["embed.weight"].shape[-1]
