@@ -168,8 +168,9 @@ TEST(MethodOptions, CommandLineFlagsAndListingComeFromTheDeclarations) {
       std::find_if(methods.begin(), methods.end(), [](const auto& j) { return j["name"] == "integrated-gradients"; });
   EXPECT_EQ((*ig)["options"][1]["default"], "64");
   EXPECT_EQ((*ig)["options"][1]["min"], 1);
+  EXPECT_EQ((*ig)["options"][1]["max"], 1000000);
   EXPECT_EQ((*ig)["multiplies_by_input"], true);
-  EXPECT_NE(help.out.find("integrated-gradients: points on the path (an integer >= 1, default 64)"), std::string::npos)
+  EXPECT_NE(help.out.find("integrated-gradients: points on the path (an integer from 1 to 1000000, default 64)"), std::string::npos)
       << help.out;
   test::TempDir out;
   write_npy(out.file("x.npy"), torch::zeros({1, 1, 28, 28}));
